@@ -1,0 +1,55 @@
+"""dynfault: Linux's dynamic_fault() for Python.
+
+Mark the places where a rare race or failure must be handled::
+
+    if node is None or dynamic_fault("btree:race"):
+        return self._retry(key)
+
+and make any of them fire on command (`DYNFAULT_ENABLE=race`, `dynfault.control()`,
+`dynfault run --enable`, pytest, or a live control socket). This module is the public API;
+importing it loads neither libcst nor click.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .control import ControlError
+from .sites import (
+    Site,
+    control,
+    dynamic_fault,
+    dynamic_fault_async,
+    faults,
+    reset,
+    resume,
+    seed,
+    sites,
+    wait_paused,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ControlError", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
+    "install_import_hook", "reset", "resume", "seed", "sites", "uninstall_import_hook",
+    "wait_paused", "__version__",
+]
+
+
+def install_import_hook(include: Any = None, exclude: Any = None) -> Any:
+    """Rewrite the sites of modules imported from now on; see dynfault.hook."""
+    from .hook import install_import_hook as install
+
+    return install(include=include, exclude=exclude)
+
+
+def uninstall_import_hook() -> None:
+    from .hook import uninstall_import_hook as uninstall
+
+    uninstall()
+
+
+from . import _startup  # noqa: E402  (applies DYNFAULT_ENABLE once the API above exists)
+
+_startup.apply_environment()

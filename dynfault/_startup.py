@@ -1,0 +1,46 @@
+"""What happens when dynfault is first imported in a process: DYNFAULT_ENABLE, the control socket."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .control import ControlError
+from .sites import control
+
+# A bad DYNFAULT_ENABLE while the dynfault command line itself starts must become a one-line
+# error and exit 2 there, not a traceback from this import; the CLI reads it from here.
+deferred_error: ControlError | None = None
+applied = False
+
+
+def _is_cli_process() -> bool:
+    argv = getattr(sys, "orig_argv", None)
+    if argv is not None:
+        for i, word in enumerate(argv[1:-1], 1):
+            if word == "-m" and argv[i + 1] == "dynfault":
+                return True
+    elif sys.argv and sys.argv[0] == "-m":
+        return True  # 3.9: argv[0] is "-m" while `python -m X` imports X's packages
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name in ("dynfault", "dynfault.exe")
+
+
+def apply_environment() -> None:
+    global deferred_error, applied
+    text = os.environ.get("DYNFAULT_ENABLE", "")
+    if text.strip():
+        try:
+            control(text)
+            applied = True
+        except ControlError as error:
+            wrapped = ControlError(f"DYNFAULT_ENABLE: {error}")
+            if not _is_cli_process():
+                raise wrapped from None
+            deferred_error = wrapped
+    if os.environ.get("DYNFAULT_CONTROL"):
+        try:
+            from .ctl import serve_from_environment
+        except ImportError:
+            return
+        serve_from_environment()

@@ -1,0 +1,342 @@
+"""The control language: tokens, commands, parse errors, and matching a query against a site.
+
+One language for DYNFAULT_ENABLE, --enable, control(), pytest and the control socket:
+
+    class btree:race frequency 100; io:read oneshot
+    file cache.py line 40-60 after 2 times 3   # comments run to end of line
+
+Parsing is pure: text in, a tuple of Commands out, or ControlError naming the bad word and
+its 1-based column. Nothing here touches the live sites.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["ControlError", "Command", "Query", "parse", "parse_query", "KEYWORDS", "SETTINGS"]
+
+DISABLED = "disabled"
+ENABLED = "enabled"
+ONESHOT = "oneshot"
+
+KEYWORDS = ("class", "module", "file", "func", "line", "index")
+STATES = (ENABLED, DISABLED, ONESHOT)
+# "enable" is the word, "enabled" the state it sets.
+STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
+VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay")
+SETTINGS = (*STATE_WORDS, *VALUE_SETTINGS, "pause")
+DEFAULT_PAUSE_MS = 10000.0
+
+
+class ControlError(ValueError):
+    """A malformed command list; the message is one line naming the word and its column."""
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    column: int  # 1-based, in the whole command list
+
+
+class SiteLike(Protocol):
+    module: str
+    function: str
+    filename: str
+    line: int
+    fault_class: str | None
+
+
+@dataclass(frozen=True)
+class Query:
+    """The selector half of a command. Empty fields match everything."""
+
+    fault_class: str | None = None
+    module: str | None = None
+    file: str | None = None
+    func: str | None = None
+    line: tuple[int, int] | None = None
+    index: tuple[int, int] | None = None
+
+    def matches(self, site: SiteLike) -> bool:
+        """Match every keyword but `index`, which depends on the order sites are seen in."""
+        if self.fault_class is not None and not class_matches(self.fault_class, site.fault_class):
+            return False
+        if self.module is not None and not fnmatch.fnmatchcase(site.module, self.module):
+            return False
+        if self.file is not None and not file_matches(self.file, site.filename):
+            return False
+        if self.func is not None and not func_matches(self.func, site.function):
+            return False
+        if self.line is not None and not self.line[0] <= site.line <= self.line[1]:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        parts = []
+        for key, value in (("class", self.fault_class), ("module", self.module),
+                           ("file", self.file), ("func", self.func)):
+            if value is not None:
+                parts.append(f"{key} {quote(value)}")
+        for key, span in (("line", self.line), ("index", self.index)):
+            if span is not None:
+                parts.append(f"{key} {span[0]}" if span[0] == span[1] else f"{key} {span[0]}-{span[1]}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: a query plus the settings it names (None: not named)."""
+
+    query: Query
+    state: str = ENABLED
+    frequency: int | None = None
+    times: int | None = None
+    after: int | None = None
+    probability: float | None = None
+    delay: float | None = None
+    pause: float | None = None
+    state_named: bool = False
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def quote(value: str) -> str:
+    if value and not any(c.isspace() or c in "'\";,#" for c in value):
+        return value
+    return "'" + value + "'" if "'" not in value else '"' + value + '"'
+
+
+def _has_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern or "[" in pattern
+
+
+def class_matches(pattern: str, fault_class: str | None) -> bool:
+    """`btree` matches `btree` and `btree:race`, never `btreex`; globs match any `:` prefix."""
+    if fault_class is None:
+        return False
+    if not _has_glob(pattern):
+        return fault_class == pattern or fault_class.startswith(pattern + ":")
+    if fnmatch.fnmatchcase(fault_class, pattern):
+        return True
+    parts = fault_class.split(":")
+    return any(fnmatch.fnmatchcase(":".join(parts[:n]), pattern) for n in range(1, len(parts)))
+
+
+def class_prefixes(fault_class: str) -> list[str]:
+    """Every class a site belongs to: `a:b:c` is in `a`, `a:b` and `a:b:c`."""
+    parts = fault_class.split(":")
+    return [":".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
+def file_matches(pattern: str, filename: str) -> bool:
+    """The full path or any trailing part of it, on `/` boundaries."""
+    name = filename.replace("\\", "/")
+    pattern = pattern.replace("\\", "/")
+    if not _has_glob(pattern):
+        return name == pattern or name.endswith("/" + pattern.lstrip("/"))
+    parts = name.split("/")
+    return any(fnmatch.fnmatchcase("/".join(parts[n:]), pattern) for n in range(len(parts)))
+
+
+def func_matches(pattern: str, function: str) -> bool:
+    if fnmatch.fnmatchcase(function, pattern):
+        return True
+    return fnmatch.fnmatchcase(function.rsplit(".", 1)[-1], pattern)
+
+
+# -- tokenizing -------------------------------------------------------------------------------
+
+def _split_commands(text: str) -> list[list[Word]]:
+    """Split into commands of words, honouring quotes and comments."""
+    commands: list[list[Word]] = []
+    words: list[Word] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in ";,\n":
+            commands.append(words)
+            words = []
+            i += 1
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c.isspace():
+            i += 1
+        else:
+            start = i
+            chars: list[str] = []
+            while i < n and not text[i].isspace() and text[i] not in ";,#":
+                if text[i] in "'\"":
+                    close = text.find(text[i], i + 1)
+                    if close < 0:
+                        raise ControlError(
+                            f"unclosed quote {text[i:i + 20]!s} at column {i + 1}")
+                    chars.append(text[i + 1:close])
+                    i = close + 1
+                else:
+                    chars.append(text[i])
+                    i += 1
+            words.append(Word("".join(chars), start + 1))
+    commands.append(words)
+    return [c for c in commands if c]
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+def _error(word: Word, why: str) -> ControlError:
+    return ControlError(f"{why} at column {word.column}")
+
+
+def _suggest(text: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(text, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _int(word: Word, name: str, minimum: int) -> int:
+    try:
+        value = int(word.text, 10)
+    except ValueError:
+        raise _error(word, f"'{word.text}': {name} takes a whole number") from None
+    if value < minimum:
+        raise _error(word, f"'{word.text}': {name} must be at least {minimum}")
+    return value
+
+
+def _number(word: Word, name: str) -> float:
+    try:
+        value = float(word.text)
+    except ValueError:
+        raise _error(word, f"'{word.text}': {name} takes a number") from None
+    if not math.isfinite(value):
+        raise _error(word, f"'{word.text}': {name} takes a finite number")
+    return value
+
+
+def _span(word: Word, name: str, minimum: int) -> tuple[int, int]:
+    low, dash, high = word.text.partition("-")
+    if not dash:
+        value = _int(word, name, minimum)
+        return value, value
+    first = _int(Word(low, word.column), name, minimum)
+    last = _int(Word(high, word.column), name, minimum)
+    if first > last:
+        raise _error(word, f"'{word.text}': {name} range runs backwards")
+    return first, last
+
+
+def _parse_command(words: list[Word], text: str) -> Command:
+    query: dict[str, object] = {}
+    settings: dict[str, object] = {}
+    state: str | None = None
+    state_word: Word | None = None
+    i = 0
+    if words[0].text not in KEYWORDS and words[0].text not in SETTINGS:
+        query["fault_class"] = words[0].text  # the shorthand: `race oneshot`
+        i = 1
+        if not words[0].text:
+            raise _error(words[0], "empty class name")
+    while i < len(words):
+        word = words[i]
+        key = word.text
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if key in KEYWORDS:
+            field_name = "fault_class" if key == "class" else key
+            if field_name in query:
+                raise _error(word, f"'{key}' given twice")
+            if nxt is None:
+                raise _error(word, f"'{key}' needs a value")
+            if key == "line":
+                query[field_name] = _span(nxt, "line", 1)
+            elif key == "index":
+                query[field_name] = _span(nxt, "index", 0)
+            else:
+                if not nxt.text:
+                    raise _error(nxt, f"'{key}' needs a non-empty value")
+                query[field_name] = nxt.text
+            i += 2
+        elif key in STATE_WORDS:
+            if state_word is not None:
+                raise _error(word, f"'{key}' conflicts with '{state_word.text}'")
+            state, state_word = STATE_WORDS[key], word
+            i += 1
+        elif key in VALUE_SETTINGS:
+            if key in settings:
+                raise _error(word, f"'{key}' given twice")
+            if nxt is None:
+                raise _error(word, f"'{key}' needs a value")
+            if key == "frequency":
+                settings[key] = _int(nxt, key, 0)
+            elif key == "times":
+                settings[key] = _int(nxt, key, 1)
+            elif key == "after":
+                settings[key] = _int(nxt, key, 0)
+            elif key == "probability":
+                p = _number(nxt, key)
+                if not 0.0 < p <= 1.0:
+                    raise _error(nxt, f"'{nxt.text}': probability must be in (0, 1]")
+                settings[key] = p
+            else:
+                ms = _number(nxt, key)
+                if ms < 0:
+                    raise _error(nxt, f"'{nxt.text}': delay must not be negative")
+                settings[key] = ms
+            i += 2
+        elif key == "pause":
+            if "pause" in settings:
+                raise _error(word, "'pause' given twice")
+            ms = DEFAULT_PAUSE_MS
+            i += 1
+            if nxt is not None and nxt.text[:1].isdigit():
+                ms = _number(nxt, "pause")
+                i += 1
+            settings["pause"] = ms
+        else:
+            raise _error(word, f"unknown word '{key}'{_suggest(key, KEYWORDS + SETTINGS)}")
+    return Command(query=Query(**query), state=state or ENABLED,  # type: ignore[arg-type]
+                   state_named=state is not None, text=text, **settings)  # type: ignore[arg-type]
+
+
+def parse(text: str) -> tuple[Command, ...]:
+    """Parse a command list; raise ControlError, naming the word, if any of it is malformed."""
+    if not isinstance(text, str):
+        raise ControlError(f"commands must be a string, not {type(text).__name__}")
+    commands = []
+    for words in _split_commands(text):
+        source = text[words[0].column - 1:_end_column(text, words[-1])]
+        commands.append(_parse_command(words, source.strip()))
+    return tuple(commands)
+
+
+def _end_column(text: str, last: Word) -> int:
+    """Where the command's last word ends in the source, quotes included."""
+    i = last.column - 1
+    while i < len(text) and not text[i].isspace() and text[i] not in ";,#":
+        if text[i] in "'\"":
+            i = text.find(text[i], i + 1)
+        i += 1
+    return i
+
+
+def parse_query(text: str | None) -> Query:
+    """A query for sites(), wait_paused() and resume(): selectors only, one command."""
+    if text is None or not text.strip():
+        return Query()
+    commands = parse(text)
+    if len(commands) != 1:
+        raise ControlError(f"a query is one command, got {len(commands)}: {text!r}")
+    command = commands[0]
+    named = [s for s in (*VALUE_SETTINGS, "pause") if getattr(command, s) is not None]
+    if named or command.state_named:
+        raise ControlError(f"a query takes no settings: {text!r}")
+    return command.query
+
+
+def nearest(word: str, names: list[str]) -> list[str]:
+    """Existing names closest to a word that matched nothing (typo detection)."""
+    return difflib.get_close_matches(word, sorted(set(names)), n=3, cutoff=0.6)

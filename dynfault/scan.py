@@ -1,0 +1,252 @@
+"""Find the fault sites in a source file, without importing it (the standard `ast`, no libcst).
+
+This one analysis names every site: the rewriter transforms the calls it finds, `list` prints
+them, and the runtime function looks itself up in it, so all three agree on each site's
+function, line and index.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from importlib.util import decode_source
+
+__all__ = ["ScannedSite", "scan_source", "scan_file", "MARKER"]
+
+MARKER = b"dynamic_fault"  # the byte prefilter: a file without it has no sites
+FUNCTIONS = ("dynamic_fault", "dynamic_fault_async")
+MODULES = ("dynfault", "dynfault.sites")
+_MODULE_BINDING = "module"
+_OTHER = "other"
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class ScannedSite:
+    index: int
+    line: int
+    col: int  # UTF-8 byte offsets, as ast and co_positions() give them
+    end_line: int
+    end_col: int
+    char_col: int  # the same start in characters, as libcst counts
+    function: str
+    fault_class: str | None  # None: not a string literal, named by its first call
+    is_async: bool
+
+
+class _Scope:
+    __slots__ = ("kind", "parent", "qualname", "bindings", "declared_global", "declared_nonlocal")
+
+    def __init__(self, kind: str, parent: _Scope | None, qualname: str) -> None:
+        self.kind = kind
+        self.parent = parent
+        self.qualname = qualname
+        # name -> [(what it is bound to, bound inside an `except` fallback)]
+        self.bindings: dict[str, list[tuple[str, bool]]] = {}
+        self.declared_global: set[str] = set()
+        self.declared_nonlocal: set[str] = set()
+
+    def child_qualname(self, name: str) -> str:
+        if self.kind == "module":
+            return name
+        if self.kind == "class":
+            return f"{self.qualname}.{name}"
+        return f"{self.qualname}.<locals>.{name}"
+
+    def module(self) -> _Scope:
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
+
+    def resolve(self, name: str) -> list[tuple[str, bool]]:
+        scope: _Scope | None = self
+        if name in self.declared_global:
+            scope = self.module()
+        first = True
+        while scope is not None:
+            if (first or scope.kind != "class") and name in scope.bindings:
+                if not (first and name in scope.declared_nonlocal):
+                    return scope.bindings[name]
+            first = False
+            scope = scope.parent
+        return []
+
+
+class _Finder(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.scope = _Scope("module", None, "<module>")
+        self.calls: list[tuple[ast.Call, _Scope, str, str]] = []  # call, scope, kind, name
+        self.in_except = 0
+
+    def bind(self, name: str, what: str = _OTHER) -> None:
+        self.scope.bindings.setdefault(name, []).append((what, self.in_except > 0))
+
+    def enter(self, kind: str, name: str) -> _Scope:
+        outer = self.scope
+        self.scope = _Scope(kind, outer, outer.child_qualname(name))
+        return outer
+
+    # -- scopes --------------------------------------------------------------------------------
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+                  name: str) -> None:
+        for decorator in getattr(node, "decorator_list", ()):
+            self.visit(decorator)
+        self._arguments_outside(node.args)
+        returns = getattr(node, "returns", None)
+        if returns is not None:
+            self.visit(returns)
+        for param in getattr(node, "type_params", ()):  # 3.12 generics: their own scope; rare
+            self.visit(param)
+        if not isinstance(node, ast.Lambda):
+            self.bind(name)
+        outer = self.enter("function", name)
+        args = node.args
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs,
+                    *(a for a in (args.vararg, args.kwarg) if a is not None)]:
+            self.bind(arg.arg)
+        body = node.body if isinstance(node.body, list) else [node.body]
+        for statement in body:
+            self.visit(statement)
+        self.scope = outer
+
+    def _arguments_outside(self, args: ast.arguments) -> None:
+        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
+            self.visit(default)
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs,
+                    *(a for a in (args.vararg, args.kwarg) if a is not None)]:
+            if arg.annotation is not None:
+                self.visit(arg.annotation)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._function(node, node.name)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._function(node, node.name)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._function(node, "<lambda>")
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
+            self.visit(expr)
+        self.bind(node.name)
+        outer = self.enter("class", node.name)
+        for statement in node.body:
+            self.visit(statement)
+        self.scope = outer
+
+    # -- bindings ------------------------------------------------------------------------------
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if alias.asname:
+                self.bind(alias.asname, _MODULE_BINDING if alias.name in MODULES else _OTHER)
+            else:
+                top = alias.name.split(".")[0]
+                self.bind(top, _MODULE_BINDING if top == "dynfault" else _OTHER)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        ours = node.level == 0 and node.module in MODULES
+        for alias in node.names:
+            if alias.name == "*":
+                if ours:
+                    for name in FUNCTIONS:
+                        self.bind(name, name)
+                continue
+            what = alias.name if ours and alias.name in FUNCTIONS else _OTHER
+            self.bind(alias.asname or alias.name, what)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if not isinstance(node.ctx, ast.Load):
+            self.bind(node.id)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.scope.declared_global.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.scope.declared_nonlocal.update(node.names)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        # `except ImportError: def dynamic_fault(...)` is a fallback for when dynfault is
+        # missing; where the hook runs, dynfault is there and the import is what counts.
+        self.in_except += 1
+        if node.name:
+            self.bind(node.name)
+        self.generic_visit(node)
+        self.in_except -= 1
+
+    # -- calls ---------------------------------------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id:
+            self.calls.append((node, self.scope, "name", func.id))
+        elif (isinstance(func, ast.Attribute) and func.attr in FUNCTIONS
+              and isinstance(func.value, ast.Name)):
+            self.calls.append((node, self.scope, "attribute", func.value.id))
+        self.generic_visit(node)
+
+
+def _is_ours(bindings: list[tuple[str, bool]], want: tuple[str, ...]) -> bool:
+    real = [what for what, fallback in bindings if not fallback] or [w for w, _ in bindings]
+    return bool(real) and all(what in want for what in real)
+
+
+def _fault_class_arg(call: ast.Call) -> tuple[bool, str | None]:
+    """(is a site at all, its literal class or None)."""
+    if len(call.args) == 1 and not call.keywords and not isinstance(call.args[0], ast.Starred):
+        arg = call.args[0]
+    elif not call.args and len(call.keywords) == 1 and call.keywords[0].arg == "fault_class":
+        arg = call.keywords[0].value
+    else:
+        return False, None
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return True, arg.value
+    return True, None
+
+
+def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[ScannedSite]:
+    """Every site in a module's source, in source order. Raises SyntaxError as compile() would."""
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    if MARKER not in data:
+        return []
+    tree = ast.parse(data, filename)
+    finder = _Finder()
+    finder.visit(tree)
+    found: list[tuple[ast.Call, str, bool, str | None]] = []
+    for call, scope, kind, name in finder.calls:
+        if kind == "name":
+            what = scope.resolve(name)
+            if not _is_ours(what, FUNCTIONS):
+                continue
+            function_name = next(w for w, _ in what if w in FUNCTIONS)
+        else:
+            if not _is_ours(scope.resolve(name), (_MODULE_BINDING,)):
+                continue
+            assert isinstance(call.func, ast.Attribute)
+            function_name = call.func.attr
+        is_site, fault_class = _fault_class_arg(call)
+        if is_site:
+            found.append((call, scope.qualname, function_name.endswith("_async"),
+                          fault_class))
+    found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+    lines = _NEWLINE.split(decode_source(data)) if found else []
+    result = []
+    for index, (call, function, is_async, fault_class) in enumerate(found):
+        text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""
+        char_col = len(text.encode("utf-8")[:call.col_offset].decode("utf-8", "replace"))
+        result.append(ScannedSite(
+            index=index, line=call.lineno, col=call.col_offset,
+            end_line=call.end_lineno or call.lineno, end_col=call.end_col_offset or 0,
+            char_col=char_col, function=function, fault_class=fault_class, is_async=is_async))
+    return result
+
+
+def scan_file(path: str) -> list[ScannedSite] | None:
+    """The sites of a file on disk; None when it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return scan_source(data, path)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
