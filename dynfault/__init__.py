@@ -8,6 +8,9 @@ Mark the places where a rare race or failure must be handled::
 and make any of them fire on command (`DYNFAULT_ENABLE=race`, `dynfault.control()`,
 `dynfault run --enable`, pytest, or a live control socket). This module is the public API;
 importing it loads neither libcst nor click.
+
+PYTEST_DONT_REWRITE: dynfault is often imported before pytest starts (in `dynfault run -m
+pytest` and its child processes); pytest's assertion rewriting has nothing to do here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What happens when dynfault is first imported in a process: DYNFAULT_ENABLE, the control socket."""
+"""What dynfault does when first imported: DYNFAULT_SEED, DYNFAULT_ENABLE, the control socket."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import sys
 
 from .control import ControlError
-from .sites import control
+from .sites import control, seed_error
 
 # A bad DYNFAULT_ENABLE while the dynfault command line itself starts must become a one-line
 # error and exit 2 there, not a traceback from this import; the CLI reads it from here.
@@ -28,6 +28,11 @@ def _is_cli_process() -> bool:
 
 def apply_environment() -> None:
     global deferred_error, applied
+    if seed_error is not None:
+        if not _is_cli_process():
+            raise seed_error
+        deferred_error = seed_error
+        return
     text = os.environ.get("DYNFAULT_ENABLE", "")
     if text.strip():
         try:
@@ -38,9 +43,7 @@ def apply_environment() -> None:
             if not _is_cli_process():
                 raise wrapped from None
             deferred_error = wrapped
-    if os.environ.get("DYNFAULT_CONTROL"):
-        try:
-            from .ctl import serve_from_environment
-        except ImportError:
-            return
+    if os.environ.get("DYNFAULT_CONTROL", "").strip():
+        from .ctl import serve_from_environment
+
         serve_from_environment()

@@ -83,7 +83,8 @@ class Query:
                 parts.append(f"{key} {quote(value)}")
         for key, span in (("line", self.line), ("index", self.index)):
             if span is not None:
-                parts.append(f"{key} {span[0]}" if span[0] == span[1] else f"{key} {span[0]}-{span[1]}")
+                low, high = span
+                parts.append(f"{key} {low}" if low == high else f"{key} {low}-{high}")
         return " ".join(parts)
 
 
@@ -175,8 +176,8 @@ def _split_commands(text: str) -> list[list[Word]]:
                 if text[i] in "'\"":
                     close = text.find(text[i], i + 1)
                     if close < 0:
-                        raise ControlError(
-                            f"unclosed quote {text[i:i + 20]!s} at column {i + 1}")
+                        shown = _one_line(text[i:].split("\n", 1)[0][:20])
+                        raise ControlError(f"unclosed quote {shown} at column {i + 1}")
                     chars.append(text[i + 1:close])
                     i = close + 1
                 else:
@@ -189,8 +190,13 @@ def _split_commands(text: str) -> list[list[Word]]:
 
 # -- parsing ----------------------------------------------------------------------------------
 
+def _one_line(text: str) -> str:
+    # A quoted word may hold a newline; the message must stay one line.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _error(word: Word, why: str) -> ControlError:
-    return ControlError(f"{why} at column {word.column}")
+    return ControlError(f"{_one_line(why)} at column {word.column}")
 
 
 def _suggest(text: str, choices: tuple[str, ...]) -> str:
@@ -223,8 +229,13 @@ def _span(word: Word, name: str, minimum: int) -> tuple[int, int]:
     if not dash:
         value = _int(word, name, minimum)
         return value, value
-    first = _int(Word(low, word.column), name, minimum)
-    last = _int(Word(high, word.column), name, minimum)
+    try:
+        first = _int(Word(low, word.column), name, minimum)
+        last = _int(Word(high, word.column), name, minimum)
+    except ControlError:
+        # Name the whole word (`3-x`, `-1`), not the half that failed to parse.
+        raise _error(word, f"'{word.text}': {name} takes N or N-M, whole numbers "
+                           f"of at least {minimum}") from None
     if first > last:
         raise _error(word, f"'{word.text}': {name} range runs backwards")
     return first, last

@@ -1,25 +1,426 @@
-"""The pytest plugin (entry point `pytest11`, name `dynfault`)."""
+"""The pytest plugin (entry point `pytest11`, name `dynfault`).
+
+- `--dynfault=CMDS` (repeatable): commands for the whole session, in every xdist worker too.
+- `--dynfault-report`: the sites the suite reached and fired, at the end of the session.
+- `@pytest.mark.dynfault(CMDS)`: commands for one test.
+- the `dynfault` fixture: control, sites, faults, hits/fired of the current test, pauses.
+
+Every test ends with the rules, site states and counters it started with, and no thread left
+paused, whether it passed or failed. Session commands therefore stay for the whole session, and a
+`oneshot` that one test consumed is armed again for the next.
+
+The import hook goes in before conftest files and test modules import the code under test.
+Test files and conftests keep pytest's assertion rewriting (their own sites still work, through
+the runtime function); application modules get dynfault's rewriting.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
 import pytest
 
-from .control import ControlError, parse
-from .sites import control
+from . import report
+from .control import Command, ControlError, Query, parse
+from .sites import (
+    Rule,
+    Site,
+    Snapshot,
+    control,
+    faults,
+    history,
+    paused,
+    reset,
+    resume,
+    seed,
+    set_reporting,
+    wait_paused,
+)
+from .sites import sites as live_sites
+
+
+class _HookHandle(Protocol):
+    def uninstall(self) -> None: ...
+
+
+class _Session:
+    """What the plugin set up for one pytest session, to report on and to undo."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.hook: _HookHandle | None = None
+        self.before: Snapshot | None = None  # the state before the session's commands
+        self.session_rules: list[tuple[str, Rule]] = []
+        self.reporting = False
+        # Each test gives its counters back at its end; the report needs what they reached.
+        self.counted: dict[Site, list[int]] = {}
+        # Under xdist the controller reports what its workers sent back.
+        self.from_workers: list[dict[str, Any]] = []
+        self.seed_for_workers = False
+
+
+class _TestState:
+    def __init__(self) -> None:
+        self.snapshot = Snapshot(counters=True)
+        self.baseline: dict[Site, tuple[int, int]] = {
+            site: (site.hits, site.fired) for site in live_sites()}
+
+
+_SESSION = pytest.StashKey[_Session]()
+_TEST = pytest.StashKey[_TestState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dynfault", "fault injection with dynfault")
     group.addoption("--dynfault", action="append", default=[], metavar="CMDS",
-                    help="dynfault commands applied for the whole session (repeatable)")
+                    help="dynfault commands applied for the whole session (repeatable); "
+                         "every test starts from them")
+    group.addoption("--dynfault-report", action="store_true", default=False,
+                    help="print each site's hits and fires at the end of the session")
+    group.addoption("--dynfault-no-hook", action="store_true", default=False,
+                    help="do not rewrite sites at import; dynamic_fault() still works, slower")
+
+
+# -- the session ---------------------------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # The earliest hook that sees our options and still runs before any conftest is imported.
+    _start(early_config, early_config.known_args_namespace)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    commands = config.getoption("dynfault") or []
+    config.addinivalue_line(
+        "markers",
+        "dynfault(commands): apply dynfault commands for this test only "
+        "(e.g. 'class race oneshot'); restored when the test ends")
+    # A plugin loaded from a conftest (`pytest_plugins`) never saw pytest_load_initial_conftests.
+    _start(config, config.option)
+
+
+def _start(config: pytest.Config, options: Any) -> None:
+    state = config.stash.setdefault(_SESSION, _Session())
+    if state.started:
+        return
+    commands: list[str] = list(getattr(options, "dynfault", None) or [])
     for text in commands:
         try:
             parse(text)
         except ControlError as error:
-            raise pytest.UsageError(f"--dynfault: {error}") from None
+            raise pytest.UsageError(f"--dynfault {text!r}: {error}") from None
+    state.started = True
+    state.before = Snapshot()
+    if getattr(options, "dynfault_report", False):
+        state.reporting = True
+        set_reporting(True)
+    if not _is_xdist_worker(config) and _will_run_xdist_workers(options) \
+            and not os.environ.get("DYNFAULT_SEED", "").strip():
+        # Workers inherit the environment: one seed for all, printed once, replays them all.
+        os.environ["DYNFAULT_SEED"] = str(seed())
+        state.seed_for_workers = True
+    if not getattr(options, "dynfault_no_hook", False):
+        state.hook = _install_hook()
     for text in commands:
+        known = len(history())
         control(text)
+        state.session_rules += [(text, rule) for rule in history()[known:]]
+
+
+def _will_run_xdist_workers(options: Any) -> bool:
+    # Read before xdist turns `-n N` into a `--dist` mode, which it does after this runs.
+    return getattr(options, "dist", "no") != "no" or getattr(options, "numprocesses", 0) not in (
+        0, None)
+
+
+def _install_hook() -> _HookHandle | None:
+    """Install the import hook; None when one was in place already (`dynfault run -m pytest`):
+    that one is not ours to take out at the end.
+
+    Its place on sys.meta_path does not matter to pytest: our finder asks the other finders
+    first and only takes over plain source modules, so test files and conftests, which pytest's
+    assertion rewriter claims with its own loader, stay with it and keep assert introspection.
+    """
+    from .hook import install_import_hook
+
+    before = {id(finder) for finder in sys.meta_path}
+    handle: _HookHandle = install_import_hook()
+    if all(id(finder) in before for finder in sys.meta_path):
+        return None
+    return handle
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_SESSION, None)
+    if state is None or not state.started:
+        return
+    state.started = False
+    resume()
+    if state.hook is not None:
+        state.hook.uninstall()
+        state.hook = None
+    if state.reporting:
+        set_reporting(False)
+    if state.seed_for_workers:
+        os.environ.pop("DYNFAULT_SEED", None)
+    if state.before is not None:
+        state.before.restore()  # an in-process run (pytester inline) leaves its host as it was
+
+
+# -- every test ----------------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    test = item.stash[_TEST] = _TestState()
+    try:
+        yield
+    finally:
+        _end_test(item.config, test)
+
+
+def _end_test(config: pytest.Config, test: _TestState) -> None:
+    resume()  # before the restore: a thread still paused would count after it
+    state = config.stash.get(_SESSION, None)
+    if state is not None and state.reporting:
+        for site in live_sites():
+            hits, fired = test.baseline.get(site, (0, 0))
+            counted = state.counted.setdefault(site, [0, 0])
+            counted[0] += _since(site.hits, hits)
+            counted[1] += _since(site.fired, fired)
+    test.snapshot.restore()
+
+
+def _since(now: int, then: int) -> int:
+    # A counter below its start value was reset during the test: all of it is the test's.
+    return now - then if now >= then else now
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A bad marker is this test's setup error, named in one line; the other tests still run.
+    for marker in item.iter_markers("dynfault"):
+        if marker.kwargs or not marker.args:
+            pytest.fail("@pytest.mark.dynfault takes one or more command strings, "
+                        f"got {_marker_text(marker)}", pytrace=False)
+        for commands in marker.args:
+            problem = _problem(commands)
+            if problem:  # failed outside the except block: no chained "During handling" text
+                pytest.fail(f"@pytest.mark.dynfault({commands!r}): {problem}", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # Applied once every fixture is set up, so the commands are those of the test body: a
+    # fixture that resets dynfault (or arms something) during setup does not undo them.
+    # iter_markers gives the closest first; module, class, function order lets the closest win.
+    for marker in reversed(list(item.iter_markers("dynfault"))):
+        for commands in marker.args:
+            control(commands)
+
+
+def _problem(commands: object) -> str:
+    if not isinstance(commands, str):
+        return f"commands must be a string, not {type(commands).__name__}"
+    try:
+        parse(commands)
+    except ControlError as error:
+        return str(error)
+    return ""
+
+
+def _marker_text(marker: pytest.Mark) -> str:
+    words = [repr(a) for a in marker.args] + [f"{k}={v!r}" for k, v in marker.kwargs.items()]
+    return f"dynfault({', '.join(words)})"
+
+
+# -- the fixture ---------------------------------------------------------------------------------
+
+class DynfaultFixture:
+    """The `dynfault` fixture: dynfault's API, plus counters of the current test alone.
+
+    Whatever a test changes through it (or through `dynfault` directly) is undone when the test
+    ends; `hits()` and `fired()` count from the test's start.
+    """
+
+    def __init__(self, test: _TestState) -> None:
+        self._test = test
+
+    def control(self, commands: str) -> int:
+        """Apply commands; return how many loaded sites they matched."""
+        return control(commands)
+
+    def sites(self, query: str | None = None) -> list[Site]:
+        return live_sites(query)
+
+    def faults(self, commands: str, scope: str = "global") -> AbstractContextManager[int]:
+        """Commands for a `with` block; scope="context" arms them for this thread or task only."""
+        return faults(commands, scope=scope)
+
+    def hits(self, query: str | None = None) -> int:
+        """Hits of the matching sites during this test (disabled ones count under a report)."""
+        return sum(_since(s.hits, self._test.baseline.get(s, (0, 0))[0])
+                   for s in live_sites(query))
+
+    def fired(self, query: str | None = None) -> int:
+        """Fires of the matching sites during this test."""
+        return sum(_since(s.fired, self._test.baseline.get(s, (0, 0))[1])
+                   for s in live_sites(query))
+
+    def paused(self, query: str | None = None) -> list[Site]:
+        return paused(query)
+
+    def wait_paused(self, query: str | None = None, count: int = 1,
+                    timeout: float = 10.0) -> int:
+        return wait_paused(query, count=count, timeout=timeout)
+
+    def resume(self, query: str | None = None) -> int:
+        return resume(query)
+
+    def reset(self) -> None:
+        """No rules (the session's too, until the test ends), sites disabled, counters zero."""
+        reset()
+        self._test.baseline = {}
+
+
+@pytest.fixture
+def dynfault(request: pytest.FixtureRequest) -> Iterator[DynfaultFixture]:
+    test = request.node.stash.get(_TEST, None)
+    if test is None:  # an item run without our protocol hook (another plugin's runner)
+        test = _TestState()
+    yield DynfaultFixture(test)
+
+
+# -- the report ---------------------------------------------------------------------------------
+# Each process turns its sites and commands into plain data (xdist carries only plain data from
+# its workers); the process that prints merges them and formats them with dynfault.report.
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _runs_xdist_workers(config: pytest.Config) -> bool:
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def _report_data(state: _Session) -> dict[str, Any]:
+    """This process's sites with the counts the whole session reached, and its commands."""
+    sites = []
+    for site in live_sites():
+        entry = site.as_dict()
+        counted = state.counted.get(site, [0, 0])
+        entry["hits"] = site.hits + counted[0]
+        entry["fired"] = site.fired + counted[1]
+        entry["settings"] = site.settings()
+        sites.append(entry)
+    rules = [{"command": rule.command.text, "matched": rule.matched,
+              "query": dataclasses.asdict(rule.command.query)} for rule in history()]
+    return {"sites": sites, "rules": rules, "seed": seed()}
+
+
+class _SiteTotal:
+    """A site as the report shows it: its identity, its state now, its session's counts."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+        self.module: str = entry["module"]
+        self.function: str = entry["function"]
+        self.filename: str = entry["filename"]
+        self.line: int = entry["line"]
+        self.fault_class: str | None = entry["fault_class"]
+        self.index: int = entry["index"]
+        self.hits: int = entry["hits"]
+        self.fired: int = entry["fired"]
+
+    def settings(self) -> str:
+        return str(self.entry["settings"])
+
+    def as_dict(self) -> dict[str, object]:
+        fields = {k: v for k, v in self.entry.items() if k != "settings"}
+        return dict(fields, hits=self.hits, fired=self.fired)
+
+
+class _RuleTotal:
+    def __init__(self, text: str, query: Query, matched: int) -> None:
+        self.command = Command(query=query, text=text)
+        self.matched = matched
+
+
+def _merge(parts: list[dict[str, Any]]) -> tuple[list[_SiteTotal], list[_RuleTotal], list[int]]:
+    """One list of sites, of commands and of seeds from several processes' report data."""
+    sites: dict[tuple[str, int], _SiteTotal] = {}
+    rules: dict[str, _RuleTotal] = {}
+    seeds: list[int] = []
+    for part in parts:
+        for entry in part["sites"]:
+            key = (entry["filename"], entry["index"])
+            if key in sites:
+                sites[key].hits += entry["hits"]
+                sites[key].fired += entry["fired"]
+            else:
+                sites[key] = _SiteTotal(entry)
+        for rule in part["rules"]:
+            # A marker's command is applied anew for each test: it matched if any of them did.
+            if rule["command"] in rules:
+                rules[rule["command"]].matched += rule["matched"]
+            else:
+                rules[rule["command"]] = _RuleTotal(rule["command"], _query(rule["query"]),
+                                                    rule["matched"])
+        if part["seed"] not in seeds:
+            seeds.append(part["seed"])
+    return list(sites.values()), list(rules.values()), seeds
+
+
+def _query(fields: dict[str, Any]) -> Query:
+    def span(value: Any) -> tuple[int, int] | None:
+        return None if value is None else (int(value[0]), int(value[1]))
+
+    return Query(fault_class=fields["fault_class"], module=fields["module"],
+                 file=fields["file"], func=fields["func"], line=span(fields["line"]),
+                 index=span(fields["index"]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(_SESSION, None)
+    if state is not None and state.reporting and _is_xdist_worker(config):
+        # xdist sends workeroutput to the controller once this hook is done.
+        config.workeroutput["dynfault"] = _report_data(state)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    data = getattr(node, "workeroutput", {}).get("dynfault")
+    state = node.config.stash.get(_SESSION, None)
+    if data is not None and state is not None:
+        state.from_workers.append(data)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    state = config.stash.get(_SESSION, None)
+    if state is None or not state.started or _is_xdist_worker(config):
+        return
+    distributed = _runs_xdist_workers(config)
+    if not state.reporting:
+        if distributed:
+            return  # the controller imports no code under test: its match counts mean nothing
+        # Without a report, only the session's own commands: a typo there would go unnoticed.
+        rules: list[Any] = [rule for _, rule in state.session_rules]
+        for entry in report.unmatched(rules, live_sites(), str(config.rootpath)):
+            terminalreporter.write_line(report.unmatched_line(entry))
+        return
+    # Under xdist the workers' counts are the session's; the controller ran no test.
+    parts = state.from_workers if distributed else [_report_data(state)]
+    sites, merged, seeds = _merge(parts)
+    missed = report.unmatched(merged, sites, str(config.rootpath))
+    terminalreporter.write_sep("=", "dynfault")
+    text = report.table(sites, seeds[0] if seeds else seed(), missed, str(config.rootpath))
+    for line in text.splitlines():
+        terminalreporter.write_line(line)
+    if len(seeds) > 1:
+        terminalreporter.write_line("dynfault: the workers drew with seeds "
+                                    + ", ".join(str(s) for s in seeds))

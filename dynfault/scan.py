@@ -210,7 +210,8 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
     data = source.encode("utf-8") if isinstance(source, str) else source
     if MARKER not in data:
         return []
-    tree = ast.parse(data, filename)
+    # A str is decoded already: parsing its UTF-8 bytes would apply a coding cookie a second time.
+    tree = ast.parse(source, filename)
     finder = _Finder()
     finder.visit(tree)
     found: list[tuple[ast.Call, str, bool, str | None]] = []
@@ -230,7 +231,8 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
             found.append((call, scope.qualname, function_name.endswith("_async"),
                           fault_class))
     found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-    lines = _NEWLINE.split(decode_source(data)) if found else []
+    decoded = source if isinstance(source, str) else decode_source(data)
+    lines = _NEWLINE.split(decoded) if found else []
     result = []
     for index, (call, function, is_async, fault_class) in enumerate(found):
         text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""

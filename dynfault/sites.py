@@ -15,9 +15,9 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any
 
 from .control import (
     DISABLED,
@@ -187,7 +187,7 @@ class Site(Arm):
             return False
         return True
 
-    def dynamic_async(self, fault_class: str) -> Awaitable[bool]:
+    def dynamic_async(self, fault_class: str) -> Coroutine[Any, Any, bool]:
         if self.fault_class is None:
             _name_class(self, fault_class)
         return self.fire_async()
@@ -200,7 +200,9 @@ _sites: list[Site] = []
 _by_key: dict[tuple[str, int], Site] = {}
 _by_class: dict[str, list[Site]] = {}
 _frame_sites: dict[tuple[object, int], Site] = {}
-_tables: dict[str, dict[tuple[int, ...], ScannedSite] | None] = {}
+# filename -> ((mtime_ns, size), its scanned sites, {(line, end_line, col, end_col): site})
+_Table = tuple[tuple[int, int], list["ScannedSite"], dict[tuple[int, ...], "ScannedSite"]]
+_tables: dict[str, _Table] = {}
 _reporting = False
 # True while any rule, scope or report is live; the runtime function walks no frame otherwise.
 _slow = False
@@ -243,11 +245,12 @@ class _Scope:
         self.rules = [Rule(c) for c in commands]
         self.arms: dict[Site, Arm] = {}
 
-    def take(self, site: Site) -> bool:
+    def take(self, site: Site, recount: bool = True) -> bool:
         armed = False
         for rule in self.rules:
             if rule.selects(site):
-                rule.matched += 1
+                if recount or rule.command.query.fault_class is not None:
+                    rule.matched += 1
                 self.arms.setdefault(site, Arm())._apply(rule.command)
                 armed = True
         return armed
@@ -281,6 +284,15 @@ def _index_class(site: Site) -> None:
             bucket.sort(key=lambda s: s._seq)
 
 
+def _unindex_class(site: Site) -> None:
+    if site.fault_class is None:
+        return
+    for prefix in class_prefixes(site.fault_class):
+        bucket = _by_class.get(prefix, [])
+        if site in bucket:
+            bucket.remove(site)
+
+
 def _take_rules(site: Site) -> None:
     for rule in _rules:
         if rule.selects(site):
@@ -291,6 +303,33 @@ def _take_rules(site: Site) -> None:
             site._ctx += 1
 
 
+def _reclass(site: Site, fault_class: str) -> None:
+    """A site's class is named (first call of a non-literal site) or changed (a reload after an
+    edit): it takes the rules again, in order, as a site of that class registering now.
+
+    Re-applying only the new matches would break "the last matching command wins", and
+    counting the class-free rules again would inflate `matched` and leave `_ctx` raised for
+    good (the scope's exit takes it down once).
+    """
+    _unindex_class(site)
+    site.fault_class = fault_class
+    _index_class(site)
+    site._load(_DEFAULT_ARM)
+    for rule in _rules:
+        if rule.selects(site):
+            if rule.command.query.fault_class is not None:
+                rule.matched += 1
+            site._apply(rule.command)
+    for scope in _scopes:
+        had = scope.arms.pop(site, None) is not None
+        if scope.take(site, recount=False):
+            if not had:
+                site._ctx += 1
+        elif had:
+            site._ctx -= 1
+    _sync(site)
+
+
 def register(module: str, function: str, filename: str, line: int, fault_class: str | None,
              index: int) -> Site:
     """The site at (filename, index), created on first sight; a reload re-binds it."""
@@ -298,14 +337,9 @@ def register(module: str, function: str, filename: str, line: int, fault_class: 
     with _lock:
         site = _by_key.get(key)
         if site is not None:
-            if (site.line, site.function, site.fault_class) != (line, function, fault_class) \
-                    and fault_class is not None:
-                site.line, site.function = line, function
-                if site.fault_class != fault_class:
-                    site.fault_class = fault_class
-                    _index_class(site)
-                    _take_rules(site)
-                    _sync(site)
+            site.line, site.function = line, function
+            if fault_class is not None and site.fault_class != fault_class:
+                _reclass(site, fault_class)
             return site
         site = Site(module, function, filename, line, fault_class, index, len(_sites))
         _sites.append(site)
@@ -333,10 +367,7 @@ def bind(namespace: dict[str, Any], table: tuple[tuple[int, int, str, str | None
 def _name_class(site: Site, fault_class: str) -> None:
     with _lock:
         if site.fault_class is None:
-            site.fault_class = str(fault_class)
-            _index_class(site)
-            _take_rules(site)
-            _sync(site)
+            _reclass(site, str(fault_class))
 
 
 # -- firing ------------------------------------------------------------------------------------
@@ -346,10 +377,13 @@ def _arm_for(site: Site) -> Arm | None:
     if site.state != DISABLED:
         return site
     if site._ctx:
+        # The innermost scope that names the site decides, its `disable` included.
         for scope in reversed(_active.get()):
             arm = scope.arms.get(site)
-            if arm is not None and arm.state != DISABLED:
-                return arm
+            if arm is not None:
+                if arm.state != DISABLED:
+                    return arm
+                break
     if _reporting:
         with _lock:
             site.hits += 1
@@ -401,9 +435,15 @@ def dynamic_fault(fault_class: str) -> bool:
     return site._on and site.fire()
 
 
-def dynamic_fault_async(fault_class: str) -> Awaitable[bool]:
+async def _not_fired() -> bool:
+    return False
+
+
+def dynamic_fault_async(fault_class: str) -> Coroutine[Any, Any, bool]:
     """`await dynamic_fault_async("x")`: like dynamic_fault, but a pause waits without blocking
     the event loop's thread and a delay is an `asyncio.sleep`."""
+    if not _slow:
+        return _not_fired()  # still a coroutine: asyncio.create_task() takes it
     frame = sys._getframe(1)
     site = _frame_sites.get((frame.f_code, frame.f_lasti))
     if site is None:
@@ -414,67 +454,198 @@ def dynamic_fault_async(fault_class: str) -> Awaitable[bool]:
 def _site_for_frame(frame: Any, fault_class: str) -> Site:
     code = frame.f_code
     filename = code.co_filename
-    entry = _scanned_entry(code, frame.f_lasti, frame.f_lineno, fault_class)
+    entry = _scanned_entry(frame, fault_class)
     module = frame.f_globals.get("__name__", "?")
     if entry is not None:
-        site = register(module, entry.function, filename, entry.line,
-                        entry.fault_class or str(fault_class), entry.index)
+        # The scanned class, not the runtime one: a non-literal site keeps the class of its
+        # first call (named below), and a second call with another class must not rename it.
+        site = register(module, entry.function, filename, entry.line, entry.fault_class,
+                        entry.index)
         if site.fault_class is None:
             _name_class(site, fault_class)
     else:
-        # Source we cannot read (exec'd strings, stdin): an identity from the frame alone.
+        # Source we cannot read (exec'd strings, stdin): an identity from the frame alone, the
+        # same one each time the same call runs, so a loop of exec() does not pile up sites.
         function = getattr(code, "co_qualname", code.co_name)
+        key = (filename, function, frame.f_lineno, str(fault_class))
         with _lock:
-            index = -1 - sum(1 for f, _ in _by_key if f == filename)
-        site = register(module, function, filename, frame.f_lineno, str(fault_class), index)
+            known = _unscanned.get(key)
+            if known is None:
+                index = -1 - sum(1 for k in _unscanned if k[0] == filename)
+                known = _unscanned[key] = register(module, function, filename, frame.f_lineno,
+                                                   str(fault_class), index)
+        site = known
     _frame_sites[(code, frame.f_lasti)] = site
     return site
 
 
-def _scanned_entry(code: Any, lasti: int, lineno: int | None,
-                   fault_class: str) -> ScannedSite | None:
-    filename = code.co_filename
-    if filename not in _tables:
-        from .scan import scan_file
+_unscanned: dict[tuple[str, str, int | None, str], Site] = {}
 
-        table = scan_file(filename)
-        _tables[filename] = None if table is None else {
-            (s.line, s.col, s.end_line, s.end_col): s for s in table}
-    table = _tables[filename]
-    if not table:
+
+def _table_for(filename: str) -> _Table | None:
+    """The scanned sites of a file, rescanned when the file changes (a reload after an edit)."""
+    try:
+        st = os.stat(filename)
+    except (OSError, ValueError):
+        return None
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _tables.get(filename)
+    if cached is not None and cached[0] == stamp:
+        return cached
+    from .scan import scan_file
+
+    scanned = scan_file(filename) or []
+    table: _Table = (stamp, scanned, {(s.line, s.end_line, s.col, s.end_col): s for s in scanned})
+    _tables[filename] = table
+    return table
+
+
+def _scanned_entry(frame: Any, fault_class: str) -> ScannedSite | None:
+    """The scanned site this frame is calling from, or None when its source is unknown."""
+    code = frame.f_code
+    table = _table_for(code.co_filename)
+    if table is None or not table[1]:
         return None
     if hasattr(code, "co_positions"):
+        # 3.11+: the call instruction's (line, end_line, col, end_col) is the ast.Call's span;
+        # f_lasti may point into the call's inline caches, which carry the same position.
         for i, position in enumerate(code.co_positions()):
-            if i == lasti // 2:
-                return table.get(tuple(position))  # type: ignore[arg-type]
+            if i == frame.f_lasti // 2:
+                return table[2].get(tuple(position))
         return None
-    # 3.9/3.10 keep only lines: the call spanning this line, its class breaking ties.
-    here = [s for s in table.values() if lineno is not None and s.line <= lineno <= s.end_line]
-    if len(here) > 1:
-        same = [s for s in here if s.fault_class == fault_class]
-        here = same or here
-    here.sort(key=lambda s: s.index)
-    return here[0] if here else None
+    return _entry_by_bytecode(frame, table[1], fault_class)
+
+
+# 3.9/3.10 frames carry a line, no column. Two sites on one line are told apart by the order
+# of their call instructions in the code object, found by following the stack with `dis`.
+_COMPREHENSIONS = ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>")
+_code_calls: dict[object, dict[int, tuple[int, str | None]]] = {}
+
+
+def _entry_by_bytecode(frame: Any, scanned: list[ScannedSite],
+                       fault_class: str) -> ScannedSite | None:
+    code = frame.f_code
+    calls = _code_calls.get(code)
+    if calls is None:
+        calls = _code_calls[code] = _dynfault_calls(code, frame.f_globals)
+    line = frame.f_lineno
+    here = calls.get(frame.f_lasti)
+    if here is not None:
+        line = here[0]
+    name = code.co_name
+
+    def in_code(s: ScannedSite) -> bool:
+        return name in _COMPREHENSIONS or s.function.rsplit(".", 1)[-1] == name
+
+    candidates = sorted((s for s in scanned if s.line <= line <= s.end_line and in_code(s)),
+                        key=lambda s: (s.end_line, s.end_col))  # calls finish in this order
+    if here is not None:
+        on_line = sorted((offset, literal) for offset, (at, literal) in calls.items()
+                         if at == line)
+        ordinal = [offset for offset, _ in on_line].index(frame.f_lasti)
+        if len(on_line) == len(candidates):
+            return candidates[ordinal]
+        # Some calls on this line live in another code object (a comprehension beside its
+        # enclosing function): compare only the calls that can be of this class.
+        mine = [offset for offset, literal in on_line if literal in (None, fault_class)]
+        same = [s for s in candidates if s.fault_class in (None, fault_class)]
+        if frame.f_lasti in mine and len(mine) == len(same):
+            return same[mine.index(frame.f_lasti)]
+    same = [s for s in candidates if s.fault_class == fault_class] or candidates
+    return same[0] if same else None
+
+
+_CALLS = {"CALL_FUNCTION": 1, "CALL_METHOD": 2, "CALL_FUNCTION_KW": 2}
+_NAME_LOADS = ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "LOAD_CLASSDEREF")
+_ENDS = ("JUMP_FORWARD", "JUMP_ABSOLUTE", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE")
+
+
+def _dynfault_calls(code: Any, namespace: dict[str, Any]) -> dict[int, tuple[int, str | None]]:
+    """offset -> (line, literal class or None) of each call of dynamic_fault[_async] in a code
+    object, recognised by the stack slot its callable was loaded into."""
+    import dis
+
+    ours = (dynamic_fault, dynamic_fault_async)
+    names = ("dynamic_fault", "dynamic_fault_async")
+    found: dict[int, tuple[int, str | None]] = {}
+    depth = 0
+    at_target: dict[int, int] = {}
+    dead = False
+    line = code.co_firstlineno
+    marks: list[tuple[int, int]] = []  # (stack slot of the callable, position of its load)
+    instructions = list(dis.get_instructions(code))
+    for position, ins in enumerate(instructions):
+        if ins.starts_line is not None:
+            line = ins.starts_line
+        if dead or ins.offset in at_target:
+            depth = at_target.get(ins.offset, depth)
+            dead = False
+        popped = None
+        if ins.opname in _CALLS:
+            popped = (ins.arg or 0) + _CALLS[ins.opname]
+        elif ins.opname == "CALL_FUNCTION_EX":
+            popped = 2 + ((ins.arg or 0) & 1)
+        if popped is not None:
+            slot = depth - popped
+            while marks and marks[-1][0] > slot:
+                marks.pop()
+            if marks and marks[-1][0] == slot:
+                load = marks.pop()[1]
+                between = instructions[load + 1:position]
+                literal = None
+                if (between and between[0].opname == "LOAD_CONST"
+                        and isinstance(between[0].argval, str)
+                        and (len(between) == 1 or (len(between) == 2 and between[1].argval
+                                                   == ("fault_class",)))):
+                    literal = between[0].argval
+                found[ins.offset] = (line, literal)
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in names:
+            marks.append((depth - 1, position))
+        elif ins.opname in _NAME_LOADS and (
+                ins.argval in names or any(namespace.get(ins.argval) is f for f in ours)):
+            marks.append((depth, position))
+        try:
+            if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
+                at_target[ins.argval] = depth + dis.stack_effect(ins.opcode, ins.arg, jump=True)
+            effect = dis.stack_effect(ins.opcode, ins.arg if ins.opcode >= dis.HAVE_ARGUMENT
+                                      else None, jump=False)
+        except ValueError:
+            effect = 0
+        depth += effect
+        if ins.opname in _ENDS:
+            dead = True
+    return found
 
 
 # -- randomness --------------------------------------------------------------------------------
 
-def _initial_seed() -> int:
+def _initial_seed() -> tuple[int, ControlError | None]:
     text = os.environ.get("DYNFAULT_SEED", "").strip()
-    if not text:
-        return random.SystemRandom().randrange(2**32)
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise ControlError(f"DYNFAULT_SEED: '{text}' is not a whole number") from None
+    if text:
+        try:
+            return int(text, 0), None
+        except ValueError:
+            # Raised by dynfault._startup, which knows whether this process is the dynfault
+            # command line (one-line error, exit 2) or a program (the import fails).
+            error = ControlError(f"DYNFAULT_SEED: '{text}' is not a whole number")
+            return random.SystemRandom().randrange(2**32), error
+    return random.SystemRandom().randrange(2**32), None
 
 
-_seed = _initial_seed()
+_seed, seed_error = _initial_seed()
 _rng = random.Random(_seed)
 
 
-def seed() -> int:
-    """The seed of the `probability` generator: DYNFAULT_SEED, or the random one in use."""
+def seed(value: int | None = None) -> int:
+    """The seed of the `probability` generator: DYNFAULT_SEED, or the random one in use.
+
+    With a value, restart the generator from that seed (as DYNFAULT_SEED would have).
+    """
+    global _seed
+    if value is not None:
+        with _lock:
+            _seed = int(value)
+            _rng.seed(_seed)
     return _seed
 
 
@@ -543,9 +714,14 @@ def set_reporting(on: bool) -> None:
 
 
 def reset() -> None:
-    """All rules gone, all sites disabled, counters zero; paused threads released."""
+    """All rules gone, all sites disabled, counters zero; paused threads released.
+
+    The `probability` generator restarts from its seed, so a test run alone draws what it
+    draws in a whole suite.
+    """
     with _lock:
         _rules.clear()
+        _rng.seed(_seed)
         for site in _sites:
             site._load(_DEFAULT_ARM)
             site._count = site.hits = site.fired = 0
@@ -663,13 +839,20 @@ def _pause_here(site: Site, ms: float) -> None:
     with _pause_cond:
         _paused.append(entry)
         _pause_cond.notify_all()
-    released = event.wait(ms / 1000.0)
+    try:
+        released = event.wait(ms / 1000.0)
+    finally:
+        # Also on KeyboardInterrupt: a paused entry left behind would count in wait_paused().
+        _unpause(entry)
+    if not released and not event.is_set():  # a resume() racing the timeout still released it
+        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
+
+
+def _unpause(entry: _Paused) -> None:
     with _pause_cond:
         if entry in _paused:
             _paused.remove(entry)
         _pause_cond.notify_all()
-    if not released:
-        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
 
 
 async def _pause_async(site: Site, ms: float) -> None:
@@ -678,8 +861,15 @@ async def _pause_async(site: Site, ms: float) -> None:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
 
+    def settle() -> None:
+        if not future.done():
+            future.set_result(None)
+
     def release() -> None:
-        loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
 
     entry = _Paused(site, release)
     with _pause_cond:
@@ -689,11 +879,10 @@ async def _pause_async(site: Site, ms: float) -> None:
         await asyncio.wait_for(asyncio.shield(future), ms / 1000.0)
         released = True
     except asyncio.TimeoutError:
-        released = False
-    with _pause_cond:
-        if entry in _paused:
-            _paused.remove(entry)
-        _pause_cond.notify_all()
+        released = future.done()
+    finally:
+        # A cancelled task must not stay listed as paused: resume() would call into its loop.
+        _unpause(entry)
     if not released:
         _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
 
@@ -745,15 +934,28 @@ def resume(query: str | None = None) -> int:
     return len(chosen)
 
 
+def _before_fork() -> None:
+    # Hold both locks across fork() so the child never inherits a registry or pause list
+    # half-updated by another thread; the order is the one wait_paused() takes them in.
+    _pause_cond.acquire()
+    _lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _lock.release()
+    _pause_cond.release()
+
+
 def _after_fork_in_child() -> None:
     global _lock, _pause_cond
     _lock = threading.RLock()
     _pause_cond = threading.Condition(threading.Lock())
-    _paused.clear()
+    _paused.clear()  # the paused threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 __all__ += ["ENABLED", "DISABLED", "ONESHOT", "ControlError", "Snapshot", "paused", "history",
             "set_reporting", "register"]

@@ -42,3 +42,63 @@ def test_disabled_counts_nothing() -> None:
     dynfault.control("class other")
     assert pattern(3) == "000"
     assert [s.hits for s in dynfault.sites("class seq")] == [0]
+
+
+def test_probability_follows_the_seeded_generator() -> None:
+    import random
+
+    dynfault.seed(1234)
+    dynfault.control("class seq:a probability 0.3")
+    first = pattern(60)
+    draws = random.Random(1234)
+    assert first == "".join("1" if draws.random() < 0.3 else "0" for _ in range(60))
+    assert 5 < first.count("1") < 40
+    dynfault.reset()  # restarts the generator from the same seed
+    dynfault.control("class seq:a probability 0.3")
+    assert pattern(60) == first
+    assert dynfault.seed() == 1234
+
+
+def test_probability_one_always_fires() -> None:
+    dynfault.control("class seq:a probability 1")
+    assert pattern(5) == "11111"
+
+
+def test_delay_sleeps_returns_false_and_counts_a_fire() -> None:
+    import time
+
+    dynfault.control("class seq:a delay 50 times 1")
+    start = time.perf_counter()
+    assert pattern(2) == "00"
+    assert time.perf_counter() - start >= 0.045
+    (site,) = dynfault.sites("class seq:a")
+    assert (site.hits, site.fired, site.state) == (1, 1, "disabled")  # then disabled: no count
+
+
+def test_control_never_resets_the_frequency_count() -> None:
+    dynfault.control("class seq:a frequency 3")
+    assert pattern(2) == "00"
+    dynfault.control("class seq:a frequency 3")
+    assert pattern(4) == "1001"
+
+
+def test_reenabling_rearms_times_and_after() -> None:
+    dynfault.control("class seq:a times 1 after 1")
+    assert pattern(3) == "010"
+    dynfault.control("class seq:a after 1")
+    assert pattern(3) == "010"
+
+
+def test_report_counts_disabled_hits_through_the_runtime_function() -> None:
+    import importlib
+
+    sites_module = importlib.import_module("dynfault.sites")
+    sites_module.set_reporting(True)
+    try:
+        assert pattern(3) == "000"
+        dynfault.control("class seq:a oneshot")
+        assert pattern(3) == "100"
+    finally:
+        sites_module.set_reporting(False)
+    (site,) = dynfault.sites("class seq:a")
+    assert (site.hits, site.fired) == (6, 1)

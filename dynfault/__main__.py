@@ -1,0 +1,8 @@
+"""`python -m dynfault`: the same program as the `dynfault` script."""
+
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()

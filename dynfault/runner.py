@@ -1,0 +1,197 @@
+"""Run a program exactly as `python SCRIPT ARGS` or `python -m MODULE ARGS` would, with the hook.
+
+What the program sees must not tell it apart from plain python: `sys.argv`, `sys.path[0]`, a
+fresh `__main__` module with the attributes the interpreter gives it, stdin left alone, its
+own exit status, and on an uncaught exception a traceback of its own frames only. The code
+of the main script or module comes from the hook, so its sites are rewritten like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import sys
+import types
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from typing import NoReturn
+
+__all__ = ["RunError", "NoSource", "NoModule", "Program", "script_program", "module_program",
+           "run_program", "load", "print_exception", "finish_interrupted"]
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class RunError(Exception):
+    """The program cannot start; the message is one line for the user."""
+
+
+class NoSource(RunError):
+    """The script does not exist or cannot be read."""
+
+
+class NoModule(RunError):
+    """`-m MODULE` names nothing that can run."""
+
+
+class Program:
+    """A program ready to run: its code and the `__main__` it runs in."""
+
+    def __init__(self, code: types.CodeType, argv0: str, path0: str | None,
+                 attributes: dict[str, object]) -> None:
+        self.code = code
+        self.argv0 = argv0
+        self.path0 = path0  # None: python would not have put anything in front of sys.path
+        self.attributes = attributes
+
+
+def _main_attributes(extra: dict[str, object]) -> dict[str, object]:
+    attributes: dict[str, object] = {"__builtins__": sys.modules["builtins"], "__doc__": None}
+    if sys.version_info < (3, 14):
+        attributes["__annotations__"] = {}  # the interpreter's own __main__ has one until 3.14
+    attributes.update(extra)
+    return attributes
+
+
+def _path0(directory: str) -> str | None:
+    # With -P / PYTHONSAFEPATH python puts nothing in front of sys.path: neither do we.
+    return None if getattr(sys.flags, "safe_path", False) else directory
+
+
+def script_program(path: str) -> Program:
+    """`python PATH`: compile the script through the hook (raises SyntaxError as python would)."""
+    from .hook import code_for_path
+
+    full = os.path.abspath(path)
+    if os.path.isdir(full):
+        raise NoSource(f"can't run a directory: '{path}' (name a script, or use -m)")
+    try:
+        with open(full, "rb"):
+            pass
+    except OSError as error:
+        raise NoSource(f"can't open file '{full}': [Errno {error.errno}] {error.strerror}") \
+            from None
+    code = code_for_path(full)
+    return Program(code, path, _path0(os.path.dirname(os.path.realpath(full))), _main_attributes({
+        "__file__": full, "__cached__": None, "__package__": None, "__spec__": None,
+        "__loader__": SourceFileLoader("__main__", full),
+    }))
+
+
+def module_program(name: str) -> Program:
+    """`python -m NAME`: find the module as runpy does (parent packages run first), hook on."""
+    from .hook import DynfaultLoader, code_for_path
+
+    path0 = _path0(os.getcwd())
+    if path0 is not None:
+        # Parent packages import while the module is found: they must see python's sys.path.
+        sys.path[0] = path0
+    try:
+        # runpy's own lookup gives python's exact messages ("No module named x; 'x' is a
+        # package and cannot be directly executed"); exceptions raised by the user's package
+        # code while importing its parents are not wrapped and reach the caller as they are.
+        name, spec, code = runpy._get_module_details(name, NoModule)  # type: ignore[attr-defined]
+    except NoModule as error:
+        raise NoModule(str(error).strip()) from None
+    assert isinstance(spec, ModuleSpec)
+    origin = spec.origin
+    # The hook's loader gave rewritten code already; a module the hook leaves alone (one in the
+    # standard library, say) is still the main module, whose sites are always rewritten.
+    if (not isinstance(spec.loader, DynfaultLoader) and origin and spec.has_location
+            and origin.endswith(".py") and os.path.isfile(origin)):
+        code = code_for_path(origin)
+    return Program(code, origin or name, path0, _main_attributes({
+        "__file__": origin, "__cached__": spec.cached, "__package__": spec.parent,
+        "__spec__": spec, "__loader__": spec.loader,
+    }))
+
+
+def _own_frame(filename: str) -> bool:
+    if filename == "<frozen runpy>" or filename == runpy.__file__:
+        return True
+    return not filename.startswith("<") and os.path.dirname(os.path.abspath(filename)) == _OWN_DIR
+
+
+def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the first frame that is not dynfault's (or runpy's) own."""
+    while tb is not None and _own_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def print_exception(error: BaseException) -> None:
+    """Report an uncaught exception as python would, through sys.excepthook."""
+    tb = _user_traceback(error.__traceback__)
+    try:
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+    except Exception:  # a broken excepthook: python falls back to the default one too
+        sys.__excepthook__(type(error), error, tb)
+
+
+def load(script: str | None, module: str | None) -> Program:
+    """Find the program. A RunError is the user's mistake, for the caller to report; anything
+    else raised meanwhile (a syntax error, an exception in a parent package that `-m` imports)
+    is the program failing, and ends the run as it would end python."""
+    try:
+        return script_program(script) if script is not None else module_program(str(module))
+    except (RunError, SystemExit):
+        raise
+    except KeyboardInterrupt as error:
+        print_exception(error)
+        _exit_as_interrupted()
+    except BaseException as error:
+        print_exception(error)
+        sys.exit(1)
+
+
+def run_program(program: Program, args: Sequence[str]) -> None:
+    """Run the program in a fresh `__main__`. Returns only when it ends normally."""
+    sys.argv = [program.argv0, *args]
+    if program.path0 is not None:
+        # sys.path[0] is what the interpreter put there for us: the console script's directory
+        # or, under `python -m dynfault`, the working directory.
+        sys.path[0] = program.path0
+    main = types.ModuleType("__main__")
+    main.__dict__.update(program.attributes)
+    # The module replaced is the command line's own (`python -m dynfault`, or the console
+    # script): keep it referenced, as the frames below this one still run in it.
+    _replaced.append(sys.modules.get("__main__"))
+    sys.modules["__main__"] = main
+    try:
+        exec(program.code, main.__dict__)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as error:
+        print_exception(error)
+        _exit_as_interrupted()
+    except BaseException as error:
+        print_exception(error)
+        sys.exit(1)
+
+
+_replaced: list[types.ModuleType | None] = []
+
+
+_interrupted = False
+
+
+def _exit_as_interrupted() -> NoReturn:
+    """Python ends on an uncaught KeyboardInterrupt by killing itself with SIGINT once its exit
+    handlers have run, so the shell sees the signal; `finish_interrupted()` does that last step."""
+    global _interrupted
+    _interrupted = True
+    sys.exit(130)
+
+
+def finish_interrupted() -> None:
+    """Called as the last exit handler of the run: die of SIGINT if the program did."""
+    if not _interrupted or os.name != "posix":
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)

@@ -1,0 +1,73 @@
+"""examples/nodecache.py: its recovery path runs only when the fault fires, and stays correct."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "nodecache.py"
+OK = "  ok: every lookup of a key got the same node; every node read is cached or freed"
+
+
+def counts(stdout: str) -> dict[str, int]:
+    line = stdout.splitlines()[1]
+    return {name.strip(): int(value) for name, value in re.findall(r"([a-z ]+?) (\d+)", line)}
+
+
+def run(tmp_path: Path, *args: str, enable: str | None = None
+        ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
+    options = ["--enable", enable] if enable else []
+    report = tmp_path / "report.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "dynfault", "run", *options, "--report-json", str(report),
+         str(EXAMPLE), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (site,) = json.loads(report.read_text())["sites"]
+    return out, site
+
+
+def test_without_the_fault_the_recovery_path_never_runs(tmp_path: Path) -> None:
+    out, site = run(tmp_path)
+    assert out.stdout.splitlines()[2] == OK
+    assert counts(out.stdout) == {"hits": 704, "misses": 64, "disk reads": 64, "lost races": 0,
+                                  "freed": 0, "locked fills": 0}
+    assert (site["fault_class"], site["function"], site["hits"], site["fired"]) == \
+        ("btree:race", "NodeCache.get", 64, 0)
+
+
+def test_the_fault_drives_the_recovery_path_on_every_miss(tmp_path: Path) -> None:
+    out, site = run(tmp_path, "--threads", "1", enable="btree:race")
+    assert out.stdout.splitlines()[2] == OK
+    # Each of the 64 first lookups loses 3 races, then fills under the lock.
+    assert counts(out.stdout) == {"hits": 128, "misses": 192, "disk reads": 256,
+                                  "lost races": 192, "freed": 192, "locked fills": 64}
+    assert (site["hits"], site["fired"]) == (192, 192)
+
+
+@pytest.mark.parametrize("enable", ["btree:race oneshot", "btree:race probability 0.5"])
+def test_the_result_stays_correct_under_threads(tmp_path: Path, enable: str) -> None:
+    out, site = run(tmp_path, "--threads", "4", enable=enable)
+    assert out.stdout.splitlines()[2] == OK
+    numbers = counts(out.stdout)
+    assert numbers["lost races"] == site["fired"]
+    assert numbers["disk reads"] == 64 + numbers["freed"]
+    if "oneshot" in enable:
+        assert numbers["lost races"] == 1
+
+
+def test_the_example_runs_under_plain_python_too() -> None:
+    """Without the hook, `dynamic_fault` is the runtime function: same sites, same control."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
+    env["DYNFAULT_ENABLE"] = "btree:race"
+    out = subprocess.run([sys.executable, str(EXAMPLE), "--threads", "1", "--keys", "8"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert counts(out.stdout)["lost races"] == 24
