@@ -114,7 +114,8 @@ def added(interp: Interpreter, name: str) -> float | None:
     return m[name] - m["sites.bare"]
 
 
-def against_floor(name: str, limit: float) -> Callable[[Interpreter], tuple[str, bool | None]]:
+def against_floor(name: str, limit: float | None
+                  ) -> Callable[[Interpreter], tuple[str, bool | None]]:
     def cell(interp: Interpreter) -> tuple[str, bool | None]:
         cost, floor = added(interp, name), added(interp, "sites.floor")
         if cost is None or floor is None:
@@ -122,7 +123,7 @@ def against_floor(name: str, limit: float) -> Callable[[Interpreter], tuple[str,
         if floor <= 0:
             return f"{ns(cost)} (floor not measurable)", None
         ratio = cost / floor
-        return f"{ratio:.2f}× ({ns(cost)})", ratio <= limit
+        return f"{ratio:.2f}× ({ns(cost)})", None if limit is None else ratio <= limit
 
     return cell
 
@@ -216,6 +217,8 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
      [
          Row("bare loop, per check slot", "", plain("sites.bare", ns)),
          Row("floor: `if FLAG:` on a module global", "", floor_cell),
+         Row("floor in the site's code shape: `if (FLAG and D.fire(…)):`", "",
+             against_floor("sites.floor_shaped", None)),
          Row("rewritten site (through the import hook)", "≤ 1.3× floor",
              against_floor("sites.site", 1.3)),
          Row("rewritten site, an unrelated class enabled", "≤ 1.3× floor",

@@ -41,6 +41,9 @@ from .control import ControlError, parse, parse_query
 from .report import control_line, shown_path
 from .sites import Site, control, paused, resume, seed, sites
 
+# Everything the server thread needs is imported here, in the importing thread: a module that
+# the thread were importing when the program forks stays half-initialized in the child.
+
 __all__ = [
     "MAX_REQUEST", "ControlSocketError", "NoAnswer", "Answer", "Server", "serve",
     "serve_from_environment", "socket_path", "targets", "ask", "ask_all", "format_site",
@@ -313,14 +316,19 @@ class Server:
         self.pid = os.getpid()
         self._uid = os.geteuid()
         self._stopping = False
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         self._connections: dict[socket.socket, _Connection] = {}
-        self._selector.register(self.listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._thread: threading.Thread | None = None
+        try:
+            self._selector = selectors.DefaultSelector()
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._selector.register(self.listener, selectors.EVENT_READ)
+            self._selector.register(self._wake_r, selectors.EVENT_READ)
+        except OSError as error:  # EMFILE: no file left that answers nobody
+            self._unlink()
+            self.listener.close()
+            raise ControlSocketError(f"cannot serve {self.path}: {error}") from None
 
     def start(self) -> Server:
         """Answer from a new daemon thread."""
@@ -379,9 +387,11 @@ class Server:
         try:
             _sweep(self.directory)
             while not self._stopping:
-                now = time.monotonic()
-                timeout = min([c.deadline for c in self._connections.values()] + [now + 1.0])
-                events = self._selector.select(max(0.0, timeout - now))
+                # Asleep until a client or close() (through the wake socket) needs us: an idle
+                # server costs the program nothing.
+                deadlines = [c.deadline for c in self._connections.values()]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                events = self._selector.select(timeout)
                 for key, mask in events:
                     sock = key.fileobj
                     if sock is self.listener:
@@ -417,7 +427,9 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                return  # EMFILE and friends: the client sees a reset and may retry
+                # EMFILE and friends: the listener stays readable, so pause rather than spin.
+                time.sleep(0.05)
+                return
             sock.setblocking(False)
             refusal = None
             try:
@@ -695,7 +707,10 @@ def ask(path: str, request: str, timeout: float = 5.0, pid: int | None = None) -
     try:
         with _address(path) as address:
             sock.connect(address)
-        sock.sendall(data + b"\n")
+        try:
+            sock.sendall(data + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at once (busy, another uid): the reason waits to be read
         as_json = request.strip().split(None, 1)[:1] == ["json"]
         lines: list[str] = []
         for line in _read_lines(sock):

@@ -44,7 +44,7 @@ def _fail(message: str, code: int) -> NoReturn:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               metavar="SECONDS", help="How long to wait for each process.")
-@click.argument("commands", nargs=-1)
+@click.argument("commands", nargs=-1, metavar="[CMDS]...")
 def ctl(socket_path: str | None, pid: int | None, as_json: bool, timeout: float,
         commands: tuple[str, ...]) -> None:
     """Talk to running programs started with DYNFAULT_CONTROL=PATH.

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -47,7 +48,8 @@ class Program:
         command = argv if argv is not None else [sys.executable, str(path)]
         self.process = subprocess.Popen(
             command, cwd=path.parent, env=clean_env(DYNFAULT_CONTROL=str(control)),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         assert self.process.stdout is not None
@@ -80,12 +82,13 @@ class Program:
             assert self.process.poll() is None, self.process.communicate()
             time.sleep(0.01)
 
-    def stop(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        assert self.process.stderr is not None
-        return self.process.returncode, self.process.stderr.read()
+    def stop(self) -> None:
+        """Kill the program and whatever it forked or started (they share its session)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.communicate(timeout=10)
 
 
 @pytest.fixture
@@ -334,16 +337,19 @@ def test_fork_child_serves_its_own_socket(tmp_path: Path, control_dir: Path,
             while not os.path.exists(name):
                 time.sleep(0.01)
 
+        def say(*words):  # one write per line: parent and child share the pipe
+            os.write(1, (" ".join(map(str, words)) + "\\n").encode())
+
         child = os.fork()
         if child == 0:
-            print("child", os.getpid(), flush=True)
+            say("child", os.getpid())
             wait_for("go-child")
-            print("child-fault", where(), flush=True)
+            say("child-fault", where())
             sys.exit(0)
-        print("parent", flush=True)
+        say("parent")
         os.waitpid(child, 0)
         wait_for("go-parent")
-        print("parent-fault", where(), flush=True)
+        say("parent-fault", where())
         sys.stdin.readline()
         """)
     script = tmp_path / "app.py"
@@ -362,7 +368,8 @@ def test_fork_child_serves_its_own_socket(tmp_path: Path, control_dir: Path,
 
     both = run_ctl("demo:forked oneshot", control=control_dir)
     pids = sorted([program.process.pid, child])
-    assert both.stdout == f"pid {pids[0]}: 0 sites matched\npid {pids[1]}: 0 sites matched\n"
+    assert (both.stdout, both.stderr) == (
+        f"pid {pids[0]}: 0 sites matched\npid {pids[1]}: 0 sites matched\n", "")
     only_child = run_ctl("--pid", str(child), "class demo disable", control=control_dir)
     assert only_child.stdout == "0 sites matched\n"
 

@@ -22,7 +22,7 @@ def counts(stdout: str) -> dict[str, int]:
 
 
 def run(tmp_path: Path, *args: str, enable: str | None = None
-        ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+        ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, object]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
     options = ["--enable", enable] if enable else []
     report = tmp_path / "report.json"
@@ -30,21 +30,27 @@ def run(tmp_path: Path, *args: str, enable: str | None = None
         [sys.executable, "-m", "dynfault", "run", *options, "--report-json", str(report),
          str(EXAMPLE), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    (site,) = json.loads(report.read_text())["sites"]
-    return out, site
+    sites = {site["fault_class"]: site for site in json.loads(report.read_text())["sites"]}
+    assert sorted(sites) == ["btree:race", "btree:window"]
+    return out, sites
 
 
-def test_without_the_fault_the_recovery_path_never_runs(tmp_path: Path) -> None:
-    out, site = run(tmp_path)
+@pytest.mark.parametrize("enable", [None, "btree:window"])
+def test_without_the_fault_the_recovery_path_never_runs(tmp_path: Path, enable: str | None
+                                                        ) -> None:
+    """The window site's value is ignored: it is there for `pause`, enabled it changes nothing."""
+    out, sites = run(tmp_path, enable=enable)
     assert out.stdout.splitlines()[2] == OK
     assert counts(out.stdout) == {"hits": 704, "misses": 64, "disk reads": 64, "lost races": 0,
                                   "freed": 0, "locked fills": 0}
-    assert (site["fault_class"], site["function"], site["hits"], site["fired"]) == \
-        ("btree:race", "NodeCache.get", 64, 0)
+    race, window = sites["btree:race"], sites["btree:window"]
+    assert (race["function"], race["hits"], race["fired"]) == ("NodeCache.get", 64, 0)
+    assert (window["function"], window["fired"]) == ("NodeCache.get", 64 if enable else 0)
 
 
 def test_the_fault_drives_the_recovery_path_on_every_miss(tmp_path: Path) -> None:
-    out, site = run(tmp_path, "--threads", "1", enable="btree:race")
+    out, sites = run(tmp_path, "--threads", "1", enable="btree:race")
+    site = sites["btree:race"]
     assert out.stdout.splitlines()[2] == OK
     # Each of the 64 first lookups loses 3 races, then fills under the lock.
     assert counts(out.stdout) == {"hits": 128, "misses": 192, "disk reads": 256,
@@ -54,7 +60,8 @@ def test_the_fault_drives_the_recovery_path_on_every_miss(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("enable", ["btree:race oneshot", "btree:race probability 0.5"])
 def test_the_result_stays_correct_under_threads(tmp_path: Path, enable: str) -> None:
-    out, site = run(tmp_path, "--threads", "4", enable=enable)
+    out, sites = run(tmp_path, "--threads", "4", enable=enable)
+    site = sites["btree:race"]
     assert out.stdout.splitlines()[2] == OK
     numbers = counts(out.stdout)
     assert numbers["lost races"] == site["fired"]

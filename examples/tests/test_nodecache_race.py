@@ -45,7 +45,7 @@ def a_loses_the_race(dynfault: DynfaultFixture) -> tuple[NodeCache, Disk, Node, 
     return cache, disk, got["a"], got["b"]
 
 
-def a_then_b(dynfault: DynfaultFixture) -> tuple[NodeCache, Disk, Node, Node]:
+def a_then_b() -> tuple[NodeCache, Disk, Node, Node]:
     """The same two lookups without the pause: A is done before B starts, so nothing is lost."""
     disk = Disk(delay=0.0)
     cache = NodeCache(disk)
@@ -70,7 +70,7 @@ def test_the_thread_paused_in_the_window_loses_and_recovers(dynfault: DynfaultFi
 
 
 def test_without_the_pause_nothing_is_lost(dynfault: DynfaultFixture) -> None:
-    cache, disk, a, b = a_then_b(dynfault)
+    cache, disk, a, b = a_then_b()
     assert a is b
     assert cache.nodes() == {KEY: a}
     assert (cache.lost_races, cache.freed, cache.locked_fills) == (0, 0, 0)
