@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ._warn import warn as _warn
 from .control import ControlError, parse, parse_query
 from .report import control_line, shown_path
 from .sites import Site, control, paused, resume, seed, sites
@@ -541,14 +542,6 @@ _exiting = False
 # Set once the control thread has bound (or given up): exit waits for it, or a process that
 # exits at once would leave a socket file behind, bound after its atexit ran.
 _settled = threading.Event()
-
-
-def _warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"dynfault: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _serve_here(directory: str) -> None:

@@ -26,6 +26,7 @@ from importlib.machinery import ModuleSpec, SourceFileLoader
 from typing import Any
 
 from . import __version__
+from ._warn import warn as _warn
 from .scan import MARKER, scan_file, scan_source
 from .sites import DESCRIPTOR
 
@@ -100,14 +101,6 @@ def write_cache(pyc: str, source_hash: bytes, code: types.CodeType) -> bool:
 
 
 # -- compiling -------------------------------------------------------------------------------------
-
-def _warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"dynfault: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
-
 
 def _first_line(statement: ast.stmt) -> int:
     decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []

@@ -19,6 +19,7 @@ from collections.abc import Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._warn import warn as _warn
 from .control import (
     DISABLED,
     ENABLED,
@@ -810,14 +811,6 @@ class _Paused:
 
 _paused: list[_Paused] = []
 _pause_cond = threading.Condition(threading.Lock())
-
-
-def _warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"dynfault: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _where(site: Site) -> str:
