@@ -15,13 +15,13 @@ applied = False
 
 
 def _is_cli_process() -> bool:
-    argv = getattr(sys, "orig_argv", None)
-    if argv is not None:
-        for i, word in enumerate(argv[1:-1], 1):
-            if word == "-m" and argv[i + 1] == "dynfault":
-                return True
-    elif sys.argv and sys.argv[0] == "-m":
-        return True  # 3.9: argv[0] is "-m" while `python -m X` imports X's packages
+    """Is this import the start of `python -m dynfault` or of the `dynfault` script?"""
+    frame = sys._getframe()
+    while frame is not None:  # `python -m X` imports X's packages from runpy's frame
+        code = frame.f_code
+        if code.co_name == "_run_module_as_main" and "runpy" in code.co_filename:
+            return frame.f_locals.get("mod_name") == "dynfault"
+        frame = frame.f_back  # type: ignore[assignment]
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return name in ("dynfault", "dynfault.exe")
 

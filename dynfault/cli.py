@@ -176,6 +176,10 @@ class _AtExit:
 def _write_stderr(text: str) -> None:
     if not text:
         return
+    try:  # the program's own output first, where both go to one terminal or file
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
     for stream in (sys.stderr, sys.__stderr__):
         try:
             if stream is not None:

@@ -110,3 +110,20 @@ def test_bad_seed_under_the_command_line_is_a_usage_error(tmp_path: Path) -> Non
                           timeout=60, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.splitlines() == ["dynfault: DYNFAULT_SEED: '1.5' is not a whole number"]
+
+
+def test_bad_environment_under_python_dash_m_of_a_user_package_still_fails(tmp_path: Path) -> None:
+    # Only `python -m dynfault` defers the error to the command line; `python -m app` must not
+    # swallow it (3.9 has no sys.orig_argv, so this once went silently wrong there).
+    package = tmp_path / "app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("import dynfault\nprint('started')\n")
+    env = {**os.environ, "DYNFAULT_ENABLE": "class x frequncy 2"}
+    done = subprocess.run([sys.executable, "-m", "app"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "started" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        "dynfault.control.ControlError: DYNFAULT_ENABLE: unknown word 'frequncy' "
+        "(did you mean 'frequency'?) at column 9")
