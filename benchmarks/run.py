@@ -48,7 +48,7 @@ def describe(python: str) -> str:
 
 
 def machine() -> str:
-    model, cores = platform.processor() or platform.machine(), str(os.cpu_count())
+    model, cores, guest = platform.processor() or platform.machine(), str(os.cpu_count()), ""
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -59,11 +59,20 @@ def machine() -> str:
             model = value.strip()
         elif key.strip() == "CPU(s)":
             cores = value.strip()
-    return f"{model}, {cores} CPUs, {platform.system()} {platform.release()}"
+        elif key.strip() == "Hypervisor vendor":
+            guest = f" ({value.strip()} guest)"
+    return f"{model}{guest}, {cores} CPUs, {platform.system()} {platform.release()}"
+
+
+def load_part(interp: Interpreter, path: Path) -> None:
+    import pyperf  # type: ignore[import-untyped]
+
+    for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
+        interp.medians[bench.get_name()] = bench.median()
+        interp.metadata[bench.get_name()] = dict(bench.get_metadata())
 
 
 def run_part(interp: Interpreter, part: str, mode: str, workdir: Path, json_dir: Path) -> None:
-    import pyperf  # type: ignore[import-untyped]
 
     out = json_dir / f"{interp.version.replace(' ', '-')}-{part}.json"
     out.unlink(missing_ok=True)
@@ -78,9 +87,18 @@ def run_part(interp: Interpreter, part: str, mode: str, workdir: Path, json_dir:
         interp.failed[part] = reason[:200]
         print(done.stderr, file=sys.stderr)
         return
-    for bench in pyperf.BenchmarkSuite.load(str(out)).get_benchmarks():
-        interp.medians[bench.get_name()] = bench.median()
-        interp.metadata[bench.get_name()] = dict(bench.get_metadata())
+    load_part(interp, out)
+
+
+def from_json(json_dir: Path) -> list[Interpreter]:
+    """The interpreters of an earlier run, from the JSON files it kept (--json-dir)."""
+    found: dict[str, Interpreter] = {}
+    for path in sorted(json_dir.glob("*.json")):
+        version, _, _part = path.stem.rpartition("-")
+        interp = found.setdefault(version, Interpreter("", version.replace("-", " ")))
+        load_part(interp, path)
+    return sorted(found.values(), key=lambda i: tuple(
+        int(n) for n in i.version.split()[-1].split(".") if n.isdigit()))
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -310,7 +328,7 @@ def table(interps: list[Interpreter], mode: str) -> tuple[str, list[str]]:
                 cells.append(text)
             out.append(f"| {row.label} | {row.goal} | {' | '.join(cells)} |")
         out.append("")
-    sources = sorted({f"{v}: {s}" for v, s in fiu.items() if s})
+    sources = [f"{v}: {s}" for v, s in fiu.items() if s]
     if sources:
         out += ["libfiu: " + "; ".join(sources) + ".", ""]
     for interp in interps:
@@ -337,8 +355,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "results.md",
                         help="where to write the markdown table")
     parser.add_argument("--json-dir", type=Path, help="where to keep pyperf's JSON files")
+    parser.add_argument("--from-json", type=Path, metavar="DIR",
+                        help="measure nothing: remake the table from an earlier --json-dir")
     args = parser.parse_args(argv)
     mode = args.mode or "default"
+    if args.from_json is not None:
+        text, _missed = table(from_json(args.from_json), mode)
+        args.output.write_text(text, encoding="utf-8")
+        print(text, end="")
+        return 0
     parts = args.only or list(PARTS)
     workdir = Path(tempfile.mkdtemp(prefix="dynfault-bench-"))
     json_dir = args.json_dir or workdir / "json"

@@ -54,6 +54,12 @@ def test_smoke_run_produces_every_row(tmp_path: Path) -> None:
     assert f"| | goal | {version} |" in text
     parts = {p.name.rsplit("-", 1)[1] for p in (tmp_path / "json").glob("*.json")}
     assert parts == {"sites.json", "import.json", "startup.json", "control.json"}
+    again = tmp_path / "again.md"
+    remade = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--output", str(again),
+         "--from-json", str(tmp_path / "json")], capture_output=True, text=True, timeout=60)
+    assert remade.returncode == 0, remade.stderr
+    assert again.read_text(encoding="utf-8") == text
 
 
 def figures(**medians: float) -> Any:
