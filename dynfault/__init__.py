@@ -15,8 +15,6 @@ pytest` and its child processes); pytest's assertion rewriting has nothing to do
 
 from __future__ import annotations
 
-from typing import Any
-
 from .control import ControlError
 from .sites import (
     Site,
@@ -30,6 +28,10 @@ from .sites import (
     sites,
     wait_paused,
 )
+
+TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,6 @@ in one line on stderr and exit 2, never a traceback: the commands raise typed er
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,6 @@ from . import __version__
 from .control import ControlError, parse
 from .report import Unmatched, as_json, control_line, table, unmatched, unmatched_line
 from .runner import RunError, finish_interrupted, load, run_program
-from .scan import scan_source
 from .sites import Rule, Site
 
 __all__ = ["main", "UsageProblem"]
@@ -44,7 +42,30 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 class DynfaultGroup(click.Group):
-    """A click group whose errors are single lines: exit 2 for usage and command errors."""
+    """A click group whose errors are single lines: exit 2 for usage and command errors.
+
+    Commands of other modules are registered by name and imported only when named (or
+    listed by --help): `sweep` and `ctl` load subprocess, socket, selectors and more, which
+    every `dynfault run` would otherwise pay for at start-up.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}  # command name -> module defining it
+
+    def add_lazy_command(self, name: str, module: str) -> None:
+        """Register `module.<name>` (a click command) as the subcommand `name`."""
+        self.lazy_commands[name] = module
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy_commands.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            self.add_command(getattr(__import__(module, fromlist=[cmd_name]), cmd_name),
+                             cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -164,6 +185,8 @@ class _AtExit:
             out = table(loaded, seed(), missed, self.cwd)
         _write_stderr(out)
         if self.json_path is not None:
+            import json
+
             try:
                 with open(self.json_path, "w", encoding="utf-8") as f:
                     json.dump(as_json(loaded, seed(), missed), f, indent=2)
@@ -270,6 +293,8 @@ def _warn(message: str) -> None:
 
 def static_sites(paths: Sequence[str]) -> list[tuple[str, Site]]:
     """(shown path, site) for every site under the paths, from source: nothing is imported."""
+    from .scan import scan_source
+
     found: list[tuple[str, Site]] = []
     for shown in _python_files(paths):
         full = os.path.abspath(shown)
@@ -319,6 +344,8 @@ def list_sites(as_json_output: bool, enables: tuple[str, ...], paths: tuple[str,
     rules = would_apply([t for t in (env, *texts) if t.strip()], sites)
     missed: list[Unmatched] = unmatched(rules, sites)
     if as_json_output:
+        import json
+
         click.echo(json.dumps({"sites": [s.as_dict() for s in sites],
                                "unmatched": [m.as_dict() for m in missed]}, indent=2))
     else:
@@ -381,5 +408,5 @@ def check(commands: tuple[str, ...]) -> None:
     parsed = parse(" ".join(commands))
     click.echo(f"ok: {len(parsed)} command{'s' if len(parsed) != 1 else ''}")
 
-main.add_command(__import__("dynfault.sweep_cli", fromlist=["sweep"]).sweep)
-main.add_command(__import__("dynfault.ctl_cli", fromlist=["ctl"]).ctl)
+main.add_lazy_command("sweep", "dynfault.sweep_cli")
+main.add_lazy_command("ctl", "dynfault.ctl_cli")

@@ -11,11 +11,19 @@ its 1-based column. Nothing here touches the live sites.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import math
-from dataclasses import dataclass, field
-from typing import Protocol
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    class SiteLike(Protocol):
+        module: str
+        function: str
+        filename: str
+        line: int
+        fault_class: str | None
 
 __all__ = ["ControlError", "Command", "Query", "parse", "parse_query", "KEYWORDS", "SETTINGS"]
 
@@ -36,36 +44,51 @@ class ControlError(ValueError):
     """A malformed command list; the message is one line naming the word and its column."""
 
 
-@dataclass(frozen=True)
-class Word:
+def _load_fnmatchcase(name: str, pattern: str) -> bool:
+    # fnmatch imports re: only a program whose commands select by module, func or a class
+    # glob should pay for it. The first call puts fnmatchcase itself in place of this function.
+    global _fnmatchcase
+    from fnmatch import fnmatchcase
+
+    _fnmatchcase = fnmatchcase
+    return fnmatchcase(name, pattern)
+
+
+_fnmatchcase: Callable[[str, str], bool] = _load_fnmatchcase
+
+
+class Word(Record):
+    __slots__ = ("text", "column")
     text: str
     column: int  # 1-based, in the whole command list
 
-
-class SiteLike(Protocol):
-    module: str
-    function: str
-    filename: str
-    line: int
-    fault_class: str | None
+    def __init__(self, text: str, column: int) -> None:
+        self._init(text=text, column=column)
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(Record):
     """The selector half of a command. Empty fields match everything."""
 
-    fault_class: str | None = None
-    module: str | None = None
-    file: str | None = None
-    func: str | None = None
-    line: tuple[int, int] | None = None
-    index: tuple[int, int] | None = None
+    __slots__ = ("fault_class", "module", "file", "func", "line", "index")
+    fault_class: str | None
+    module: str | None
+    file: str | None
+    func: str | None
+    line: tuple[int, int] | None
+    index: tuple[int, int] | None
+
+    def __init__(self, fault_class: str | None = None, module: str | None = None,
+                 file: str | None = None, func: str | None = None,
+                 line: tuple[int, int] | None = None,
+                 index: tuple[int, int] | None = None) -> None:
+        self._init(fault_class=fault_class, module=module, file=file, func=func, line=line,
+                   index=index)
 
     def matches(self, site: SiteLike) -> bool:
         """Match every keyword but `index`, which depends on the order sites are seen in."""
         if self.fault_class is not None and not class_matches(self.fault_class, site.fault_class):
             return False
-        if self.module is not None and not fnmatch.fnmatchcase(site.module, self.module):
+        if self.module is not None and not _fnmatchcase(site.module, self.module):
             return False
         if self.file is not None and not file_matches(self.file, site.filename):
             return False
@@ -88,20 +111,31 @@ class Query:
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Record):
     """One command: a query plus the settings it names (None: not named)."""
 
+    __slots__ = ("query", "state", "frequency", "times", "after", "probability", "delay",
+                 "pause", "state_named", "text")
+    _uncompared = ("text",)  # the same command spelled differently is the same command
     query: Query
-    state: str = ENABLED
-    frequency: int | None = None
-    times: int | None = None
-    after: int | None = None
-    probability: float | None = None
-    delay: float | None = None
-    pause: float | None = None
-    state_named: bool = False
-    text: str = field(default="", compare=False)
+    state: str
+    frequency: int | None
+    times: int | None
+    after: int | None
+    probability: float | None
+    delay: float | None
+    pause: float | None
+    state_named: bool
+    text: str
+
+    def __init__(self, query: Query, state: str = ENABLED, frequency: int | None = None,
+                 times: int | None = None, after: int | None = None,
+                 probability: float | None = None, delay: float | None = None,
+                 pause: float | None = None, state_named: bool = False,
+                 text: str = "") -> None:
+        self._init(query=query, state=state, frequency=frequency, times=times, after=after,
+                   probability=probability, delay=delay, pause=pause, state_named=state_named,
+                   text=text)
 
     def __str__(self) -> str:
         return self.text
@@ -123,10 +157,10 @@ def class_matches(pattern: str, fault_class: str | None) -> bool:
         return False
     if not _has_glob(pattern):
         return fault_class == pattern or fault_class.startswith(pattern + ":")
-    if fnmatch.fnmatchcase(fault_class, pattern):
+    if _fnmatchcase(fault_class, pattern):
         return True
     parts = fault_class.split(":")
-    return any(fnmatch.fnmatchcase(":".join(parts[:n]), pattern) for n in range(1, len(parts)))
+    return any(_fnmatchcase(":".join(parts[:n]), pattern) for n in range(1, len(parts)))
 
 
 def class_prefixes(fault_class: str) -> list[str]:
@@ -142,13 +176,13 @@ def file_matches(pattern: str, filename: str) -> bool:
     if not _has_glob(pattern):
         return name == pattern or name.endswith("/" + pattern.lstrip("/"))
     parts = name.split("/")
-    return any(fnmatch.fnmatchcase("/".join(parts[n:]), pattern) for n in range(len(parts)))
+    return any(_fnmatchcase("/".join(parts[n:]), pattern) for n in range(len(parts)))
 
 
 def func_matches(pattern: str, function: str) -> bool:
-    if fnmatch.fnmatchcase(function, pattern):
+    if _fnmatchcase(function, pattern):
         return True
-    return fnmatch.fnmatchcase(function.rsplit(".", 1)[-1], pattern)
+    return _fnmatchcase(function.rsplit(".", 1)[-1], pattern)
 
 
 # -- tokenizing -------------------------------------------------------------------------------
@@ -200,6 +234,8 @@ def _error(word: Word, why: str) -> ControlError:
 
 
 def _suggest(text: str, choices: tuple[str, ...]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(text, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -219,6 +255,8 @@ def _number(word: Word, name: str) -> float:
         value = float(word.text)
     except ValueError:
         raise _error(word, f"'{word.text}': {name} takes a number") from None
+    import math  # here: a shared library to load, and most command lists hold no number
+
     if not math.isfinite(value):
         raise _error(word, f"'{word.text}': {name} takes a finite number")
     return value
@@ -350,4 +388,6 @@ def parse_query(text: str | None) -> Query:
 
 def nearest(word: str, names: list[str]) -> list[str]:
     """Existing names closest to a word that matched nothing (typo detection)."""
+    import difflib
+
     return difflib.get_close_matches(word, sorted(set(names)), n=3, cutoff=0.6)

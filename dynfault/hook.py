@@ -6,29 +6,32 @@ the bytes `dynamic_fault` the module is compiled and cached exactly as Python wo
 the code comes from our own cache file beside normal bytecode,
 `NAME.<cache_tag>-dynfault-<version>[.opt-N].pyc` (pytest's scheme), validated by a hash of the
 source, so plain `python` never loads rewritten bytecode and we never load its. libcst is
-imported only when a module must really be rewritten: a warm run loads none of it.
+imported only when a module must really be rewritten: a warm run loads none of it. A source
+once read and found without sites is remembered, by its stat, in a small index file per
+__pycache__ (see "the index of sources without sites"): a warm import of such a module costs a
+stat and two dict lookups more than plain Python, and keeps Python's own loader.
 """
 
 from __future__ import annotations
 
-import ast
-import fnmatch
+import atexit
 import importlib.util
 import marshal
 import os
 import sys
-import sysconfig
 import threading
 import types
-from collections.abc import Iterable, Sequence
-from importlib.abc import MetaPathFinder
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._warn import warn as _warn
-from .scan import MARKER, scan_file, scan_source
+from .scan import MARKER, parse_lock, scan_file, scan_source
 from .sites import DESCRIPTOR
+
+if TYPE_CHECKING:
+    import ast
 
 __all__ = [
     "DynfaultFinder", "DynfaultLoader", "ImportHook", "cache_path", "code_for_path",
@@ -50,47 +53,86 @@ def cache_path(source_path: str) -> str | None:
     `cache_from_source` places it (honouring `sys.pycache_prefix` and the optimization level);
     the cache tag gains `-dynfault-<version>`, so a new dynfault never loads an old rewrite.
     """
+    tag = sys.implementation.cache_tag
+    if tag is None:  # this Python writes no bytecode
+        return None
+    directory, name = _split(source_path)
+    key = (directory, sys.pycache_prefix)
+    pycache = _pycache_dirs.get(key)
+    if pycache is not None and name.endswith(".py") and len(name) > 3:
+        optimize = sys.flags.optimize
+        level = f".opt-{optimize}" if optimize else ""
+        return os.path.join(pycache, f"{name[:-3]}.{tag}-dynfault-{__version__}{level}.pyc")
     try:
         plain = importlib.util.cache_from_source(source_path)
-    except (NotImplementedError, ValueError):  # no cache_tag: this Python writes no bytecode
+    except (NotImplementedError, ValueError):
         return None
-    directory, name = os.path.split(plain)
-    tag = sys.implementation.cache_tag
-    base, dot, rest = os.path.basename(source_path).rpartition(".")
+    pycache, plain_name = os.path.split(plain)
+    if os.path.isabs(directory):  # a relative one depends on the working directory
+        _pycache_dirs[key] = pycache
+    base, dot, rest = name.rpartition(".")
     start = f"{base or rest}.{tag}"
-    if not name.startswith(start):
+    if not plain_name.startswith(start):
         return None
-    return os.path.join(directory, f"{start}-dynfault-{__version__}{name[len(start):]}")
+    return os.path.join(pycache, f"{start}-dynfault-{__version__}{plain_name[len(start):]}")
+
+
+_pycache_dirs: dict[tuple[str, str | None], str] = {}  # (source dir, prefix) -> its __pycache__
+
+
+def _split(path: str) -> tuple[str, str]:
+    if os.altsep is None:
+        directory, _, name = path.rpartition(os.sep)
+        return directory, name
+    return os.path.split(path)
 
 
 def read_cache(pyc: str, source_hash: bytes) -> types.CodeType | None:
     """The cached code when `pyc` is complete and made from source with this hash, else None."""
     try:
-        with open(pyc, "rb") as f:
-            data = f.read()
+        data = _read_file(pyc)
     except OSError:
         return None
     if (len(data) < _HEADER_SIZE or data[:4] != importlib.util.MAGIC_NUMBER
             or int.from_bytes(data[4:8], "little") != _FLAGS or data[8:16] != source_hash):
         return None
     try:
-        code = marshal.loads(data[_HEADER_SIZE:])
+        code = marshal.loads(memoryview(data)[_HEADER_SIZE:])
     except (EOFError, ValueError, TypeError):
         return None
     return code if isinstance(code, types.CodeType) else None
 
 
+def _read_file(path: str) -> bytes:
+    # os.read with the size from fstat: half the cost of open().read() for a small file
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data
+        chunks = [data]  # a short read, or the file changed since the fstat: read to the end
+        while chunks[-1]:
+            chunks.append(os.read(fd, 65536))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def write_cache(pyc: str, source_hash: bytes, code: types.CodeType) -> bool:
     """Write atomically: a reader sees the old file or the complete new one, never a torn one."""
-    data = (importlib.util.MAGIC_NUMBER + _FLAGS.to_bytes(4, "little") + source_hash
-            + marshal.dumps(code))
-    # pid and thread: two processes (or threads) writing the same module never share a temp file
-    temp = f"{pyc}.{os.getpid()}.{threading.get_ident()}.tmp"
+    return _write_atomic(pyc, importlib.util.MAGIC_NUMBER + _FLAGS.to_bytes(4, "little")
+                         + source_hash + marshal.dumps(code))
+
+
+def _write_atomic(path: str, data: bytes) -> bool:
+    # pid and thread: two processes (or threads) writing the same file never share a temp file
+    temp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(pyc), exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(temp, "wb") as f:
             f.write(data)
-        os.replace(temp, pyc)
+        os.replace(temp, path)
     except OSError:
         try:
             os.unlink(temp)
@@ -98,6 +140,105 @@ def write_cache(pyc: str, source_hash: bytes, code: types.CodeType) -> bool:
             pass
         return False
     return True
+
+
+# -- the index of sources without sites ------------------------------------------------------------
+#
+# Plain Python imports a module by a stat of its source and a read of its .pyc; the prefilter
+# for `dynamic_fault` would add a read of the whole source, most of a warm import's cost. Each
+# __pycache__ directory (or its pycache_prefix mirror) therefore holds one file,
+# `dynfault-<version>.<cache_tag>.nosites`: source file name -> the stamp (mtime in ns, size,
+# inode, ctime in ns) of a version read and found without the bytes `dynamic_fault`. A source
+# whose stat still gives that stamp is not read again. An edit changes the inode (editors that
+# write a new file and rename it, git) or the ctime (an edit in place; os.utime can restore the
+# mtime but never the ctime), so it is missed only if it lands within one tick of the kernel's
+# file clock, keeps the size and is written in place: far less than Python's own .pyc misses
+# (mtime in whole seconds and size). Modules with sites do not rely on it: their cache is
+# validated by a hash of the source.
+
+_Stamp = tuple[int, int, int, int]
+_INDEX_SUFFIX = "nosites"
+# source directory -> (index file or None, its entries): the warm import's two dict lookups.
+# Keyed by pycache_prefix too, which a program may set after start-up.
+_indexes: dict[tuple[str, str | None], tuple[str | None, dict[str, _Stamp]]] = {}
+_index_dirty: dict[str, dict[str, _Stamp]] = {}  # written at exit, merged with other writers'
+_index_lock = threading.Lock()
+
+
+def stamp(st: os.stat_result) -> _Stamp:
+    """What must stay the same for a source to be taken as unchanged without reading it."""
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def index_path(source_path: str) -> str | None:
+    """The index file for the directory of this source, or None where there is no cache."""
+    return _index(source_path, _split(source_path)[0])[0]
+
+
+def _index(source_path: str, directory: str) -> tuple[str | None, dict[str, _Stamp]]:
+    key = (directory, sys.pycache_prefix)
+    found = _indexes.get(key)
+    if found is not None:
+        return found
+    if not os.path.isabs(directory):  # a relative one depends on the working directory
+        return None, {}
+    pyc = cache_path(source_path)
+    where = None if pyc is None else os.path.join(
+        os.path.dirname(pyc), f"dynfault-{__version__}.{sys.implementation.cache_tag}."
+                              f"{_INDEX_SUFFIX}")
+    entries = {} if where is None else read_index(where)
+    with _index_lock:
+        return _indexes.setdefault(key, (where, entries))
+
+
+def read_index(where: str) -> dict[str, _Stamp]:
+    """The entries of an index file; anything unreadable or foreign counts as empty."""
+    try:
+        data = _read_file(where)
+    except OSError:
+        return {}
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        return {}
+    try:
+        entries = marshal.loads(data[4:])
+    except (EOFError, ValueError, TypeError):
+        return {}
+    # a malformed entry never equals a stamp: it can only miss
+    return entries if isinstance(entries, dict) else {}
+
+
+def known_without_sites(source_path: str, source_stamp: _Stamp) -> bool:
+    """True when this exact version of the source was read and found without sites."""
+    directory, name = _split(source_path)
+    return _index(source_path, directory)[1].get(name) == source_stamp
+
+
+def record_without_sites(source_path: str, source_stamp: _Stamp) -> None:
+    """Note that this version of the source has no sites; the index is written at exit."""
+    if sys.dont_write_bytecode:
+        return
+    directory, name = _split(source_path)
+    where, entries = _index(source_path, directory)
+    if where is None:
+        return
+    with _index_lock:
+        if not _index_dirty:
+            atexit.register(flush_index)  # flush_index unregisters itself: at most one at a time
+        entries[name] = source_stamp
+        _index_dirty.setdefault(where, {})[name] = source_stamp
+
+
+def flush_index() -> None:
+    """Write the entries recorded since the last flush, merged into each index file as it is
+    now (another process may have written it meanwhile); an unwritable one is left alone."""
+    with _index_lock:
+        dirty = dict(_index_dirty)
+        _index_dirty.clear()
+        atexit.unregister(flush_index)
+    for where, entries in dirty.items():
+        merged = read_index(where)
+        merged.update(entries)
+        _write_atomic(where, importlib.util.MAGIC_NUMBER + marshal.dumps(merged))
 
 
 # -- compiling -------------------------------------------------------------------------------------
@@ -110,6 +251,8 @@ def _first_line(statement: ast.stmt) -> int:
 def insert_header(tree: ast.Module, header: str) -> None:
     """Put the header after the docstring and `from __future__` imports, on the line of the
     statement it precedes, so that no line number anywhere changes."""
+    import ast
+
     body = tree.body
     position = 0
     first = body[0] if body else None
@@ -127,7 +270,8 @@ def insert_header(tree: ast.Module, header: str) -> None:
         line = body[-1].end_lineno or body[-1].lineno
     else:
         line = 1
-    statements = ast.parse(header).body
+    with parse_lock:
+        statements = ast.parse(header).body
     for statement in statements:
         for node in ast.walk(statement):
             if "lineno" in node._attributes:
@@ -145,10 +289,13 @@ def _compile(source: bytes, filename: str) -> tuple[types.CodeType, bool]:
     try:
         if not scan_source(source, filename):
             return _compile_plain(source, filename), True
+        import ast
+
         from .rewrite import rewrite  # imports libcst: only here, only on a cold cache
 
         rewritten = rewrite(source, filename)
-        tree = ast.parse(rewritten.source, filename)
+        with parse_lock:
+            tree = ast.parse(rewritten.source, filename)
         insert_header(tree, rewritten.header)
         return compile(tree, filename, "exec", dont_inherit=True), True
     except Exception as error:  # noqa: BLE001 (anything failing here must not change behaviour)
@@ -210,21 +357,52 @@ def code_for_path(path: str) -> types.CodeType:
 class DynfaultLoader(SourceFileLoader):
     """A SourceFileLoader whose modules with sites get rewritten code from dynfault's cache."""
 
+    # The source's stat, taken by rewritten_code, handed to SourceFileLoader's get_code through
+    # path_stats so that a module without sites costs no more system calls than plain Python.
+    _stat: os.stat_result | None = None
+    _source: bytes | None = None  # and the source it read, for a stale .pyc's compile
+
     def rewritten_code(self, fullname: str) -> types.CodeType | None:
         """Our code for a module with sites; None means SourceFileLoader compiles it: a module
         without sites, or one whose syntax error Python itself must report."""
-        path = self.get_filename(fullname)
+        path = self.path
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        source_stamp = stamp(st)
+        if known_without_sites(path, source_stamp):
+            self._stat = st
+            return None
         try:
             source = self.get_data(path)
         except OSError:
             return None
         if MARKER not in source:
+            # Stat before read: if the file changed in between, the stamp recorded is one the
+            # path no longer has (a new ctime or inode), so it can only miss.
+            record_without_sites(path, source_stamp)
+            self._stat, self._source = st, source
             return None
         try:
             # runpy and reload come through here too: the plain .pyc is never read or written.
             return _cached_code(path, source)
         except (SyntaxError, ValueError):  # ValueError: null bytes, before 3.12
             return None
+
+    def path_stats(self, path: str) -> Mapping[str, Any]:
+        st = self._stat
+        if st is not None and path == self.path:
+            self._stat = None
+            return {"mtime": st.st_mtime, "size": st.st_size}
+        return super().path_stats(path)
+
+    def get_data(self, path: str) -> bytes:
+        source = self._source
+        if source is not None and path == self.path:
+            self._source = None
+            return source
+        return super().get_data(path)
 
 
 # Python strips a contiguous run of importlib frames from the traceback of an error raised at
@@ -236,7 +414,10 @@ def get_code(self, fullname):
     code = self.rewritten_code(fullname)
     if code is not None:
         return code
-    return source_get_code(self, fullname)
+    try:
+        return source_get_code(self, fullname)
+    finally:
+        self._stat = self._source = None
 """
 _get_code_namespace: dict[str, Any] = {"source_get_code": SourceFileLoader.get_code}
 exec(compile(_GET_CODE, SourceFileLoader.get_code.__code__.co_filename, "exec"),
@@ -254,38 +435,52 @@ def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in value if p.strip())
 
 
-def _matches(fullname: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(fullname, p) or fnmatch.fnmatchcase(fullname, f"{p}.*")
-               for p in patterns)
+def _matcher(patterns: Sequence[str]) -> Callable[[str], object] | None:
+    """One compiled regex for the globs: `p` matches the name itself and `p.*` its submodules."""
+    if not patterns:
+        return None
+    import fnmatch
+    import re
+
+    alternatives = [fnmatch.translate(glob) for p in patterns for glob in (p, f"{p}.*")]
+    return re.compile("|".join(f"(?:{a})" for a in alternatives)).match
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    found = {os.path.dirname(os.__file__), paths.get("stdlib", ""), paths.get("platstdlib", "")}
+    # The directory of `os` is sysconfig's "stdlib" (and "platstdlib" on every POSIX layout);
+    # importing sysconfig for it would cost every `dynfault run` and child process ~1 ms.
+    found = {os.path.dirname(os.__file__)}
     dirs = {os.path.normcase(os.path.abspath(d)) for d in found if d}
     dirs |= {os.path.normcase(os.path.realpath(d)) for d in dirs}
     return tuple(sorted(dirs))
 
 
-class DynfaultFinder(MetaPathFinder):
+class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc costs ~7 ms
     """Hands back the spec another finder gives, with DynfaultLoader for `.py` source modules."""
 
     def __init__(self, include: str | Iterable[str] | None = None,
                  exclude: str | Iterable[str] | None = None) -> None:
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
+        self._include = _matcher(self.include)
+        self._exclude = _matcher(self.exclude)
         self._stdlib = _stdlib_dirs()
+        self._stdlib_by_dir: dict[str, bool] = {}  # a module's directory -> in the stdlib
         self._busy = threading.local()
 
     def should_instrument(self, fullname: str, path: str) -> bool:
         """The policy: override to choose which modules get their sites rewritten."""
         if fullname.partition(".")[0] in _NEVER:
             return False
-        if self.include and not _matches(fullname, self.include):
+        if self._include is not None and self._include(fullname) is None:
             return False
-        if _matches(fullname, self.exclude):
+        if self._exclude is not None and self._exclude(fullname) is not None:
             return False
-        return not self._in_stdlib(path)
+        directory = _split(path)[0]
+        in_stdlib = self._stdlib_by_dir.get(directory)
+        if in_stdlib is None:
+            in_stdlib = self._stdlib_by_dir[directory] = self._in_stdlib(path)
+        return not in_stdlib
 
     def _in_stdlib(self, path: str) -> bool:
         where = os.path.normcase(os.path.abspath(path))
@@ -298,7 +493,10 @@ class DynfaultFinder(MetaPathFinder):
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: types.ModuleType | None = None) -> ModuleSpec | None:
-        busy: set[str] = self._busy.__dict__.setdefault("names", set())
+        try:
+            busy: set[str] = self._busy.names
+        except AttributeError:
+            busy = self._busy.names = set()
         if fullname in busy:  # a finder that asks the import system again: let it go on
             return None
         busy.add(fullname)
@@ -310,9 +508,26 @@ class DynfaultFinder(MetaPathFinder):
         # (pytest's assertion rewriting among them) pass through untouched.
         if spec is None or type(spec.loader) is not SourceFileLoader or spec.origin is None:
             return spec
-        if not self.should_instrument(fullname, spec.origin):
+        origin = spec.origin
+        if not self.should_instrument(fullname, origin):
             return spec
-        spec.loader = DynfaultLoader(fullname, spec.origin)
+        # A source known to have no sites keeps Python's own loader: the cost of dynfault for
+        # the module is this stat and two dict lookups. (Should it change before the loader
+        # reads it, its new sites run through the runtime function, as in a race with plain
+        # Python's .pyc.)
+        try:
+            st = os.stat(origin)
+        except OSError:
+            pass
+        else:
+            directory, name = _split(origin)
+            entries = _indexes.get((directory, sys.pycache_prefix))
+            if entries is None:
+                entries = _index(origin, directory)
+            # stamp(st), inline: this runs for every module imported
+            if entries[1].get(name) == (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns):
+                return spec
+        spec.loader = DynfaultLoader(fullname, origin)
         return spec
 
     def _spec_elsewhere(self, fullname: str, path: Sequence[str] | None,

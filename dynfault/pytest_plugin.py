@@ -16,7 +16,6 @@ the runtime function); application modules get dynfault's rewriting.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Generator, Iterator
@@ -317,7 +316,7 @@ def _report_data(state: _Session) -> dict[str, Any]:
         entry["settings"] = site.settings()
         sites.append(entry)
     rules = [{"command": rule.command.text, "matched": rule.matched,
-              "query": dataclasses.asdict(rule.command.query)} for rule in history()]
+              "query": rule.command.query.as_dict()} for rule in history()]
     return {"sites": sites, "rules": rules, "seed": seed()}
 
 

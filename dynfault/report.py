@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from ._record import Record
 from .control import (
     Query,
     class_matches,
@@ -60,12 +60,15 @@ class CommandView(Protocol):
     def text(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Unmatched:
+class Unmatched(Record):
     """A command that matched no site, with the nearest existing names (`class race`)."""
 
+    __slots__ = ("command", "suggestions")
     command: str
     suggestions: tuple[str, ...]
+
+    def __init__(self, command: str, suggestions: tuple[str, ...]) -> None:
+        self._init(command=command, suggestions=suggestions)
 
     def as_dict(self) -> dict[str, object]:
         return {"command": self.command, "suggestions": list(self.suggestions)}

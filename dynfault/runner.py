@@ -9,8 +9,6 @@ of the main script or module comes from the hook, so its sites are rewritten lik
 from __future__ import annotations
 
 import os
-import runpy
-import signal
 import sys
 import types
 from collections.abc import Sequence
@@ -81,6 +79,8 @@ def script_program(path: str) -> Program:
 
 def module_program(name: str) -> Program:
     """`python -m NAME`: find the module as runpy does (parent packages run first), hook on."""
+    import runpy
+
     from .hook import DynfaultLoader, code_for_path
 
     path0 = _path0(os.getcwd())
@@ -108,6 +108,8 @@ def module_program(name: str) -> Program:
 
 
 def _own_frame(filename: str) -> bool:
+    import runpy
+
     if filename == "<frozen runpy>" or filename == runpy.__file__:
         return True
     return not filename.startswith("<") and os.path.dirname(os.path.abspath(filename)) == _OWN_DIR
@@ -193,5 +195,7 @@ def finish_interrupted() -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
+    import signal
+
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)

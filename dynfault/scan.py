@@ -7,10 +7,13 @@ function, line and index.
 
 from __future__ import annotations
 
-import ast
-import re
-from dataclasses import dataclass
-from importlib.util import decode_source
+import threading
+
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ast
 
 __all__ = ["ScannedSite", "scan_source", "scan_file", "MARKER"]
 
@@ -19,11 +22,15 @@ FUNCTIONS = ("dynamic_fault", "dynamic_fault_async")
 MODULES = ("dynfault", "dynfault.sites")
 _MODULE_BINDING = "module"
 _OTHER = "other"
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+# CPython 3.11 counts the AST constructor's depth in one place for all threads: two parses at
+# once (the runtime function's first call in many threads) can fail with SystemError
+# (python/cpython#106905).
+parse_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class ScannedSite:
+class ScannedSite(Record):
+    __slots__ = ("index", "line", "col", "end_line", "end_col", "char_col", "function",
+                 "fault_class", "is_async")
     index: int
     line: int
     col: int  # UTF-8 byte offsets, as ast and co_positions() give them
@@ -33,6 +40,13 @@ class ScannedSite:
     function: str
     fault_class: str | None  # None: not a string literal, named by its first call
     is_async: bool
+
+    def __init__(self, index: int, line: int, col: int, end_line: int, end_col: int,
+                 char_col: int, function: str, fault_class: str | None,
+                 is_async: bool) -> None:
+        self._init(index=index, line=line, col=col, end_line=end_line, end_col=end_col,
+                   char_col=char_col, function=function, fault_class=fault_class,
+                   is_async=is_async)
 
 
 class _Scope:
@@ -74,11 +88,25 @@ class _Scope:
         return []
 
 
-class _Finder(ast.NodeVisitor):
+class _Finder:
+    """ast.NodeVisitor's walk, written out: subclassing it would import ast with this module."""
+
     def __init__(self) -> None:
         self.scope = _Scope("module", None, "<module>")
         self.calls: list[tuple[ast.Call, _Scope, str, str]] = []  # call, scope, kind, name
         self.in_except = 0
+
+    def visit(self, node: ast.AST) -> None:
+        getattr(self, "visit_" + node.__class__.__name__, self.generic_visit)(node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
 
     def bind(self, name: str, what: str = _OTHER) -> None:
         self.scope.bindings.setdefault(name, []).append((what, self.in_except > 0))
@@ -210,8 +238,14 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
     data = source.encode("utf-8") if isinstance(source, str) else source
     if MARKER not in data:
         return []
+    # Bound here, for the whole module, on the first file that may hold a site: a process
+    # that never scans (a warm `dynfault run`, a plain import of dynfault) never loads ast.
+    global ast
+    import ast
+
     # A str is decoded already: parsing its UTF-8 bytes would apply a coding cookie a second time.
-    tree = ast.parse(source, filename)
+    with parse_lock:
+        tree = ast.parse(source, filename)
     finder = _Finder()
     finder.visit(tree)
     found: list[tuple[ast.Call, str, bool, str | None]] = []
@@ -231,8 +265,16 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
             found.append((call, scope.qualname, function_name.endswith("_async"),
                           fault_class))
     found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-    decoded = source if isinstance(source, str) else decode_source(data)
-    lines = _NEWLINE.split(decoded) if found else []
+    lines: list[str] = []
+    if found:
+        if isinstance(source, str):
+            decoded = source
+        else:
+            from importlib.util import decode_source
+
+            decoded = decode_source(data)
+        # The line ends ast counts (\r\n, \r, \n); str.splitlines() would split at more.
+        lines = decoded.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     result = []
     for index, (call, function, is_async, fault_class) in enumerate(found):
         text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import contextvars
 import os
-import random
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from ._warn import warn as _warn
 from .control import (
@@ -32,7 +29,13 @@ from .control import (
     parse_query,
 )
 
+# Every program that imports dynfault imports this module: it loads neither typing nor random.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Coroutine, Iterable, Iterator
+    from random import Random
+    from typing import Any
+
     from .scan import ScannedSite
 
 __all__ = [
@@ -277,10 +280,17 @@ def _sync(site: Site) -> None:
             namespace[name] = on
 
 
+_prefixes: dict[str, list[str]] = {}  # a program has few classes and many sites of each
+
+
 def _index_class(site: Site) -> None:
-    if site.fault_class is None:
+    fault_class = site.fault_class
+    if fault_class is None:
         return
-    for prefix in class_prefixes(site.fault_class):
+    prefixes = _prefixes.get(fault_class)
+    if prefixes is None:
+        prefixes = _prefixes[fault_class] = class_prefixes(fault_class)
+    for prefix in prefixes:
         bucket = _by_class.setdefault(prefix, [])
         bucket.append(site)
         if len(bucket) > 1 and bucket[-2]._seq > site._seq:
@@ -297,6 +307,8 @@ def _unindex_class(site: Site) -> None:
 
 
 def _take_rules(site: Site) -> None:
+    if not _rules and not _scopes:
+        return
     for rule in _rules:
         if rule.selects(site):
             rule.matched += 1
@@ -357,12 +369,14 @@ def bind(namespace: dict[str, Any], table: tuple[tuple[int, int, str, str | None
     """Called by a rewritten module's first statement: create its descriptors and flags."""
     filename = sys._getframe(1).f_code.co_filename
     module = namespace.get("__name__", "?")
-    for index, line, function, fault_class in table:
-        site = register(module, function, filename, line, fault_class, index)
-        with _lock:
+    # One lock for the whole table: this runs in every import of a module with sites.
+    with _lock:
+        for index, line, function, fault_class in table:
+            site = register(module, function, filename, line, fault_class, index)
             name = FLAG + str(index)
-            if not any(ns is namespace and n == name for ns, n in site._bindings):
-                site._bindings.append((namespace, name))
+            bindings = site._bindings
+            if not any(ns is namespace and n == name for ns, n in bindings):
+                bindings.append((namespace, name))
             namespace[DESCRIPTOR + str(index)] = site
             namespace[name] = site._on
 
@@ -409,7 +423,7 @@ def _decide(site: Site, arm: Arm) -> tuple[bool, float | None, float | None]:
             if arm._count < arm.frequency:
                 return False, None, None
             arm._count = 0
-        if arm.probability is not None and _rng.random() >= arm.probability:
+        if arm.probability is not None and _draw() >= arm.probability:
             return False, None, None
         site.fired += 1
         if arm.state == ONESHOT:
@@ -629,12 +643,29 @@ def _initial_seed() -> tuple[int, ControlError | None]:
             # Raised by dynfault._startup, which knows whether this process is the dynfault
             # command line (one-line error, exit 2) or a program (the import fails).
             error = ControlError(f"DYNFAULT_SEED: '{text}' is not a whole number")
-            return random.SystemRandom().randrange(2**32), error
-    return random.SystemRandom().randrange(2**32), None
+            return _random_seed(), error
+    return _random_seed(), None
 
 
+def _random_seed() -> int:
+    # What random.SystemRandom().randrange(2**32) draws, without importing random.
+    return int.from_bytes(os.urandom(4), "big")
+
+
+# The seed is chosen once, at import, so the report can print it; the generator is made on
+# the first `probability` draw (most processes never make one).
 _seed, seed_error = _initial_seed()
-_rng = random.Random(_seed)
+_rng: Random | None = None
+
+
+def _draw() -> float:
+    """The next `probability` draw; called with _lock held."""
+    global _rng
+    if _rng is None:
+        import random
+
+        _rng = random.Random(_seed)
+    return _rng.random()
 
 
 def seed(value: int | None = None) -> int:
@@ -646,7 +677,8 @@ def seed(value: int | None = None) -> int:
     if value is not None:
         with _lock:
             _seed = int(value)
-            _rng.seed(_seed)
+            if _rng is not None:
+                _rng.seed(_seed)
     return _seed
 
 
@@ -722,7 +754,8 @@ def reset() -> None:
     """
     with _lock:
         _rules.clear()
-        _rng.seed(_seed)
+        if _rng is not None:
+            _rng.seed(_seed)
         for site in _sites:
             site._load(_DEFAULT_ARM)
             site._count = site.hits = site.fired = 0

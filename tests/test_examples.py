@@ -64,10 +64,11 @@ def test_the_result_stays_correct_under_threads(tmp_path: Path, enable: str) -> 
     site = sites["btree:race"]
     assert out.stdout.splitlines()[2] == OK
     numbers = counts(out.stdout)
-    assert numbers["lost races"] == site["fired"]
+    # A lost race is a fire, or a real race (the key was there: the site was not evaluated).
+    assert numbers["lost races"] - site["fired"] == numbers["misses"] - site["hits"]
     assert numbers["disk reads"] == 64 + numbers["freed"]
     if "oneshot" in enable:
-        assert numbers["lost races"] == 1
+        assert site["fired"] == 1
 
 
 def test_the_example_runs_under_plain_python_too() -> None:

@@ -3,8 +3,10 @@ without the hook, compared with each other and with the source text."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import marshal
 import os
 import re
 import subprocess
@@ -25,6 +27,7 @@ from dynfault import hook
 
 TAG = sys.implementation.cache_tag
 OURS = f"{TAG}-dynfault-{dynfault.__version__}"
+INDEX = f"dynfault-{dynfault.__version__}.{TAG}.nosites"
 
 
 def run_python(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -536,15 +539,15 @@ def test_warm_run_imports_no_libcst(project: Path) -> None:
     assert (cold["libcst"], cold["rewritten"]) == (True, True)
     assert (warm["libcst"], warm["rewritten"]) == (False, True)
     assert warm["classes"] == ["cache:a"]
-    # the module with sites has only our file; the one without, only Python's
-    assert pycache(project) == [f"__init__.{TAG}.pyc", f"mod.{OURS}.pyc"]
+    # the module with sites has only our file; the one without, only Python's (and its stamp)
+    assert pycache(project) == [f"__init__.{TAG}.pyc", INDEX, f"mod.{OURS}.pyc"]
 
 
 def test_plain_python_never_loads_rewritten_bytecode(project: Path) -> None:
     run_main(project)
     plain = run_main(project, script="plain.py")
     assert plain["rewritten"] is False
-    assert pycache(project) == [f"__init__.{TAG}.pyc", f"mod.{OURS}.pyc", f"mod.{TAG}.pyc"]
+    assert pycache(project) == [f"__init__.{TAG}.pyc", INDEX, f"mod.{OURS}.pyc", f"mod.{TAG}.pyc"]
     again = run_main(project)
     assert (again["libcst"], again["rewritten"]) == (False, True)
 
@@ -587,7 +590,8 @@ def test_pycache_prefix(project: Path, tmp_path_factory: pytest.TempPathFactory)
     assert (warm["libcst"], warm["rewritten"]) == (False, True)
     assert pycache(project) == []
     mirror = prefix / str(project.resolve() / "app").lstrip(os.sep)
-    assert sorted(p.name for p in mirror.iterdir()) == [f"__init__.{TAG}.pyc", f"mod.{OURS}.pyc"]
+    assert sorted(p.name for p in mirror.iterdir()) == [f"__init__.{TAG}.pyc", INDEX,
+                                                         f"mod.{OURS}.pyc"]
 
 
 def test_optimization_level_has_its_own_cache(project: Path) -> None:
@@ -789,3 +793,108 @@ def test_install_uninstall_and_the_imported_before_warning(tmp_path: Path) -> No
     assert proc.stderr == (
         "dynfault: module app.early was imported before the import hook: its sites run through "
         "the slower runtime function (install the hook before importing it)\n")
+
+
+# -- the index of sources without sites --------------------------------------------------------
+
+NO_SITES = 'import dynfault\nVALUE = "no fault here, only plain code, nothing more"\n'
+GAINS_A_SITE = 'import dynfault\nVALUE = dynfault.dynamic_fault("idx:new")'
+
+READS = """
+import json, os, sys
+from importlib.machinery import SourceFileLoader
+FileLoader = SourceFileLoader.__mro__[1]
+import dynfault
+read = []
+get_data = FileLoader.get_data
+def spy(self, path):  # every file the import system reads
+    read.append(path)
+    return get_data(self, path)
+FileLoader.get_data = spy
+dynfault.install_import_hook()
+import app.other
+app_dir = os.path.join(os.getcwd(), "app", "")
+print(json.dumps({"read": sorted(p[len(app_dir):] for p in read if p.startswith(app_dir)
+                                 and p.endswith(".py")),
+                  "rewritten": hasattr(app.other, "_dynfault_s0"), "value": app.other.VALUE}))
+"""
+
+
+def test_warm_import_reads_no_source_without_sites(project: Path) -> None:
+    write(project / "app" / "other.py", NO_SITES)
+    write(project / "reads.py", READS)
+    cold = run_main(project, script="reads.py")
+    assert cold == {"read": ["__init__.py", "other.py"], "rewritten": False,
+                    "value": "no fault here, only plain code, nothing more"}
+    warm = run_main(project, script="reads.py")
+    assert warm["read"] == []
+    index = hook.read_index(str(project / "app" / "__pycache__" / INDEX))
+    assert sorted(index) == ["__init__.py", "other.py"]
+    assert index["other.py"] == hook.stamp((project / "app" / "other.py").stat())
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_a_site_added_with_same_size_and_mtime_is_noticed(project: Path, in_place: bool) -> None:
+    """The stamp's ctime (an edit in place) or inode (a new file renamed over) gives it away,
+    though size and mtime, all that Python's own .pyc checks, are the same."""
+    path = write(project / "app" / "other.py", NO_SITES)
+    write(project / "reads.py", READS)
+    run_main(project, script="reads.py")
+    assert run_main(project, script="reads.py")["read"] == []
+    before = path.stat()
+    text = GAINS_A_SITE.ljust(len(NO_SITES) - 1) + "\n"
+    if in_place:
+        path.write_text(text, encoding="utf-8")
+    else:
+        write(project / "app" / "new.tmp", text)
+        os.replace(project / "app" / "new.tmp", path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert (after.st_ino == before.st_ino) is in_place
+    result = run_main(project, script="reads.py")
+    assert (result["read"], result["rewritten"], result["value"]) == (["other.py"], True, False)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_types"])
+def test_a_damaged_index_only_costs_a_read(project: Path, damage: str) -> None:
+    write(project / "app" / "other.py", NO_SITES)
+    write(project / "reads.py", READS)
+    run_main(project, script="reads.py")
+    index = project / "app" / "__pycache__" / INDEX
+    data = index.read_bytes()
+    index.write_bytes({"garbage": b"\x00garbage" * 10, "truncated": data[: len(data) // 2],
+                       "wrong_types": data[:4] + marshal.dumps({"other.py": "x", 3: (1, 2)})
+                       }[damage])
+    assert run_main(project, script="reads.py")["read"] == ["__init__.py", "other.py"]
+    assert run_main(project, script="reads.py")["read"] == []  # written whole again
+
+
+def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.setattr(hook, "_indexes", {})
+    monkeypatch.setattr(hook, "_index_dirty", {})
+    source = write(tmp_path / "pkg" / "plain.py", NO_SITES)
+    first = hook.stamp(source.stat())
+    assert hook.known_without_sites(str(source), first) is False
+    hook.record_without_sites(str(source), first)
+    assert hook.known_without_sites(str(source), first) is True
+    hook.flush_index()
+    where = hook.index_path(str(source))
+    assert where == str(tmp_path / "pkg" / "__pycache__" / INDEX)
+    assert hook.read_index(where) == {"plain.py": first}
+    changed = (first[0], first[1], first[2], first[3] + 1)
+    assert hook.known_without_sites(str(source), changed) is False
+    # another process's entries survive our flush; a relative path is never indexed
+    write(tmp_path / "pkg" / "more.py", NO_SITES)
+    hook._write_atomic(where, importlib.util.MAGIC_NUMBER + marshal.dumps(
+        {"plain.py": first, "more.py": (1, 2, 3, 4)}))
+    hook.record_without_sites(str(tmp_path / "pkg" / "third.py"), (5, 6, 7, 8))
+    hook.flush_index()
+    assert hook.read_index(where) == {"plain.py": first, "more.py": (1, 2, 3, 4),
+                                      "third.py": (5, 6, 7, 8)}
+    monkeypatch.chdir(tmp_path / "pkg")
+    assert hook.index_path("plain.py") is None
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    hook.record_without_sites(str(tmp_path / "pkg" / "fourth.py"), (1, 1, 1, 1))
+    assert hook._index_dirty == {}
