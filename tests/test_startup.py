@@ -3,6 +3,7 @@ replace dataclasses so that they load little."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import pickle
@@ -62,11 +63,15 @@ NOT_FOR_RUN = ["dataclasses", "difflib", "dynfault.ctl", "dynfault.ctl_cli", "dy
 
 
 def test_run_loads_no_other_subcommand(tmp_path: Path) -> None:
-    (tmp_path / "prog.py").write_text(
-        f"import sys\nprint([m for m in {NOT_FOR_RUN!r} if m in sys.modules])\n")
+    probe = f"import sys\nprint([m for m in {NOT_FOR_RUN!r} if m in sys.modules])\n"
+    (tmp_path / "prog.py").write_text(probe)
+    # What click itself loads is not ours to avoid (on 3.9/3.10 it imports uuid -> subprocess).
+    floor = subprocess.run([sys.executable, "-c", "import click\n" + probe], cwd=tmp_path,
+                           env=clean_env(), capture_output=True, text=True, timeout=60)
     done = subprocess.run([sys.executable, "-m", "dynfault", "run", "prog.py"], cwd=tmp_path,
                           env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert set(ast.literal_eval(done.stdout)) <= set(ast.literal_eval(floor.stdout))
 
 
 def test_help_lists_the_lazy_commands_and_they_run() -> None:
