@@ -15,12 +15,15 @@ applied = False
 
 
 def _is_cli_process() -> bool:
-    """Is this import the start of `python -m dynfault` or of the `dynfault` script?"""
+    """Is this import the start of a program that reports our errors itself: `python -m
+    dynfault`, the `dynfault` script, or pytest loading the plugin (a usage error there)?"""
     frame = sys._getframe()
     while frame is not None:  # `python -m X` imports X's packages from runpy's frame
         code = frame.f_code
         if code.co_name == "_run_module_as_main" and "runpy" in code.co_filename:
             return frame.f_locals.get("mod_name") == "dynfault"
+        if code.co_name == "load_setuptools_entrypoints":
+            return True  # pytest loading our plugin: it reports the error as a usage error
         frame = frame.f_back  # type: ignore[assignment]
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return name in ("dynfault", "dynfault.exe")

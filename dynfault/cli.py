@@ -145,7 +145,10 @@ def _apply(env: str, enables: Sequence[str]) -> None:
 
 
 def _json_target(path: str) -> str:
-    full = os.path.abspath(path)
+    try:
+        full = os.path.abspath(path)
+    except OSError as error:  # a relative path, and the working directory is gone
+        raise UsageProblem(f"--report-json: cannot resolve '{path}': {error.strerror}") from None
     directory = os.path.dirname(full) or "."
     if os.path.isdir(full):
         raise UsageProblem(f"--report-json: '{path}' is a directory")
@@ -163,7 +166,11 @@ class _AtExit:
 
     def __init__(self, text: bool, json_path: str | None) -> None:
         self.pid = os.getpid()
-        self.cwd = os.getcwd()  # the program may chdir; paths are shown as the user started
+        self.cwd: str | None  # the program may chdir; paths are shown as the user started
+        try:
+            self.cwd = os.getcwd()
+        except OSError:  # started in a deleted directory, which python allows: absolute paths
+            self.cwd = None
         self.text = text
         self.json_path = json_path
 
@@ -266,7 +273,10 @@ def _python_files(paths: Sequence[str]) -> Iterator[str]:
             yield path
             continue
         found: list[str] = []
-        for directory, dirs, files in os.walk(path):
+        def unreadable(error: OSError) -> None:
+            _warn(f"skipping {error.filename}: {error.strerror}")
+
+        for directory, dirs, files in os.walk(path, onerror=unreadable):
             dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
                        and not os.path.exists(os.path.join(directory, d, "pyvenv.cfg"))]
             found.extend(os.path.normpath(os.path.join(directory, name))
@@ -306,7 +316,8 @@ def static_sites(paths: Sequence[str]) -> list[tuple[str, Site]]:
             _warn(f"skipping {shown}: {error.strerror or error}")
             continue
         except SyntaxError as error:
-            _warn(f"skipping {shown}: {error.msg} (line {error.lineno})")
+            where = f" (line {error.lineno})" if error.lineno else ""  # none for a NUL byte
+            _warn(f"skipping {shown}: {error.msg}{where}")
             continue
         except (ValueError, UnicodeDecodeError, RecursionError) as error:
             _warn(f"skipping {shown}: {_one_line(str(error)) or type(error).__name__}")
@@ -389,7 +400,10 @@ def show(file: str) -> None:
         ast.parse(data, file)  # a file without sites is not parsed by rewrite(): check it here
         result = rewrite(data, os.path.abspath(file))
     except SyntaxError as error:
-        raise UsageProblem(f"show: {file}:{error.lineno}: {error.msg}") from None
+        where = f"{file}:{error.lineno}" if error.lineno else file  # no line for a NUL byte
+        raise UsageProblem(f"show: {where}: {error.msg}") from None
+    except ValueError as error:  # a NUL byte, before 3.11.4: compile() raises ValueError
+        raise UsageProblem(f"show: {file}: {_one_line(str(error))}") from None
     except RewriteError as error:
         raise click.ClickException(f"show: {file}: not rewritten ({_one_line(str(error))}); "
                                    "its sites run through the runtime function") from None

@@ -38,6 +38,9 @@ STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
 VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay")
 SETTINGS = (*STATE_WORDS, *VALUE_SETTINGS, "pause")
 DEFAULT_PAUSE_MS = 10000.0
+# time.sleep() and lock timeouts overflow near 9.2e12 ms (int64 nanoseconds): a larger delay or
+# pause would pass the parser and then raise OverflowError in the program, at the site.
+MAX_WAIT_MS = 1e12
 
 
 class ControlError(ValueError):
@@ -242,12 +245,23 @@ def _suggest(text: str, choices: tuple[str, ...]) -> str:
 
 def _int(word: Word, name: str, minimum: int) -> int:
     try:
+        if not (word.text.isascii() and word.text.isdigit()):  # int() takes "1_000" and "٣"
+            raise ValueError(word.text)
         value = int(word.text, 10)
     except ValueError:
         raise _error(word, f"'{word.text}': {name} takes a whole number") from None
     if value < minimum:
         raise _error(word, f"'{word.text}': {name} must be at least {minimum}")
     return value
+
+
+def _milliseconds(word: Word, name: str) -> float:
+    ms = _number(word, name)
+    if ms < 0:
+        raise _error(word, f"'{word.text}': {name} must not be negative")
+    if ms > MAX_WAIT_MS:
+        raise _error(word, f"'{word.text}': {name} must be at most {MAX_WAIT_MS:.0f} ms")
+    return ms
 
 
 def _number(word: Word, name: str) -> float:
@@ -331,10 +345,7 @@ def _parse_command(words: list[Word], text: str) -> Command:
                     raise _error(nxt, f"'{nxt.text}': probability must be in (0, 1]")
                 settings[key] = p
             else:
-                ms = _number(nxt, key)
-                if ms < 0:
-                    raise _error(nxt, f"'{nxt.text}': delay must not be negative")
-                settings[key] = ms
+                settings[key] = _milliseconds(nxt, key)
             i += 2
         elif key == "pause":
             if "pause" in settings:
@@ -342,7 +353,7 @@ def _parse_command(words: list[Word], text: str) -> Command:
             ms = DEFAULT_PAUSE_MS
             i += 1
             if nxt is not None and nxt.text[:1].isdigit():
-                ms = _number(nxt, "pause")
+                ms = _milliseconds(nxt, "pause")
                 i += 1
             settings["pause"] = ms
         else:

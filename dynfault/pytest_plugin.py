@@ -106,6 +106,10 @@ def _start(config: pytest.Config, options: Any) -> None:
     state = config.stash.setdefault(_SESSION, _Session())
     if state.started:
         return
+    from . import _startup
+
+    if _startup.deferred_error is not None:
+        raise pytest.UsageError(str(_startup.deferred_error))
     commands: list[str] = list(getattr(options, "dynfault", None) or [])
     for text in commands:
         try:

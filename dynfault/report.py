@@ -87,7 +87,9 @@ def shown_path(filename: str, cwd: str | None = None) -> str:
         relative = os.path.relpath(filename, cwd)
     except ValueError:  # another drive, on Windows
         return filename
-    return filename if relative.startswith(os.pardir) else relative
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return filename  # outside the working directory (`..cache/x.py` is inside it)
+    return relative
 
 
 def control_line(site: SiteView, cwd: str | None = None, path: str | None = None) -> str:

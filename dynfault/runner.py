@@ -83,7 +83,10 @@ def module_program(name: str) -> Program:
 
     from .hook import DynfaultLoader, code_for_path
 
-    path0 = _path0(os.getcwd())
+    try:
+        path0 = _path0(os.getcwd())
+    except OSError:  # a deleted working directory: python then puts nothing in front either
+        path0 = None
     if path0 is not None:
         # Parent packages import while the module is found: they must see python's sys.path.
         sys.path[0] = path0

@@ -210,16 +210,9 @@ class Target:
 def display_path(filename: str, cwd: str | None = None) -> str:
     """A path under the working directory relative to it (short and the same on every machine),
     any other path as given. `file F` matches any trailing part, so both select the site."""
-    if not os.path.isabs(filename):
-        return filename
-    base = cwd or os.getcwd()
-    try:
-        relative = os.path.relpath(filename, base)
-    except ValueError:
-        return filename
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return filename
-    return relative
+    from .report import shown_path
+
+    return shown_path(filename, cwd)
 
 
 def read_reports(directory: str, cwd: str | None = None) -> dict[tuple[str, int], Target]:

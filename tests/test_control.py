@@ -70,6 +70,8 @@ def test_command_text_is_its_source() -> None:
 # -- rejected command lists: (text, the word the message names, its 1-based column) -----------
 
 MALFORMED = [
+    ("race times 1_000", "1_000", 12),
+    ("race line ٣", "٣", 11),
     ("frequency", "frequency", 1),
     ("race frequency", "frequency", 6),
     ("class", "class", 1),
@@ -99,6 +101,8 @@ MALFORMED = [
     ("race delay -5", "-5", 12),
     ("race delay inf", "inf", 12),
     ("race delay 1e400", "1e400", 12),
+    ("race delay 1e300", "1e300", 12),  # finite, but time.sleep() would overflow at the site
+    ("race pause 1e300", "1e300", 12),
     ("race pause 5ms", "5ms", 12),
     ("race pause x", "x", 12),
     ("line 5-3", "5-3", 6),
