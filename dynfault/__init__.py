@@ -16,6 +16,7 @@ pytest` and its child processes); pytest's assertion rewriting has nothing to do
 from __future__ import annotations
 
 from .control import ControlError
+from .pause import resume, wait_paused
 from .sites import (
     Site,
     control,
@@ -23,10 +24,8 @@ from .sites import (
     dynamic_fault_async,
     faults,
     reset,
-    resume,
     seed,
     sites,
-    wait_paused,
 )
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault

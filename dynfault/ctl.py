@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 
 from ._warn import warn as _warn
 from .control import ControlError, parse, parse_query
+from .pause import paused, resume
 from .report import control_line, shown_path
-from .sites import Site, control, paused, resume, seed, sites
+from .sites import Site, control, seed, sites
 
 # Everything the server thread needs is imported here, in the importing thread: a module that
 # the thread were importing when the program forks stays half-initialized in the child.

@@ -26,6 +26,7 @@ import pytest
 
 from . import report
 from .control import Command, ControlError, Query, parse
+from .pause import paused, resume, wait_paused
 from .sites import (
     Rule,
     Site,
@@ -33,12 +34,9 @@ from .sites import (
     control,
     faults,
     history,
-    paused,
     reset,
-    resume,
     seed,
     set_reporting,
-    wait_paused,
 )
 from .sites import sites as live_sites
 

@@ -16,7 +16,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ._warn import warn as _warn
 from .control import (
     DISABLED,
     ENABLED,
@@ -36,11 +35,10 @@ if TYPE_CHECKING:
     from random import Random
     from typing import Any
 
-    from .scan import ScannedSite
 
 __all__ = [
     "Site", "dynamic_fault", "dynamic_fault_async", "control", "sites", "faults", "reset",
-    "wait_paused", "resume", "bind", "seed",
+    "bind", "seed", "select",
 ]
 
 FLAG = "_dynfault_f"
@@ -159,7 +157,9 @@ class Site(Arm):
         if not fired:
             return False
         if pause is not None:
-            _pause_here(self, pause)
+            from .pause import pause_here
+
+            pause_here(self, pause)
             return False
         if delay is not None:
             time.sleep(delay / 1000.0)  # time.sleep releases the GIL: the race window widens
@@ -182,7 +182,9 @@ class Site(Arm):
         if not fired:
             return False
         if pause is not None:
-            await _pause_async(self, pause)
+            from .pause import pause_async
+
+            await pause_async(self, pause)
             return False
         if delay is not None:
             import asyncio
@@ -206,9 +208,6 @@ _by_class: dict[str, list[Site]] = {}
 # (id(code), lasti) -> (code, site). Not keyed by the code object itself: hashing one hashes its
 # bytecode (about 1 µs a call from 3.12 on). The entry holds the code, so its id stays unique.
 _frame_sites: dict[tuple[int, int], tuple[object, Site]] = {}
-# filename -> ((mtime_ns, size), its scanned sites, {(line, end_line, col, end_col): site})
-_Table = tuple[tuple[int, int], list["ScannedSite"], dict[tuple[int, ...], "ScannedSite"]]
-_tables: dict[str, _Table] = {}
 _reporting = False
 # True while any rule, scope or report is live; the runtime function walks no frame otherwise.
 _slow = False
@@ -467,169 +466,9 @@ def dynamic_fault_async(fault_class: str) -> Coroutine[Any, Any, bool]:
 
 
 def _site_for_frame(frame: Any, fault_class: str) -> Site:
-    code = frame.f_code
-    filename = code.co_filename
-    entry = _scanned_entry(frame, fault_class)
-    module = frame.f_globals.get("__name__", "?")
-    if entry is not None:
-        # The scanned class, not the runtime one: a non-literal site keeps the class of its
-        # first call (named below), and a second call with another class must not rename it.
-        site = register(module, entry.function, filename, entry.line, entry.fault_class,
-                        entry.index)
-        if site.fault_class is None:
-            _name_class(site, fault_class)
-    else:
-        # Source we cannot read (exec'd strings, stdin): an identity from the frame alone, the
-        # same one each time the same call runs, so a loop of exec() does not pile up sites.
-        function = getattr(code, "co_qualname", code.co_name)
-        key = (filename, function, frame.f_lineno, str(fault_class))
-        with _lock:
-            known = _unscanned.get(key)
-            if known is None:
-                index = -1 - sum(1 for k in _unscanned if k[0] == filename)
-                known = _unscanned[key] = register(module, function, filename, frame.f_lineno,
-                                                   str(fault_class), index)
-        site = known
-    _frame_sites[(id(code), frame.f_lasti)] = (code, site)
-    return site
+    from .frames import site_for_frame  # the slow path: first call of an unrewritten site
 
-
-_unscanned: dict[tuple[str, str, int | None, str], Site] = {}
-
-
-def _table_for(filename: str) -> _Table | None:
-    """The scanned sites of a file, rescanned when the file changes (a reload after an edit)."""
-    try:
-        st = os.stat(filename)
-    except (OSError, ValueError):
-        return None
-    stamp = (st.st_mtime_ns, st.st_size)
-    cached = _tables.get(filename)
-    if cached is not None and cached[0] == stamp:
-        return cached
-    from .scan import scan_file
-
-    scanned = scan_file(filename) or []
-    table: _Table = (stamp, scanned, {(s.line, s.end_line, s.col, s.end_col): s for s in scanned})
-    _tables[filename] = table
-    return table
-
-
-def _scanned_entry(frame: Any, fault_class: str) -> ScannedSite | None:
-    """The scanned site this frame is calling from, or None when its source is unknown."""
-    code = frame.f_code
-    table = _table_for(code.co_filename)
-    if table is None or not table[1]:
-        return None
-    if hasattr(code, "co_positions"):
-        # 3.11+: the call instruction's (line, end_line, col, end_col) is the ast.Call's span;
-        # f_lasti may point into the call's inline caches, which carry the same position.
-        for i, position in enumerate(code.co_positions()):
-            if i == frame.f_lasti // 2:
-                return table[2].get(tuple(position))
-        return None
-    return _entry_by_bytecode(frame, table[1], fault_class)
-
-
-# 3.9/3.10 frames carry a line, no column. Two sites on one line are told apart by the order
-# of their call instructions in the code object, found by following the stack with `dis`.
-_COMPREHENSIONS = ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>")
-_code_calls: dict[object, dict[int, tuple[int, str | None]]] = {}
-
-
-def _entry_by_bytecode(frame: Any, scanned: list[ScannedSite],
-                       fault_class: str) -> ScannedSite | None:
-    code = frame.f_code
-    calls = _code_calls.get(code)
-    if calls is None:
-        calls = _code_calls[code] = _dynfault_calls(code, frame.f_globals)
-    line = frame.f_lineno
-    here = calls.get(frame.f_lasti)
-    if here is not None:
-        line = here[0]
-    name = code.co_name
-
-    def in_code(s: ScannedSite) -> bool:
-        return name in _COMPREHENSIONS or s.function.rsplit(".", 1)[-1] == name
-
-    candidates = sorted((s for s in scanned if s.line <= line <= s.end_line and in_code(s)),
-                        key=lambda s: (s.end_line, s.end_col))  # calls finish in this order
-    if here is not None:
-        on_line = sorted((offset, literal) for offset, (at, literal) in calls.items()
-                         if at == line)
-        ordinal = [offset for offset, _ in on_line].index(frame.f_lasti)
-        if len(on_line) == len(candidates):
-            return candidates[ordinal]
-        # Some calls on this line live in another code object (a comprehension beside its
-        # enclosing function): compare only the calls that can be of this class.
-        mine = [offset for offset, literal in on_line if literal in (None, fault_class)]
-        same = [s for s in candidates if s.fault_class in (None, fault_class)]
-        if frame.f_lasti in mine and len(mine) == len(same):
-            return same[mine.index(frame.f_lasti)]
-    same = [s for s in candidates if s.fault_class == fault_class] or candidates
-    return same[0] if same else None
-
-
-_CALLS = {"CALL_FUNCTION": 1, "CALL_METHOD": 2, "CALL_FUNCTION_KW": 2}
-_NAME_LOADS = ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "LOAD_CLASSDEREF")
-_ENDS = ("JUMP_FORWARD", "JUMP_ABSOLUTE", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE")
-
-
-def _dynfault_calls(code: Any, namespace: dict[str, Any]) -> dict[int, tuple[int, str | None]]:
-    """offset -> (line, literal class or None) of each call of dynamic_fault[_async] in a code
-    object, recognised by the stack slot its callable was loaded into."""
-    import dis
-
-    ours = (dynamic_fault, dynamic_fault_async)
-    names = ("dynamic_fault", "dynamic_fault_async")
-    found: dict[int, tuple[int, str | None]] = {}
-    depth = 0
-    at_target: dict[int, int] = {}
-    dead = False
-    line = code.co_firstlineno
-    marks: list[tuple[int, int]] = []  # (stack slot of the callable, position of its load)
-    instructions = list(dis.get_instructions(code))
-    for position, ins in enumerate(instructions):
-        if ins.starts_line is not None:
-            line = ins.starts_line
-        if dead or ins.offset in at_target:
-            depth = at_target.get(ins.offset, depth)
-            dead = False
-        popped = None
-        if ins.opname in _CALLS:
-            popped = (ins.arg or 0) + _CALLS[ins.opname]
-        elif ins.opname == "CALL_FUNCTION_EX":
-            popped = 2 + ((ins.arg or 0) & 1)
-        if popped is not None:
-            slot = depth - popped
-            while marks and marks[-1][0] > slot:
-                marks.pop()
-            if marks and marks[-1][0] == slot:
-                load = marks.pop()[1]
-                between = instructions[load + 1:position]
-                literal = None
-                if (between and between[0].opname == "LOAD_CONST"
-                        and isinstance(between[0].argval, str)
-                        and (len(between) == 1 or (len(between) == 2 and between[1].argval
-                                                   == ("fault_class",)))):
-                    literal = between[0].argval
-                found[ins.offset] = (line, literal)
-        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in names:
-            marks.append((depth - 1, position))
-        elif ins.opname in _NAME_LOADS and (
-                ins.argval in names or any(namespace.get(ins.argval) is f for f in ours)):
-            marks.append((depth, position))
-        try:
-            if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
-                at_target[ins.argval] = depth + dis.stack_effect(ins.opcode, ins.arg, jump=True)
-            effect = dis.stack_effect(ins.opcode, ins.arg if ins.opcode >= dis.HAVE_ARGUMENT
-                                      else None, jump=False)
-        except ValueError:
-            effect = 0
-        depth += effect
-        if ins.opname in _ENDS:
-            dead = True
-    return found
+    return site_for_frame(frame, fault_class)
 
 
 # -- randomness --------------------------------------------------------------------------------
@@ -698,6 +537,12 @@ def _select(query: Query) -> list[Site]:
     return matched
 
 
+def select(query: Query) -> list[Site]:
+    """The loaded sites a parsed query matches, in registration order."""
+    with _lock:
+        return _select(query)
+
+
 def _apply(commands: tuple[Command, ...]) -> int:
     touched: dict[Site, None] = {}
     with _lock:
@@ -761,6 +606,8 @@ def reset() -> None:
             site._count = site.hits = site.fired = 0
             _sync(site)
         _set_slow()
+    from .pause import resume
+
     resume()
 
 
@@ -832,156 +679,25 @@ def faults(commands: str, scope: str = "global") -> Iterator[int]:
         raise ValueError(f"scope must be 'global' or 'context', not {scope!r}")
 
 
-# -- pause -------------------------------------------------------------------------------------
-
-class _Paused:
-    __slots__ = ("site", "release")
-
-    def __init__(self, site: Site, release: Any) -> None:
-        self.site = site
-        self.release = release  # a threading.Event or a callable for asyncio
-
-
-_paused: list[_Paused] = []
-_pause_cond = threading.Condition(threading.Lock())
-
-
-def _where(site: Site) -> str:
-    return f"{site.filename}:{site.line} (class {site.fault_class}, func {site.function})"
-
-
-def _in_event_loop() -> bool:
-    asyncio = sys.modules.get("asyncio")
-    return asyncio is not None and asyncio._get_running_loop() is not None
-
-
-def _pause_here(site: Site, ms: float) -> None:
-    if _in_event_loop():
-        _warn(f"pause refused at {_where(site)}: it would block the event loop; "
-              "use `await dynamic_fault_async(...)` in coroutines")
-        return
-    event = threading.Event()
-    entry = _Paused(site, event)
-    with _pause_cond:
-        _paused.append(entry)
-        _pause_cond.notify_all()
-    try:
-        released = event.wait(ms / 1000.0)
-    finally:
-        # Also on KeyboardInterrupt: a paused entry left behind would count in wait_paused().
-        _unpause(entry)
-    if not released and not event.is_set():  # a resume() racing the timeout still released it
-        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
-
-
-def _unpause(entry: _Paused) -> None:
-    with _pause_cond:
-        if entry in _paused:
-            _paused.remove(entry)
-        _pause_cond.notify_all()
-
-
-async def _pause_async(site: Site, ms: float) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def settle() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    def release() -> None:
-        try:
-            loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            pass
-
-    entry = _Paused(site, release)
-    with _pause_cond:
-        _paused.append(entry)
-        _pause_cond.notify_all()
-    try:
-        await asyncio.wait_for(asyncio.shield(future), ms / 1000.0)
-        released = True
-    except asyncio.TimeoutError:
-        released = future.done()
-    finally:
-        # A cancelled task must not stay listed as paused: resume() would call into its loop.
-        _unpause(entry)
-    if not released:
-        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
-
-
-def _paused_at(query: Query) -> list[_Paused]:
-    if query == Query():
-        return list(_paused)
-    with _lock:
-        chosen = set(_select(query))
-    return [p for p in _paused if p.site in chosen]
-
-
-def paused(query: str | None = None) -> list[Site]:
-    """The sites where threads stand paused now, one entry per paused thread."""
-    parsed = parse_query(query)
-    with _pause_cond:
-        return [p.site for p in _paused_at(parsed)]
-
-
-def wait_paused(query: str | None = None, count: int = 1, timeout: float = 10.0) -> int:
-    """Block until at least `count` threads stand paused at matching sites; return how many."""
-    parsed = parse_query(query)
-    deadline = time.monotonic() + timeout
-    with _pause_cond:
-        while True:
-            have = len(_paused_at(parsed))
-            if have >= count:
-                return have
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(
-                    f"dynfault: {have} of {count} threads paused at {query or 'any site'} "
-                    f"after {timeout:g} s")
-            _pause_cond.wait(min(left, 0.05))
-
-
-def resume(query: str | None = None) -> int:
-    """Release the threads paused at matching sites; return how many."""
-    parsed = parse_query(query)
-    with _pause_cond:
-        chosen = _paused_at(parsed)
-        for entry in chosen:
-            _paused.remove(entry)
-            if isinstance(entry.release, threading.Event):
-                entry.release.set()
-            else:
-                entry.release()
-        _pause_cond.notify_all()
-    return len(chosen)
-
-
 def _before_fork() -> None:
-    # Hold both locks across fork() so the child never inherits a registry or pause list
-    # half-updated by another thread; the order is the one wait_paused() takes them in.
-    _pause_cond.acquire()
+    # Hold the lock across fork() so the child never inherits a registry half-updated by
+    # another thread. dynfault.pause registers after this module, so its handler takes the
+    # pause lock first: the order wait_paused() takes them in.
     _lock.acquire()
 
 
 def _after_fork_in_parent() -> None:
     _lock.release()
-    _pause_cond.release()
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _pause_cond
+    global _lock
     _lock = threading.RLock()
-    _pause_cond = threading.Condition(threading.Lock())
-    _paused.clear()  # the paused threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
 
-__all__ += ["ENABLED", "DISABLED", "ONESHOT", "ControlError", "Snapshot", "paused", "history",
+__all__ += ["ENABLED", "DISABLED", "ONESHOT", "ControlError", "Snapshot", "history",
             "set_reporting", "register"]

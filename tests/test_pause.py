@@ -13,7 +13,7 @@ import pytest
 import dynfault
 from dynfault import dynamic_fault, dynamic_fault_async
 
-S = importlib.import_module("dynfault.sites")
+P = importlib.import_module("dynfault.pause")
 
 
 def site_a() -> bool:
@@ -72,10 +72,10 @@ def test_three_threads_times_two_pause_and_one_passes() -> None:
     third = Runner(site_a)
     assert third.join() == [False]  # the site disabled itself after two fires
     assert len(dynfault.sites("class pz:a")) == 1
-    assert len(S.paused()) == 2
+    assert len(P.paused()) == 2
     assert dynfault.resume("class pz:a") == 2
     assert [r.join() for r in runners] == [[False], [False]]
-    assert S.paused() == []
+    assert P.paused() == []
 
 
 def test_sixteen_threads_all_pause_then_all_resume() -> None:
@@ -109,7 +109,7 @@ def test_resume_by_query_releases_only_matching_threads() -> None:
     assert dynfault.wait_paused("class pz:b") == 1
     assert dynfault.resume("class pz:a") == 1
     assert a.join() == [False]
-    assert [s.fault_class for s in S.paused()] == ["pz:b"]
+    assert [s.fault_class for s in P.paused()] == ["pz:b"]
     assert b.thread.is_alive()
     assert dynfault.resume("file test_pause.py func site_b") == 1
     assert b.join() == [False]
@@ -125,7 +125,7 @@ def test_pause_timeout_returns_false_counts_and_warns(capsys: pytest.CaptureFixt
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"dynfault: pause at {site.filename}:{site.line} (class pz:a, func site_a) "
                      "timed out after 50 ms; nothing called resume()"]
-    assert S.paused() == []
+    assert P.paused() == []
 
 
 def test_reset_releases_paused_threads() -> None:
@@ -134,7 +134,7 @@ def test_reset_releases_paused_threads() -> None:
     assert dynfault.wait_paused(count=3) == 3
     dynfault.reset()
     assert [r.join() for r in runners] == [[False]] * 3
-    assert S.paused() == []
+    assert P.paused() == []
 
 
 @pytest.mark.parametrize(("settings", "hits", "paused_at"), [
@@ -160,7 +160,7 @@ def test_index_chooses_which_site_pauses() -> None:
     dynfault.control("class pz:i index 1 pause")
     runner = Runner(both)
     assert dynfault.wait_paused() == 1
-    (paused,) = S.paused()
+    (paused,) = P.paused()
     assert paused is dynfault.sites("class pz:i")[1] and paused.index > 0
     assert dynfault.resume() == 1
     assert runner.join() == [(False, False)]
@@ -221,14 +221,14 @@ def test_cancelled_async_pause_leaves_nothing_behind() -> None:
 
     async def main() -> None:
         task = asyncio.create_task(dynamic_fault_async("pz:async"))
-        while not S.paused():
+        while not P.paused():
             await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    assert S.paused() == []
+    assert P.paused() == []
     assert dynfault.resume() == 0
 
 
@@ -258,8 +258,8 @@ def test_resume_racing_the_timeout_does_not_warn(monkeypatch: pytest.MonkeyPatch
             assert dynfault.resume() == 1  # arrives as the wait gives up
             return False
 
-    monkeypatch.setattr(S, "threading", types.SimpleNamespace(Event=LateEvent))
+    monkeypatch.setattr(P, "threading", types.SimpleNamespace(Event=LateEvent))
     dynfault.control("class pz:a pause 10")
     assert site_a() is False
     assert capsys.readouterr().err == ""
-    assert S.paused() == []
+    assert P.paused() == []
