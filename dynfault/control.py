@@ -352,7 +352,9 @@ def _parse_command(words: list[Word], text: str) -> Command:
                 raise _error(word, "'pause' given twice")
             ms = DEFAULT_PAUSE_MS
             i += 1
-            if nxt is not None and nxt.text[:1].isdigit():
+            # The value is optional: a word that looks like a number is it (`-1` is an error).
+            if nxt is not None and (nxt.text[:1].isdigit() or (
+                    nxt.text[:1] in "-+." and nxt.text[1:2].isdigit())):
                 ms = _milliseconds(nxt, "pause")
                 i += 1
             settings["pause"] = ms

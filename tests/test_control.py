@@ -71,6 +71,7 @@ def test_command_text_is_its_source() -> None:
 
 MALFORMED = [
     ("race times 1_000", "1_000", 12),
+    ("race pause -1", "-1", 12),
     ("race line ٣", "٣", 11),
     ("frequency", "frequency", 1),
     ("race frequency", "frequency", 6),
