@@ -34,6 +34,7 @@ from .sites import (
     control,
     faults,
     history,
+    reporting,
     reset,
     seed,
     set_reporting,
@@ -54,6 +55,7 @@ class _Session:
         self.before: Snapshot | None = None  # the state before the session's commands
         self.session_rules: list[tuple[str, Rule]] = []
         self.reporting = False
+        self.reported_outside = False  # `dynfault run --report -m pytest` collects one too
         # Each test gives its counters back at its end; the report needs what they reached.
         self.counted: dict[Site, list[int]] = {}
         # Under xdist the controller reports what its workers sent back.
@@ -116,6 +118,7 @@ def _start(config: pytest.Config, options: Any) -> None:
             raise pytest.UsageError(f"--dynfault {text!r}: {error}") from None
     state.started = True
     state.before = Snapshot()
+    state.reported_outside = reporting()
     if getattr(options, "dynfault_report", False):
         state.reporting = True
         set_reporting(True)
@@ -165,11 +168,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.hook.uninstall()
         state.hook = None
     if state.reporting:
-        set_reporting(False)
+        set_reporting(state.reported_outside)
     if state.seed_for_workers:
         os.environ.pop("DYNFAULT_SEED", None)
     if state.before is not None:
         state.before.restore()  # an in-process run (pytester inline) leaves its host as it was
+    if state.reported_outside and not os.environ.get("DYNFAULT_SWEEP_DIR"):
+        # Each test gave its counts back; the process's own report (`dynfault run --report`)
+        # must see what the session did. A sweep counts around each test by itself.
+        for site, (hits, fired) in state.counted.items():
+            site.hits += hits
+            site.fired += fired
 
 
 # -- every test ----------------------------------------------------------------------------------
@@ -186,7 +195,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
 def _end_test(config: pytest.Config, test: _TestState) -> None:
     resume()  # before the restore: a thread still paused would count after it
     state = config.stash.get(_SESSION, None)
-    if state is not None and state.reporting:
+    if state is not None and (state.reporting or state.reported_outside):
         for site in live_sites():
             hits, fired = test.baseline.get(site, (0, 0))
             counted = state.counted.setdefault(site, [0, 0])

@@ -581,6 +581,11 @@ def history() -> list[Rule]:
         return list(_history)
 
 
+def reporting() -> bool:
+    """Is a report being collected in this process (`run --report`, `--dynfault-report`)?"""
+    return _reporting
+
+
 def set_reporting(on: bool) -> None:
     """While a report is collected, disabled sites count their hits (through the slow path)."""
     global _reporting
@@ -700,4 +705,4 @@ if hasattr(os, "register_at_fork"):
                         after_in_child=_after_fork_in_child)
 
 __all__ += ["ENABLED", "DISABLED", "ONESHOT", "ControlError", "Snapshot", "history",
-            "set_reporting", "register"]
+            "set_reporting", "reporting", "register"]

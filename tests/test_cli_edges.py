@@ -100,3 +100,25 @@ def test_a_bad_environment_under_pytest_is_a_usage_error(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stderr.strip() == ("ERROR: DYNFAULT_ENABLE: unknown word 'frequncy' "
                                    "(did you mean 'frequency'?) at column 12")
+
+
+def test_run_report_of_a_pytest_session_counts_every_test(tmp_path: Path) -> None:
+    # The plugin gives each test's counts back at its end; the report of `dynfault run`
+    # must still see the whole session (it once showed every site as never reached).
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "store.py").write_text(
+        "from dynfault import dynamic_fault\n\ndef get(key):\n"
+        "    if dynamic_fault('store:race'):\n        return None\n    return key.upper()\n")
+    (tmp_path / "test_store.py").write_text(
+        "from app.store import get\n\ndef test_a():\n    assert get('a') == 'A'\n\n"
+        "def test_b():\n    assert get('b') == 'B'\n    assert get('c') is None\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DYNFAULT_", "PYTEST_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "dynfault", "run", "--report", "-m", "pytest", "-q",
+         "-p", "no:cacheprovider", "--dynfault", "store:race after 1 oneshot", "test_store.py",
+         "-k", "test_b"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = [line for line in done.stderr.splitlines() if "app/store.py:4" in line]
+    assert len(row) == 1
+    assert row[0].split()[-2:] == ["2", "1"]  # hits, fired over the session
