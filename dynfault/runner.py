@@ -140,14 +140,10 @@ def load(script: str | None, module: str | None) -> Program:
     is the program failing, and ends the run as it would end python."""
     try:
         return script_program(script) if script is not None else module_program(str(module))
-    except (RunError, SystemExit):
+    except RunError:
         raise
-    except KeyboardInterrupt as error:
-        print_exception(error)
-        _exit_as_interrupted()
     except BaseException as error:
-        print_exception(error)
-        sys.exit(1)
+        end_as_python(error)
 
 
 def run_program(program: Program, args: Sequence[str]) -> None:
@@ -165,14 +161,19 @@ def run_program(program: Program, args: Sequence[str]) -> None:
     sys.modules["__main__"] = main
     try:
         exec(program.code, main.__dict__)
-    except SystemExit:
-        raise
-    except KeyboardInterrupt as error:
-        print_exception(error)
-        _exit_as_interrupted()
     except BaseException as error:
-        print_exception(error)
-        sys.exit(1)
+        end_as_python(error)
+
+
+def end_as_python(error: BaseException) -> NoReturn:
+    """End the run as python ends on this exception: SystemExit as it is, Ctrl-C by SIGINT,
+    anything else with the program's own traceback and status 1."""
+    if isinstance(error, SystemExit):
+        raise error
+    print_exception(error)
+    if isinstance(error, KeyboardInterrupt):
+        _exit_as_interrupted()
+    sys.exit(1)
 
 
 _replaced: list[types.ModuleType | None] = []

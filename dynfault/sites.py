@@ -150,21 +150,16 @@ class Site(Arm):
 
     def fire(self, fault_class: object = None) -> bool:
         """An armed hit: decide, count, and fire (True) or not (False)."""
-        arm = _arm_for(self)
-        if arm is None:
-            return False
-        fired, pause, delay = _decide(self, arm)
-        if not fired:
-            return False
+        fired, pause, delay = _hit(self)
+        if not fired or (pause is None and delay is None):
+            return fired
         if pause is not None:
             from .pause import pause_here
 
             pause_here(self, pause)
-            return False
-        if delay is not None:
-            time.sleep(delay / 1000.0)  # time.sleep releases the GIL: the race window widens
-            return False
-        return True
+        elif delay is not None:
+            time.sleep(delay / 1000.0)  # releases the GIL: the race window widens
+        return False  # a stall, still counted as a fire
 
     def dynamic(self, fault_class: str) -> bool:
         """A site whose class is not a literal: the first call names its class."""
@@ -175,23 +170,18 @@ class Site(Arm):
     async def fire_async(self, fault_class: object = None) -> bool:
         if not self._on:
             return False
-        arm = _arm_for(self)
-        if arm is None:
-            return False
-        fired, pause, delay = _decide(self, arm)
-        if not fired:
-            return False
+        fired, pause, delay = _hit(self)
+        if not fired or (pause is None and delay is None):
+            return fired
         if pause is not None:
             from .pause import pause_async
 
             await pause_async(self, pause)
-            return False
-        if delay is not None:
+        elif delay is not None:
             import asyncio
 
             await asyncio.sleep(delay / 1000.0)
-            return False
-        return True
+        return False
 
     def dynamic_async(self, fault_class: str) -> Coroutine[Any, Any, bool]:
         if self.fault_class is None:
@@ -404,6 +394,15 @@ def _arm_for(site: Site) -> Arm | None:
         with _lock:
             site.hits += 1
     return None
+
+
+_PASS: tuple[bool, float | None, float | None] = (False, None, None)
+
+
+def _hit(site: Site) -> tuple[bool, float | None, float | None]:
+    """(fired, pause ms, delay ms) for one armed hit."""
+    arm = _arm_for(site)
+    return _PASS if arm is None else _decide(site, arm)
 
 
 def _decide(site: Site, arm: Arm) -> tuple[bool, float | None, float | None]:
