@@ -132,18 +132,25 @@ def added(interp: Interpreter, name: str) -> float | None:
     return m[name] - m["sites.bare"]
 
 
-def against_floor(name: str, limit: float | None
-                  ) -> Callable[[Interpreter], tuple[str, bool | None]]:
+def _ratio(name: str, reference: str, limit: float | None, digits: int, at_least: bool,
+           unmeasurable: str) -> Callable[[Interpreter], tuple[str, bool | None]]:
+    """A cell: this variant's added cost as a ratio of a reference's, checked against a limit."""
     def cell(interp: Interpreter) -> tuple[str, bool | None]:
-        cost, floor = added(interp, name), added(interp, "sites.floor")
-        if cost is None or floor is None:
+        cost, base = added(interp, name), added(interp, reference)
+        if cost is None or base is None:
             return "—", None
-        if floor <= 0:
-            return f"{ns(cost)} (floor not measurable)", None
-        ratio = cost / floor
-        return f"{ratio:.2f}× ({ns(cost)})", None if limit is None else ratio <= limit
+        if base <= 0:
+            return f"{ns(cost)}{unmeasurable}", None
+        ratio = cost / base
+        met = None if limit is None else (ratio >= limit if at_least else ratio <= limit)
+        return f"{ratio:.{digits}f}× ({ns(cost)})", met
 
     return cell
+
+
+def against_floor(name: str, limit: float | None
+                  ) -> Callable[[Interpreter], tuple[str, bool | None]]:
+    return _ratio(name, "sites.floor", limit, 2, False, " (floor not measurable)")
 
 
 def floor_cell(interp: Interpreter) -> tuple[str, bool | None]:
@@ -153,16 +160,7 @@ def floor_cell(interp: Interpreter) -> tuple[str, bool | None]:
 
 def times_site(name: str, limit: float | None) -> Callable[[Interpreter], tuple[str, bool | None]]:
     """How many times the rewritten site's added cost this variant's added cost is."""
-    def cell(interp: Interpreter) -> tuple[str, bool | None]:
-        cost, site = added(interp, name), added(interp, "sites.site")
-        if cost is None or site is None:
-            return "—", None
-        if site <= 0:
-            return f"{ns(cost)}", None
-        ratio = cost / site
-        return f"{ratio:.1f}× ({ns(cost)})", None if limit is None else ratio >= limit
-
-    return cell
+    return _ratio(name, "sites.site", limit, 1, True, "")
 
 
 def per_hit(name: str) -> Callable[[Interpreter], tuple[str, bool | None]]:

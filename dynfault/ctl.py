@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from ._warn import warn as _warn
 from .control import ControlError, parse, parse_query
 from .pause import paused, resume
-from .report import control_line, shown_path
+from .report import control_line
 from .sites import Site, control, seed, sites
 
 # Everything the server thread needs is imported here, in the importing thread: a module that
@@ -240,10 +240,8 @@ def peer_allowed(uid: int | None, own_uid: int | None = None) -> bool:
 
 def format_site(site: Site, cwd: str | None = None) -> str:
     """One live site as `list` and the report show it, with its counters."""
-    path = shown_path(site.filename, cwd)
-    if any(c.isspace() or not c.isprintable() or c in "'\"" for c in path):
-        path = json.dumps(path)  # one line, unambiguous, and never starts like "ok "
-    return f"{control_line(site, path=path)} hits:{site.hits} fired:{site.fired}"
+    # control_line quotes odd paths: a listing line never starts like "ok " or "error:".
+    return f"{control_line(site, cwd)} hits:{site.hits} fired:{site.fired}"
 
 
 def _query_argument(text: str) -> str | None:

@@ -95,8 +95,16 @@ def shown_path(filename: str, cwd: str | None = None) -> str:
 def control_line(site: SiteView, cwd: str | None = None, path: str | None = None) -> str:
     """`path:line class:C module:M func:F <settings>`; `class:?` for a non-literal class."""
     where = path if path is not None else shown_path(site.filename, cwd)
+    if any(c.isspace() or not c.isprintable() or c in "'\"" for c in where):
+        where = _json_string(where)  # one word, one line: a listing stays parseable
     return (f"{where}:{site.line} class:{site.fault_class or '?'} module:{site.module} "
             f"func:{site.function} {site.settings()}")
+
+
+def _json_string(text: str) -> str:
+    import json  # rare: only paths with spaces or quotes
+
+    return json.dumps(text)
 
 
 # -- commands that matched nothing -------------------------------------------------------------

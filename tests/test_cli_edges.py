@@ -122,3 +122,15 @@ def test_run_report_of_a_pytest_session_counts_every_test(tmp_path: Path) -> Non
     row = [line for line in done.stderr.splitlines() if "app/store.py:4" in line]
     assert len(row) == 1
     assert row[0].split()[-2:] == ["2", "1"]  # hits, fired over the session
+
+
+def test_list_and_ctl_quote_an_odd_path_the_same_way(tmp_path: Path) -> None:
+    folder = tmp_path / "dir with space"
+    folder.mkdir()
+    (folder / "m.py").write_text("from dynfault import dynamic_fault\n"
+                                 "def f():\n    return dynamic_fault('odd:path')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
+    done = subprocess.run([sys.executable, "-m", "dynfault", "list", "dir with space"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"dir with space/m.py":3 class:odd:path module:m func:f disabled\n'
