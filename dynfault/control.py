@@ -32,7 +32,6 @@ ENABLED = "enabled"
 ONESHOT = "oneshot"
 
 KEYWORDS = ("class", "module", "file", "func", "line", "index")
-STATES = (ENABLED, DISABLED, ONESHOT)
 # "enable" is the word, "enabled" the state it sets.
 STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
 VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay")
