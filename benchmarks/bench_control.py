@@ -1,6 +1,6 @@
 """Part 5: the control surface with 100,000 registered sites.
 
-The sites are registered directly (dynfault.sites.register), as 1,000 files of 100 sites, the
+The sites are registered directly (runtime.sites.register), as 1,000 files of 100 sites, the
 class of each `svc<file % 100>:op<index % 10>`: `class svc7:op3` names 100 sites, `class svc7`
 1,000. Each control() call alternates enable and disable, so every call changes state.
 
@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 import dynfault  # noqa: E402
-from dynfault.sites import register, sites  # noqa: E402  (dynfault.sites is the function)
+from dynfault.runtime.sites import register, sites  # noqa: E402  (dynfault.runtime.sites is the function)
 
-_runtime = sys.modules["dynfault.sites"]
+_runtime = sys.modules["dynfault.runtime.sites"]
 
 FILES = 1_000
 SITES_PER_FILE = 100

@@ -4,7 +4,7 @@ Each value is a fresh interpreter that imports every module of the package and r
 inside, the CPU time the imports took (time.process_time: user + system, so cache writes
 count; interpreter start-up is part 4's business). "cold" removes every __pycache__ of the
 package first; "warm" runs on the caches the previous run left. The rewrite throughput rows
-time dynfault.rewrite.rewrite() and libcst's bare parse_module() in this process, over the
+time instrument.rewrite.rewrite() and libcst's bare parse_module() in this process, over the
 same files.
 
     python benchmarks/bench_import.py -o import.json [pyperf options]
@@ -248,7 +248,7 @@ def main() -> None:
     runner.metadata["dynfault_site_modules"] = len(sources)
 
     def rewrite_all(loops: int) -> float:
-        from dynfault.rewrite import rewrite
+        from dynfault.instrument.rewrite import rewrite
 
         t0 = time.thread_time()
         for _ in range(loops):

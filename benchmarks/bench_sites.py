@@ -24,7 +24,7 @@ import _common  # noqa: E402
 import _failpoint  # noqa: E402
 
 import dynfault  # noqa: E402
-import dynfault.hook  # noqa: E402
+import dynfault.instrument.hook  # noqa: E402
 
 _loaded: dict[str, ModuleType] = {}
 
@@ -33,7 +33,7 @@ def _rewritten(name: str, where: Path) -> ModuleType:
     if name not in _loaded:
         if str(where) not in sys.path:
             sys.path.insert(0, str(where))
-        dynfault.hook.install_import_hook()
+        dynfault.instrument.hook.install_import_hook()
         __import__(name)
         module = sys.modules[name]
         if "dynamic_fault" in module.t_site.__code__.co_names or \

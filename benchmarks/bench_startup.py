@@ -54,7 +54,7 @@ def main() -> None:
         "startup.click": [python, "-c", "import click"],
         "startup.import_dynfault": [python, "-c", "import dynfault"],
     }
-    if importlib.util.find_spec("dynfault.cli") is not None:
+    if importlib.util.find_spec("dynfault.cli.main") is not None:
         commands["startup.dynfault_run"] = [python, "-m", "dynfault", "run", str(hello)]
     for name, command in commands.items():
         runner.bench_time_func(name, process_cpu(command), metadata={

@@ -15,9 +15,9 @@ pytest` and its child processes); pytest's assertion rewriting has nothing to do
 
 from __future__ import annotations
 
-from .control import ControlError
-from .pause import resume, wait_paused
-from .sites import (
+from dynfault.lang import ControlError
+from dynfault.runtime.pause import resume, wait_paused
+from dynfault.runtime.sites import (
     Site,
     control,
     dynamic_fault,
@@ -32,7 +32,7 @@ TYPE_CHECKING = False  # typing itself would cost every program that imports dyn
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
+from dynfault.version import __version__  # noqa: E402
 
 __all__ = [
     "ControlError", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
@@ -42,18 +42,18 @@ __all__ = [
 
 
 def install_import_hook(include: Any = None, exclude: Any = None) -> Any:
-    """Rewrite the sites of modules imported from now on; see dynfault.hook."""
-    from .hook import install_import_hook as install
+    """Rewrite the sites of modules imported from now on; see dynfault.instrument.hook."""
+    from dynfault.instrument.hook import install_import_hook as install
 
     return install(include=include, exclude=exclude)
 
 
 def uninstall_import_hook() -> None:
-    from .hook import uninstall_import_hook as uninstall
+    from dynfault.instrument.hook import uninstall_import_hook as uninstall
 
     uninstall()
 
 
-from . import _startup  # noqa: E402  (applies DYNFAULT_ENABLE once the API above exists)
+from dynfault import startup as _startup  # noqa: E402  (applies DYNFAULT_ENABLE once the API above exists)
 
 _startup.apply_environment()

@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from . import report
-from .control import Command, ControlError, Query, parse
-from .pause import paused, resume, wait_paused
-from .sites import (
+from dynfault import report
+from dynfault.lang import Command, ControlError, Query, parse
+from dynfault.runtime.pause import paused, resume, wait_paused
+from dynfault.runtime.sites import (
     Rule,
     Site,
     Snapshot,
@@ -39,7 +39,7 @@ from .sites import (
     seed,
     set_reporting,
 )
-from .sites import sites as live_sites
+from dynfault.runtime.sites import sites as live_sites
 
 
 class _HookHandle(Protocol):
@@ -106,7 +106,7 @@ def _start(config: pytest.Config, options: Any) -> None:
     state = config.stash.setdefault(_SESSION, _Session())
     if state.started:
         return
-    from . import _startup
+    from dynfault import startup as _startup
 
     if _startup.deferred_error is not None:
         raise pytest.UsageError(str(_startup.deferred_error))
@@ -149,7 +149,7 @@ def _install_hook() -> _HookHandle | None:
     first and only takes over plain source modules, so test files and conftests, which pytest's
     assertion rewriter claims with its own loader, stay with it and keep assert introspection.
     """
-    from .hook import install_import_hook
+    from dynfault.instrument.hook import install_import_hook
 
     before = {id(finder) for finder in sys.meta_path}
     handle: _HookHandle = install_import_hook()

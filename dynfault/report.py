@@ -14,8 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from ._record import Record
-from .control import (
+from dynfault.lang import (
     Query,
     class_matches,
     class_prefixes,
@@ -24,6 +23,7 @@ from .control import (
     nearest,
     quote,
 )
+from dynfault.record import Record
 
 __all__ = ["SiteView", "Unmatched", "shown_path", "control_line", "unmatched", "unmatched_line",
            "table", "as_json"]

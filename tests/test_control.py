@@ -1,4 +1,4 @@
-"""The control language: parsing, errors, matching helpers (dynfault.control), and the
+"""The control language: parsing, errors, matching helpers (dynfault.lang), and the
 promise that a rejected command list applies nothing."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dynfault
-from dynfault.control import (
+from dynfault.lang import (
     ENABLED,
     ONESHOT,
     Command,
@@ -24,7 +24,7 @@ from dynfault.control import (
     quote,
 )
 
-sites_module = importlib.import_module("dynfault.sites")
+sites_module = importlib.import_module("dynfault.runtime.sites")
 
 
 # -- accepted command lists ------------------------------------------------------------------

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 import dynfault
-from dynfault import ctl
-from dynfault.sites import register
+from dynfault.ctl import server as ctl
+from dynfault.runtime.sites import register
 
 CTL = [sys.executable, "-m", "dynfault", "ctl"]
 
@@ -688,7 +688,7 @@ def test_a_peer_of_another_uid_is_refused() -> None:
     control_dir = base / "ctl"
     # The target is another process, so that this one has no thread when it forks the client.
     target = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dynfault.sites import register; "
+        [sys.executable, "-c", "import sys; from dynfault.runtime.sites import register; "
          "register('m', 'f', '/m.py', 1, 'peer', 0); sys.stdin.read()"],
         stdin=subprocess.PIPE, env=clean_env(DYNFAULT_CONTROL=str(control_dir)))
     path = control_dir / f"{target.pid}.sock"

@@ -92,7 +92,7 @@ def test_reenabling_rearms_times_and_after() -> None:
 def test_report_counts_disabled_hits_through_the_runtime_function() -> None:
     import importlib
 
-    sites_module = importlib.import_module("dynfault.sites")
+    sites_module = importlib.import_module("dynfault.runtime.sites")
     sites_module.set_reporting(True)
     try:
         assert pattern(3) == "000"

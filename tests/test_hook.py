@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import dynfault
-from dynfault import hook
+from dynfault.instrument import hook
 
 TAG = sys.implementation.cache_tag
 OURS = f"{TAG}-dynfault-{dynfault.__version__}"
@@ -470,7 +470,7 @@ def test_code_for_path_raises_as_compile_does(tmp_path: Path, name: str) -> None
 def test_a_rewrite_failure_runs_the_original_with_one_warning(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path) -> None:
-    from dynfault import rewrite as rewrite_module
+    from dynfault.instrument import rewrite as rewrite_module
 
     def broken(source: object, filename: str) -> object:
         raise rewrite_module.RewriteError("libcst cannot parse it: new syntax")
@@ -692,7 +692,7 @@ SITE = os.path.join(os.path.dirname(os.__file__), "site-packages", "thing", "__i
     ("include", "exclude", "fullname", "path", "expected"),
     [
         (None, None, "app.mod", "/src/app/mod.py", True),
-        (None, None, "dynfault.sites", "/src/dynfault/sites.py", False),
+        (None, None, "dynfault.runtime.sites", "/src/dynfault/sites.py", False),
         (None, None, "libcst._nodes", "/src/libcst/_nodes.py", False),
         (None, None, "json", STDLIB_JSON, False),
         (None, None, "thing", SITE, True),
@@ -763,7 +763,7 @@ def test_finder_takes_specs_from_other_finders(tmp_path: Path) -> None:
 INSTALL = """
 import sys
 import dynfault
-from dynfault import hook
+from dynfault.instrument import hook
 import app.early, app.no_sites
 first = dynfault.install_import_hook()
 second = dynfault.install_import_hook()

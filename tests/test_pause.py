@@ -13,7 +13,7 @@ import pytest
 import dynfault
 from dynfault import dynamic_fault, dynamic_fault_async
 
-P = importlib.import_module("dynfault.pause")
+P = importlib.import_module("dynfault.runtime.pause")
 
 
 def site_a() -> bool:

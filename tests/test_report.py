@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dynfault.control import parse
+from dynfault.lang import parse
 from dynfault.report import (
     Unmatched,
     as_json,
@@ -22,7 +22,7 @@ from dynfault.report import (
     unmatched,
     unmatched_line,
 )
-from dynfault.sites import Rule, Site
+from dynfault.runtime.sites import Rule, Site
 
 
 def site(filename: str, line: int, fault_class: str | None, function: str = "f",

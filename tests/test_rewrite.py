@@ -6,9 +6,9 @@ import ast
 
 import pytest
 
-from dynfault import rewrite as rewrite_module
-from dynfault.rewrite import RewriteError, Rewritten, rewrite
-from dynfault.scan import scan_source
+from dynfault.instrument import rewrite as rewrite_module
+from dynfault.instrument.rewrite import RewriteError, Rewritten, rewrite
+from dynfault.instrument.scan import scan_source
 
 IMPORT = "from dynfault import dynamic_fault, dynamic_fault_async\n"
 
@@ -80,8 +80,9 @@ ALIASES = [
      'import dynfault as d\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
     ('from dynfault import dynamic_fault as f\nx = f("a")\n',
      'from dynfault import dynamic_fault as f\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
-    ('from dynfault.sites import dynamic_fault\nx = dynamic_fault("a")\n',
-     'from dynfault.sites import dynamic_fault\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+    ('from dynfault.runtime.sites import dynamic_fault\nx = dynamic_fault("a")\n',
+     'from dynfault.runtime.sites import dynamic_fault\n'
+     'x = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
     ('from dynfault import *\nx = dynamic_fault("a")\n',
      'from dynfault import *\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
     ('def dynamic_fault(c):\n    return c\nx = dynamic_fault("a")\n',
@@ -103,7 +104,7 @@ def test_header_binds_every_site_with_its_identity() -> None:
     )
     result = rewrite(source, "m.py")
     assert result.header == (
-        '__import__("dynfault.sites", fromlist=("bind",)).bind(globals(), '
+        '__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), '
         "((0, 4, 'C.get', 'btree:race'), (1, 4, 'C.get', None), (2, 5, '<module>', 'top')))"
     )
     assert result.sites == scan_source(source, "m.py")

@@ -1,4 +1,4 @@
-"""The runtime (dynfault.sites): registration, selectors, rules, the API, and the runtime
+"""The runtime (dynfault.runtime.sites): registration, selectors, rules, the API, and the runtime
 function's site identity under plain python."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pytest
 
 import dynfault
 from dynfault import ControlError, dynamic_fault
-from dynfault.scan import scan_file
-from dynfault.sites import Site
-from dynfault.sites import register as _register
+from dynfault.instrument.scan import scan_file
+from dynfault.runtime.sites import Site
+from dynfault.runtime.sites import register as _register
 
-S = importlib.import_module("dynfault.sites")  # `dynfault.sites` is the function sites()
+S = importlib.import_module("dynfault.runtime.sites")
 
 
 @pytest.fixture

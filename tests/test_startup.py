@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dynfault.cli import main
-from dynfault.control import Command, Query, parse
+from dynfault.cli.main import main
+from dynfault.instrument.scan import ScannedSite, scan_source
+from dynfault.lang import Command, Query, parse
 from dynfault.report import Unmatched
-from dynfault.scan import ScannedSite, scan_source
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -28,7 +28,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 # Modules every program importing dynfault would pay for, though most never need them.
-HEAVY = ["ast", "click", "dataclasses", "difflib", "dynfault.hook", "dynfault.scan", "fnmatch",
+HEAVY = ["ast", "click", "dataclasses", "difflib", "dynfault.instrument.hook",
+         "dynfault.instrument.scan", "fnmatch",
          "inspect", "json", "libcst", "math", "random", "re", "typing"]
 
 IMPORT_ONLY = f"""\
@@ -58,8 +59,9 @@ def test_import_dynfault_loads_nothing_heavy(tmp_path: Path) -> None:
 
 
 # What `run` needs none of: the other subcommands and what they import.
-NOT_FOR_RUN = ["dataclasses", "difflib", "dynfault.ctl", "dynfault.ctl_cli", "dynfault.sweep",
-               "dynfault.sweep_cli", "json", "selectors", "signal", "socket"]
+NOT_FOR_RUN = ["dataclasses", "difflib", "dynfault.ctl.server", "dynfault.cli.ctl",
+               "dynfault.sweep.orchestrate",
+               "dynfault.cli.sweep", "json", "selectors", "signal", "socket"]
 
 
 def test_run_loads_no_other_subcommand(tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from dynfault import hook
-from dynfault.rewrite import Rewritten, rewrite
+from dynfault.instrument import hook
+from dynfault.instrument.rewrite import Rewritten, rewrite
 
 IMPORT = "from dynfault import dynamic_fault"
 
@@ -202,7 +202,7 @@ def test_rewrite_keeps_every_line_and_finds_every_site(corpus: tuple[Path, list[
 DRIVER = """
 import importlib, json, sys
 import dynfault
-from dynfault.sites import set_reporting
+from dynfault.runtime.sites import set_reporting
 TEXT = ("The quick brown fox jumps over the lazy dog; " * 4).strip()
 INI = "[DEFAULT]\\nx = 1\\n[sec]\\ny = ${x}2\\n; comment\\nz: multi\\n  line\\n"
 checks, copies, every = (json.loads(arg) for arg in sys.argv[1:])

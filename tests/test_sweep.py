@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dynfault import sweep as sw
-from dynfault.sweep import Result, Run, SweepError, Target
+from dynfault.sweep import orchestrate as sw
+from dynfault.sweep.orchestrate import Result, Run, SweepError, Target
 
 # -- the project under test ------------------------------------------------------------------
 

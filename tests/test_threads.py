@@ -14,7 +14,7 @@ import pytest
 import dynfault
 from dynfault import dynamic_fault
 
-S = importlib.import_module("dynfault.sites")
+S = importlib.import_module("dynfault.runtime.sites")
 
 THREADS = 16
 HITS = 400  # per thread

@@ -8,8 +8,15 @@ from typing import NoReturn
 
 import click
 
-from .control import ControlError
-from .ctl import ENVIRONMENT, Answer, ask_all, prepare_commands, prepare_query, withdraw
+from dynfault.ctl.server import (
+    ENVIRONMENT,
+    Answer,
+    ask_all,
+    prepare_commands,
+    prepare_query,
+    withdraw,
+)
+from dynfault.lang import ControlError
 
 __all__ = ["ctl"]
 

@@ -16,7 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from .control import (
+from dynfault.lang import (
     DISABLED,
     ENABLED,
     ONESHOT,
@@ -154,7 +154,7 @@ class Site(Arm):
         if not fired or (pause is None and delay is None):
             return fired
         if pause is not None:
-            from .pause import pause_here
+            from dynfault.runtime.pause import pause_here
 
             pause_here(self, pause)
         elif delay is not None:
@@ -174,7 +174,7 @@ class Site(Arm):
         if not fired or (pause is None and delay is None):
             return fired
         if pause is not None:
-            from .pause import pause_async
+            from dynfault.runtime.pause import pause_async
 
             await pause_async(self, pause)
         elif delay is not None:
@@ -465,7 +465,9 @@ def dynamic_fault_async(fault_class: str) -> Coroutine[Any, Any, bool]:
 
 
 def _site_for_frame(frame: Any, fault_class: str) -> Site:
-    from .frames import site_for_frame  # the slow path: first call of an unrewritten site
+    from dynfault.runtime.frames import (
+        site_for_frame,  # the slow path: first call of an unrewritten site
+    )
 
     return site_for_frame(frame, fault_class)
 
@@ -478,7 +480,7 @@ def _initial_seed() -> tuple[int, ControlError | None]:
         try:
             return int(text, 0), None
         except ValueError:
-            # Raised by dynfault._startup, which knows whether this process is the dynfault
+            # Raised by dynfault.startup, which knows whether this process is the dynfault
             # command line (one-line error, exit 2) or a program (the import fails).
             error = ControlError(f"DYNFAULT_SEED: '{text}' is not a whole number")
             return _random_seed(), error
@@ -610,7 +612,7 @@ def reset() -> None:
             site._count = site.hits = site.fired = 0
             _sync(site)
         _set_slow()
-    from .pause import resume
+    from dynfault.runtime.pause import resume
 
     resume()
 
@@ -685,7 +687,7 @@ def faults(commands: str, scope: str = "global") -> Iterator[int]:
 
 def _before_fork() -> None:
     # Hold the lock across fork() so the child never inherits a registry half-updated by
-    # another thread. dynfault.pause registers after this module, so its handler takes the
+    # another thread. dynfault.runtime.pause registers after this module, so its handler takes the
     # pause lock first: the order wait_paused() takes them in.
     _lock.acquire()
 

@@ -1,6 +1,6 @@
 """Rewrite the fault sites of one module's source with libcst: source in, source and sites out.
 
-`dynfault.scan` decides which calls are sites (so `list`, the runtime function and this
+`dynfault.instrument.scan` decides which calls are sites (so `list`, the runtime function and this
 rewrite agree on every identity); this module only replaces each of them, in place:
 
     dynamic_fault("x")          ->  (_dynfault_f3 and _dynfault_s3.fire("x"))
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import PositionProvider
 
-from .scan import ScannedSite, scan_source
-from .sites import DESCRIPTOR, FLAG
+from dynfault.instrument.scan import ScannedSite, scan_source
+from dynfault.runtime.sites import DESCRIPTOR, FLAG
 
 __all__ = ["Rewritten", "RewriteError", "rewrite"]
 
@@ -74,9 +74,9 @@ def header(sites: list[ScannedSite]) -> str:
     """The statement that binds a module's sites: `bind` takes the filename from the calling
     code object and the module name from the globals, so neither is baked in here."""
     table = tuple((s.index, s.line, s.function, s.fault_class) for s in sites)
-    # `fromlist` makes __import__ return dynfault.sites itself; the package attribute `sites`
+    # `fromlist` makes __import__ return the submodule itself; the package attribute `sites`
     # is the public function of that name, not the submodule.
-    return f'__import__("dynfault.sites", fromlist=("bind",)).bind(globals(), {table!r})'
+    return f'__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), {table!r})'
 
 
 def _decode(source: str | bytes) -> str:

@@ -7,7 +7,7 @@ with `--nth`, with only that hit firing, each run a fresh process tree that is k
 it outlives its timeout.
 
 Every Python process of a run reports what its sites did: `DYNFAULT_SWEEP_DIR` makes
-`dynfault._child` call `report_to()`, which turns reporting on and writes `<dir>/<pid>-*.json`
+`dynfault.child` call `report_to()`, which turns reporting on and writes `<dir>/<pid>-*.json`
 at exit (or on SIGTERM, so a run killed for its timeout still says whether its site fired).
 
 No click here: `sweep_cli` parses the options and maps SweepError to its exit status.
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .control import quote
+from dynfault.lang import quote
 
 __all__ = [
     "REPORT_DIR_ENV", "SweepError", "Target", "Run", "Result", "Options", "report_to",
@@ -77,7 +77,7 @@ _restoring = False  # dynfault's pytest plugin puts the state back after every t
 def report_to(directory: str) -> None:
     """Count every site's hits in this process and write them to `directory` when it ends."""
     global _report_dir, _report_pid
-    from .sites import set_reporting
+    from dynfault.runtime.sites import set_reporting
 
     if _report_dir is not None:
         return
@@ -96,7 +96,7 @@ def _checkpoint() -> dict[tuple[str, int], int]:
     grown: dict[tuple[str, int], int] = {}
     if _report_dir is None:
         return grown
-    from .sites import sites
+    from dynfault.runtime.sites import sites
 
     for site in sites():
         key = (site.filename, site.index)
@@ -117,7 +117,7 @@ def _outside_tests() -> None:
 def _after_fork() -> None:
     # A forked child inherits its parent's counters: it reports only what it does itself.
     global _report_pid
-    from .sites import sites
+    from dynfault.runtime.sites import sites
 
     _report_pid = os.getpid()
     _totals.clear()
@@ -161,7 +161,7 @@ def _write_report() -> None:
         return
     _outside_tests()
     _report_dir = None
-    from .sites import sites
+    from dynfault.runtime.sites import sites
 
     entries = []
     for site in sites():
@@ -210,7 +210,7 @@ class Target:
 def display_path(filename: str, cwd: str | None = None) -> str:
     """A path under the working directory relative to it (short and the same on every machine),
     any other path as given. `file F` matches any trailing part, so both select the site."""
-    from .report import shown_path
+    from dynfault.report import shown_path
 
     return shown_path(filename, cwd)
 
@@ -262,7 +262,9 @@ def _read(directory: str, cwd: str | None) -> dict[tuple[str, int], tuple[Target
 
 def discover_static(paths: Sequence[str], cwd: str | None = None) -> list[Target]:
     """Every site under the paths, found as `list` finds them: from source, importing nothing."""
-    from .cli import static_sites  # the CLI process only: a run's children never get here
+    from dynfault.cli.main import (
+        static_sites,  # the CLI process only: a run's children never get here
+    )
 
     for path in paths:
         if not os.path.exists(path):

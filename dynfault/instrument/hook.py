@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from ._warn import warn as _warn
-from .scan import MARKER, parse_lock, scan_file, scan_source
-from .sites import DESCRIPTOR
+from dynfault.instrument.scan import MARKER, parse_lock, scan_file, scan_source
+from dynfault.runtime.sites import DESCRIPTOR
+from dynfault.util import warn as _warn
+from dynfault.version import __version__
 
 if TYPE_CHECKING:
     import ast
@@ -291,7 +291,9 @@ def _compile(source: bytes, filename: str) -> tuple[types.CodeType, bool]:
             return _compile_plain(source, filename), True
         import ast
 
-        from .rewrite import rewrite  # imports libcst: only here, only on a cold cache
+        from dynfault.instrument.rewrite import (
+            rewrite,  # imports libcst: only here, only on a cold cache
+        )
 
         rewritten = rewrite(source, filename)
         with parse_lock:
@@ -602,10 +604,11 @@ def uninstall_import_hook() -> None:
 
 def imported_before(finder: DynfaultFinder) -> list[str]:
     """Modules already imported, not rewritten, whose sites the hook would have rewritten."""
-    from .sites import dynamic_fault, dynamic_fault_async
+    from dynfault.runtime.sites import dynamic_fault, dynamic_fault_async
 
-    # (`dynfault.sites` the attribute is the function sites(); the submodule is in sys.modules)
-    ours = {id(sys.modules["dynfault"]), id(sys.modules["dynfault.sites"]), id(dynamic_fault),
+    # (the package attribute `sites` is the function sites(); the submodule is in sys.modules)
+    ours = {id(sys.modules["dynfault"]), id(sys.modules["dynfault.runtime.sites"]),
+            id(dynamic_fault),
             id(dynamic_fault_async)}
     found = []
     for name, module in list(sys.modules.items()):

@@ -8,8 +8,14 @@ from types import FrameType
 
 import click
 
-from .sweep import DEFAULT_MAX_NTH, Options, SweepError, merge_files, parse_shard
-from .sweep import sweep as run_sweep
+from dynfault.sweep.orchestrate import (
+    DEFAULT_MAX_NTH,
+    Options,
+    SweepError,
+    merge_files,
+    parse_shard,
+)
+from dynfault.sweep.orchestrate import sweep as run_sweep
 
 
 def _stop_on_sigterm() -> None:

@@ -15,11 +15,13 @@ import sys
 
 def _start() -> None:
     try:
-        from dynfault.hook import install_import_hook  # importing dynfault applies the rules
+        from dynfault.instrument.hook import (
+            install_import_hook,  # importing dynfault applies the rules
+        )
 
         report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
         if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-            from dynfault.sweep import report_to
+            from dynfault.sweep.orchestrate import report_to
 
             report_to(report_dir)
         install_import_hook()

@@ -37,11 +37,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ._warn import warn as _warn
-from .control import ControlError, parse, parse_query
-from .pause import paused, resume
-from .report import control_line
-from .sites import Site, control, seed, sites
+from dynfault.lang import ControlError, parse, parse_query
+from dynfault.report import control_line
+from dynfault.runtime.pause import paused, resume
+from dynfault.runtime.sites import Site, control, seed, sites
+from dynfault.util import warn as _warn
 
 # Everything the server thread needs is imported here, in the importing thread: a module that
 # the thread were importing when the program forks stays half-initialized in the child.
@@ -589,7 +589,7 @@ def serve_from_environment() -> None:
 
 def _is_ctl_client() -> bool:
     """`dynfault ctl` itself, which has DYNFAULT_CONTROL set to find the program's sockets."""
-    from ._startup import _is_cli_process
+    from dynfault.startup import _is_cli_process
 
     return _is_cli_process() and sys.argv[1:2] == ["ctl"]
 

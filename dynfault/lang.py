@@ -11,7 +11,7 @@ its 1-based column. Nothing here touches the live sites.
 
 from __future__ import annotations
 
-from ._record import Record
+from dynfault.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from ._record import Record
+from dynfault.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ __all__ = ["ScannedSite", "scan_source", "scan_file", "MARKER"]
 
 MARKER = b"dynamic_fault"  # the byte prefilter: a file without it has no sites
 FUNCTIONS = ("dynamic_fault", "dynamic_fault_async")
-MODULES = ("dynfault", "dynfault.sites")
+MODULES = ("dynfault", "dynfault.runtime.sites")
 _MODULE_BINDING = "module"
 _OTHER = "other"
 # CPython 3.11 counts the AST constructor's depth in one place for all threads: two parses at

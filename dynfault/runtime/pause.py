@@ -9,9 +9,9 @@ import sys
 import threading
 import time
 
-from ._warn import warn as _warn
-from .control import Query, parse_query
-from .sites import Site, select
+from dynfault.lang import Query, parse_query
+from dynfault.runtime.sites import Site, select
+from dynfault.util import warn as _warn
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ async def pause_async(site: Site, ms: float) -> None:
     try:
         await asyncio.wait_for(asyncio.shield(future), ms / 1000.0)
         released = True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         released = future.done()
     finally:
         # A cancelled task must not stay listed as paused: resume() would call into its loop.

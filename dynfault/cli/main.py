@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
-from .control import ControlError, parse
-from .report import Unmatched, as_json, control_line, table, unmatched, unmatched_line
-from .runner import RunError, finish_interrupted, load, run_program
-from .sites import Rule, Site
+from dynfault.cli.runner import RunError, finish_interrupted, load, run_program
+from dynfault.lang import ControlError, parse
+from dynfault.report import Unmatched, as_json, control_line, table, unmatched, unmatched_line
+from dynfault.runtime.sites import Rule, Site
+from dynfault.version import __version__
 
 __all__ = ["main", "UsageProblem"]
 
@@ -121,7 +121,7 @@ def _program_words(words: Sequence[str]) -> tuple[str | None, str | None, list[s
 
 def _commands(enables: Sequence[str]) -> tuple[str, list[str]]:
     """Check DYNFAULT_ENABLE and every --enable before anything runs: (env text, --enables)."""
-    from . import _startup
+    from dynfault import startup as _startup
 
     if _startup.deferred_error is not None:
         raise _startup.deferred_error
@@ -135,8 +135,8 @@ def _commands(enables: Sequence[str]) -> tuple[str, list[str]]:
 
 def _apply(env: str, enables: Sequence[str]) -> None:
     """DYNFAULT_ENABLE (unless importing dynfault applied it already), then each --enable."""
-    from . import _startup
-    from .sites import control
+    from dynfault import startup as _startup
+    from dynfault.runtime.sites import control
 
     if env.strip() and not _startup.applied:
         control(env)
@@ -183,7 +183,7 @@ class _AtExit:
             finish_interrupted()
 
     def report(self) -> None:
-        from .sites import history, seed, sites
+        from dynfault.runtime.sites import history, seed, sites
 
         loaded = sites()
         missed = unmatched(history(), loaded, self.cwd)
@@ -238,8 +238,8 @@ def run(enables: tuple[str, ...], report: bool, report_json: str | None,
     env, texts = _commands(enables)
     json_path = _json_target(report_json) if report_json is not None else None
 
-    from .hook import install_import_hook
-    from .sites import set_reporting
+    from dynfault.instrument.hook import install_import_hook
+    from dynfault.runtime.sites import set_reporting
 
     _apply(env, texts)
     combined = "\n".join(text for text in (env, *texts) if text.strip())
@@ -303,7 +303,7 @@ def _warn(message: str) -> None:
 
 def static_sites(paths: Sequence[str]) -> list[tuple[str, Site]]:
     """(shown path, site) for every site under the paths, from source: nothing is imported."""
-    from .scan import scan_source
+    from dynfault.instrument.scan import scan_source
 
     found: list[tuple[str, Site]] = []
     for shown in _python_files(paths):
@@ -372,7 +372,7 @@ def header_line(source: bytes, header: str, filename: str) -> int:
     """The line before which the hook puts the header (the hook's own rule decides)."""
     import ast
 
-    from .hook import insert_header
+    from dynfault.instrument.hook import insert_header
 
     tree = ast.parse(source, filename)
     before = [id(statement) for statement in tree.body]
@@ -394,7 +394,7 @@ def show(file: str) -> None:
         raise UsageProblem(f"show: cannot read {file}: {error.strerror}") from None
     import ast
 
-    from .rewrite import RewriteError, rewrite
+    from dynfault.instrument.rewrite import RewriteError, rewrite
 
     try:
         ast.parse(data, file)  # a file without sites is not parsed by rewrite(): check it here
@@ -422,5 +422,5 @@ def check(commands: tuple[str, ...]) -> None:
     parsed = parse(" ".join(commands))
     click.echo(f"ok: {len(parsed)} command{'s' if len(parsed) != 1 else ''}")
 
-main.add_lazy_command("sweep", "dynfault.sweep_cli")
-main.add_lazy_command("ctl", "dynfault.ctl_cli")
+main.add_lazy_command("sweep", "dynfault.cli.sweep")
+main.add_lazy_command("ctl", "dynfault.cli.ctl")

@@ -1,7 +1,7 @@
 """Which site is this? The runtime function's slow path, for code the hook did not rewrite.
 
 `dynamic_fault()` called from plain Python finds its site from the caller's frame: the file is
-scanned with `dynfault.scan` (the same analysis the rewriter uses, so identities agree) and the
+scanned with `instrument.scan` (the same analysis the rewriter uses, so identities agree) and the
 frame's call instruction is matched to one scanned call.
 """
 
@@ -10,13 +10,20 @@ from __future__ import annotations
 import os
 import threading
 
-from .sites import Site, _frame_sites, _name_class, dynamic_fault, dynamic_fault_async, register
+from dynfault.runtime.sites import (
+    Site,
+    _frame_sites,
+    _name_class,
+    dynamic_fault,
+    dynamic_fault_async,
+    register,
+)
 
 TYPE_CHECKING = False  # as in sites.py: no typing at run time
 if TYPE_CHECKING:
     from typing import Any
 
-    from .scan import ScannedSite
+    from dynfault.instrument.scan import ScannedSite
 
 __all__ = ["site_for_frame"]
 
@@ -68,7 +75,7 @@ def _table_for(filename: str) -> _Table | None:
     cached = _tables.get(filename)
     if cached is not None and cached[0] == stamp:
         return cached
-    from .scan import scan_file
+    from dynfault.instrument.scan import scan_file
 
     scanned = scan_file(filename) or []
     table: _Table = (stamp, scanned, {(s.line, s.end_line, s.col, s.end_col): s for s in scanned})

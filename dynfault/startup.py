@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .control import ControlError
-from .sites import control, seed_error
+from dynfault.lang import ControlError
+from dynfault.runtime.sites import control, seed_error
 
 # A bad DYNFAULT_ENABLE while the dynfault command line itself starts must become a one-line
 # error and exit 2 there, not a traceback from this import; the CLI reads it from here.
@@ -47,6 +47,6 @@ def apply_environment() -> None:
                 raise wrapped from None
             deferred_error = wrapped
     if os.environ.get("DYNFAULT_CONTROL", "").strip():
-        from .ctl import serve_from_environment
+        from dynfault.ctl.server import serve_from_environment
 
         serve_from_environment()

@@ -18,7 +18,8 @@ from typing import NoReturn
 __all__ = ["RunError", "NoSource", "NoModule", "Program", "script_program", "module_program",
            "run_program", "load", "print_exception", "finish_interrupted"]
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+# The package's own frames are hidden from the user's tracebacks, as python hides runpy's.
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class RunError(Exception):
@@ -59,7 +60,7 @@ def _path0(directory: str) -> str | None:
 
 def script_program(path: str) -> Program:
     """`python PATH`: compile the script through the hook (raises SyntaxError as python would)."""
-    from .hook import code_for_path
+    from dynfault.instrument.hook import code_for_path
 
     full = os.path.abspath(path)
     if os.path.isdir(full):
@@ -81,7 +82,7 @@ def module_program(name: str) -> Program:
     """`python -m NAME`: find the module as runpy does (parent packages run first), hook on."""
     import runpy
 
-    from .hook import DynfaultLoader, code_for_path
+    from dynfault.instrument.hook import DynfaultLoader, code_for_path
 
     try:
         path0 = _path0(os.getcwd())
@@ -115,7 +116,7 @@ def _own_frame(filename: str) -> bool:
 
     if filename == "<frozen runpy>" or filename == runpy.__file__:
         return True
-    return not filename.startswith("<") and os.path.dirname(os.path.abspath(filename)) == _OWN_DIR
+    return not filename.startswith("<") and os.path.abspath(filename).startswith(_OWN_DIR + os.sep)
 
 
 def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
