@@ -11,6 +11,7 @@ its 1-based column. Nothing here touches the live sites.
 
 from __future__ import annotations
 
+from dynfault.errors import ControlError
 from dynfault.record import Record
 
 TYPE_CHECKING = False
@@ -40,10 +41,6 @@ DEFAULT_PAUSE_MS = 10000.0
 # time.sleep() and lock timeouts overflow near 9.2e12 ms (int64 nanoseconds): a larger delay or
 # pause would pass the parser and then raise OverflowError in the program, at the site.
 MAX_WAIT_MS = 1e12
-
-
-class ControlError(ValueError):
-    """A malformed command list; the message is one line naming the word and its column."""
 
 
 def _load_fnmatchcase(name: str, pattern: str) -> bool:

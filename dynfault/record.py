@@ -1,4 +1,5 @@
-"""Immutable value classes without `dataclasses`.
+"""Immutable value classes without `dataclasses`, and the one record of a site that every
+report, listing and JSON document is made of.
 
 `import dataclasses` loads inspect, ast, dis and tokenize, and each frozen dataclass compiles
 its methods with exec(): several milliseconds that every program importing dynfault, and
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import ClassVar
 
-__all__ = ["Record"]
+__all__ = ["Record", "SiteRecord", "IDENTITY", "JSON_VERSION", "merge", "settings_text"]
 
 _set = object.__setattr__
 
@@ -61,3 +63,131 @@ class Record:
     def as_dict(self) -> dict[str, object]:
         """The fields by name, in order (what dataclasses.asdict gives for flat values)."""
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+# -- a site as it travels: the report, the sweep, the pytest plugin and ctl ------------------------
+
+JSON_VERSION = 1  # every JSON document dynfault writes carries "version": JSON_VERSION
+
+IDENTITY = ("module", "function", "filename", "line", "fault_class", "index")
+SETTINGS = ("state", "frequency", "times", "after", "probability", "delay", "pause", "error",
+            "crash")
+COUNTERS = ("hits", "fired")
+
+_DEFAULTS: dict[str, object] = {
+    "state": "disabled", "frequency": 0, "times": None, "after": 0, "probability": None,
+    "delay": None, "pause": None, "error": None, "crash": False, "hits": 0, "fired": 0,
+}
+
+
+def settings_text(state: str, frequency: int = 0, times: int | None = None, after: int = 0,
+                  probability: float | None = None, delay: float | None = None,
+                  pause: float | None = None, error: str | None = None,
+                  crash: bool = False) -> str:
+    """The state and every non-default setting, in the control language (the one spelling
+    that `list`, the report, ctl and `Site.settings()` print)."""
+    words = [state]
+    if frequency > 1:
+        words.append(f"frequency {frequency}")
+    if times is not None:
+        words.append(f"times {times}")
+    if after:
+        words.append(f"after {after}")
+    if probability is not None:
+        words.append(f"probability {probability:g}")
+    if delay is not None:
+        words.append(f"delay {delay:g}")
+    if pause is not None:
+        words.append(f"pause {pause:g}")
+    if error is not None:
+        words.append(f"error {error}")
+    if crash:
+        words.append("crash")
+    return " ".join(words)
+
+
+class SiteRecord(Record):
+    """One site's identity, settings and counters: what JSON output and reports carry.
+
+    `key` (filename, index) names a site across processes and runs; the rest is what that
+    process said of it. The JSON form is `as_dict()`, read back by `from_dict()`.
+    """
+
+    __slots__ = IDENTITY + SETTINGS + COUNTERS
+    module: str
+    function: str
+    filename: str
+    line: int
+    fault_class: str | None
+    index: int
+    state: str
+    frequency: int
+    times: int | None
+    after: int
+    probability: float | None
+    delay: float | None
+    pause: float | None
+    error: str | None
+    crash: bool
+    hits: int
+    fired: int
+
+    def __init__(self, module: str, function: str, filename: str, line: int,
+                 fault_class: str | None, index: int, state: str = "disabled",
+                 frequency: int = 0, times: int | None = None, after: int = 0,
+                 probability: float | None = None, delay: float | None = None,
+                 pause: float | None = None, error: str | None = None, crash: bool = False,
+                 hits: int = 0, fired: int = 0) -> None:
+        self._init(module=module, function=function, filename=filename, line=line,
+                   fault_class=fault_class, index=index, state=state, frequency=frequency,
+                   times=times, after=after, probability=probability, delay=delay, pause=pause,
+                   error=error, crash=crash, hits=hits, fired=fired)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.filename, self.index)
+
+    def settings(self) -> str:
+        return settings_text(self.state, self.frequency, self.times, self.after,
+                             self.probability, self.delay, self.pause, self.error, self.crash)
+
+    def with_counts(self, hits: int, fired: int) -> SiteRecord:
+        values = self.as_dict()
+        values.update(hits=hits, fired=fired)
+        return SiteRecord(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: object) -> SiteRecord:
+        """A record from its JSON form; ValueError naming what is wrong for any other shape."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a site must be an object, not {type(data).__name__}")
+        values: dict[str, object] = {}
+        for name in IDENTITY:
+            if name not in data:
+                raise ValueError(f"a site has no {name!r}")
+            values[name] = data[name]
+        for name in SETTINGS + COUNTERS:
+            values[name] = data.get(name, _DEFAULTS[name])
+        checks = (("module", str), ("function", str), ("filename", str), ("line", int),
+                  ("index", int), ("state", str), ("hits", int), ("fired", int))
+        for name, kind in checks:
+            value = values[name]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"a site's {name!r} must be {kind.__name__}, not {value!r}")
+        if values["fault_class"] is not None and not isinstance(values["fault_class"], str):
+            raise ValueError("a site's 'fault_class' must be a string or null")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def merge(records: Iterable[SiteRecord]) -> list[SiteRecord]:
+    """Records of the same site (one per process) as one, counters summed, in first-seen order.
+
+    The identity and settings kept are those of the first record seen: the process that
+    `dynfault run` started reports first.
+    """
+    merged: dict[tuple[str, int], SiteRecord] = {}
+    for record in records:
+        seen = merged.get(record.key)
+        merged[record.key] = record if seen is None else \
+            seen.with_counts(seen.hits + record.hits, seen.fired + record.fired)
+    return list(merged.values())

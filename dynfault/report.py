@@ -24,6 +24,7 @@ from dynfault.lang import (
     quote,
 )
 from dynfault.record import Record
+from dynfault.util import shown_path
 
 __all__ = ["SiteView", "Unmatched", "shown_path", "control_line", "unmatched", "unmatched_line",
            "table", "as_json"]
@@ -72,24 +73,6 @@ class Unmatched(Record):
 
     def as_dict(self) -> dict[str, object]:
         return {"command": self.command, "suggestions": list(self.suggestions)}
-
-
-def shown_path(filename: str, cwd: str | None = None) -> str:
-    """A path relative to the working directory when it lies below it, else as it is."""
-    if cwd is None:
-        try:
-            cwd = os.getcwd()
-        except OSError:
-            return filename
-    if not os.path.isabs(filename):
-        return filename
-    try:
-        relative = os.path.relpath(filename, cwd)
-    except ValueError:  # another drive, on Windows
-        return filename
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return filename  # outside the working directory (`..cache/x.py` is inside it)
-    return relative
 
 
 def control_line(site: SiteView, cwd: str | None = None, path: str | None = None) -> str:

@@ -1,8 +1,15 @@
-"""One-line messages to stderr from inside the user's program."""
+"""Small helpers every room shares: one-line messages, atomic writes, shortened paths.
+
+Imported by every program that imports dynfault (through the runtime's warnings), so it
+imports only `os` and `sys`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+
+__all__ = ["warn", "first_line", "one_line", "clip", "atomic_write", "shown_path"]
 
 
 def warn(message: str) -> None:
@@ -12,3 +19,78 @@ def warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def one_line(text: str) -> str:
+    """Text with its line breaks shown as `\\n`, so a message stays on one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """At most `limit` characters of a user's word, for an error message about it."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> bool:
+    """Write `data` to `path` so a reader sees the old file or the whole new one, never a torn
+    one; False (and nothing left behind) when it cannot be written.
+
+    The temporary file is created with O_EXCL and O_NOFOLLOW beside the target: a symlink
+    planted at its name (another user's, in a shared cache) is refused, never followed, and two
+    writers (processes or threads) never share one.
+    """
+    directory = os.path.dirname(path) or "."
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    temp = ""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for _ in range(100):
+            temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
+                                           f"{os.urandom(4).hex()}.tmp")
+            try:
+                fd = os.open(temp, flags, mode)
+                break
+            except FileExistsError:
+                continue
+        else:
+            return False
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException:
+            os.unlink(temp)
+            raise
+        os.replace(temp, path)
+    except OSError:
+        if temp:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+        return False
+    return True
+
+
+def shown_path(filename: str, cwd: str | None = None) -> str:
+    """A path relative to the working directory when it lies below it, else as it is."""
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            return filename
+    if not os.path.isabs(filename):
+        return filename
+    try:
+        relative = os.path.relpath(filename, cwd)
+    except ValueError:  # another drive, on Windows
+        return filename
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return filename  # outside the working directory (`..cache/x.py` is inside it)
+    return relative

@@ -125,5 +125,5 @@ def test_bad_environment_under_python_dash_m_of_a_user_package_still_fails(tmp_p
     assert done.returncode == 1
     assert "started" not in done.stdout
     assert done.stderr.strip().splitlines()[-1] == (
-        "dynfault.lang.ControlError: DYNFAULT_ENABLE: unknown word 'frequncy' "
+        "dynfault.errors.ControlError: DYNFAULT_ENABLE: unknown word 'frequncy' "
         "(did you mean 'frequency'?) at column 9")
