@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dynfault.cli.main import module_name
+from dynfault.instrument.listing import module_name
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
@@ -262,71 +262,16 @@ def run(enables: tuple[str, ...], report: bool, report_json: str | None,
 
 # -- list ----------------------------------------------------------------------------------------
 
-_SKIP_DIRS = ("__pycache__", "node_modules", "site-packages")
-
-
-def _python_files(paths: Sequence[str]) -> Iterator[str]:
-    """Each file given, and every *.py below each folder given (no hidden folders, caches or
-    virtual environments), in a stable order, spelled as the user spelled the folder."""
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path
-            continue
-        found: list[str] = []
-        def unreadable(error: OSError) -> None:
-            _warn(f"skipping {error.filename}: {error.strerror}")
-
-        for directory, dirs, files in os.walk(path, onerror=unreadable):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
-                       and not os.path.exists(os.path.join(directory, d, "pyvenv.cfg"))]
-            found.extend(os.path.normpath(os.path.join(directory, name))
-                         for name in files if name.endswith(".py"))
-        yield from sorted(found, key=lambda name: name.split(os.sep))
-
-
-def module_name(path: str) -> str:
-    """The import name of a file: its stem, under every package folder around it."""
-    directory, name = os.path.split(os.path.abspath(path))
-    stem = name[:-3] if name.endswith(".py") else name
-    parts = [] if stem == "__init__" else [stem]
-    while os.path.isfile(os.path.join(directory, "__init__.py")):
-        directory, package = os.path.split(directory)
-        if not package:
-            break
-        parts.insert(0, package)
-    return ".".join(parts) or stem
-
-
 def _warn(message: str) -> None:
     _write_stderr(f"dynfault: {message}\n")
 
 
 def static_sites(paths: Sequence[str]) -> list[tuple[str, Site]]:
     """(shown path, site) for every site under the paths, from source: nothing is imported."""
-    from dynfault.instrument.scan import scan_source
+    from dynfault.instrument.listing import scan_paths
 
-    found: list[tuple[str, Site]] = []
-    for shown in _python_files(paths):
-        full = os.path.abspath(shown)
-        try:
-            with open(full, "rb") as f:
-                data = f.read()
-            scanned = scan_source(data, full)
-        except OSError as error:
-            _warn(f"skipping {shown}: {error.strerror or error}")
-            continue
-        except SyntaxError as error:
-            where = f" (line {error.lineno})" if error.lineno else ""  # none for a NUL byte
-            _warn(f"skipping {shown}: {error.msg}{where}")
-            continue
-        except (ValueError, UnicodeDecodeError, RecursionError) as error:
-            _warn(f"skipping {shown}: {_one_line(str(error)) or type(error).__name__}")
-            continue
-        module = module_name(full)
-        for s in scanned:
-            site = Site(module, s.function, full, s.line, s.fault_class, s.index, len(found))
-            found.append((shown, site))
-    return found
+    return [(shown, Site(r.module, r.function, r.filename, r.line, r.fault_class, r.index, seq))
+            for seq, (shown, r) in enumerate(scan_paths(paths, _warn))]
 
 
 def would_apply(texts: Sequence[str], found: Sequence[Site]) -> list[Rule]:

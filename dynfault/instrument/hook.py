@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from typing import TYPE_CHECKING, Any
 
+from dynfault.instrument.names import DESCRIPTOR
 from dynfault.instrument.scan import MARKER, parse_lock, scan_file, scan_source
-from dynfault.runtime.sites import DESCRIPTOR
 from dynfault.util import warn as _warn
 from dynfault.version import __version__
 

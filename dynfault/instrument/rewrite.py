@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import PositionProvider
 
+from dynfault.instrument.names import DESCRIPTOR, FLAG
 from dynfault.instrument.scan import ScannedSite, scan_source
-from dynfault.runtime.sites import DESCRIPTOR, FLAG
 
 __all__ = ["Rewritten", "RewriteError", "rewrite"]
 

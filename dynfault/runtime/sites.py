@@ -16,6 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from dynfault.instrument.names import DESCRIPTOR, FLAG
 from dynfault.lang import (
     DISABLED,
     ENABLED,
@@ -41,8 +42,6 @@ __all__ = [
     "bind", "seed", "select",
 ]
 
-FLAG = "_dynfault_f"
-DESCRIPTOR = "_dynfault_s"
 
 _ARM_FIELDS = ("state", "frequency", "times", "after", "probability", "delay", "pause",
                "_times_left", "_after_left")

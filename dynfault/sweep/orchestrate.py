@@ -262,15 +262,14 @@ def _read(directory: str, cwd: str | None) -> dict[tuple[str, int], tuple[Target
 
 def discover_static(paths: Sequence[str], cwd: str | None = None) -> list[Target]:
     """Every site under the paths, found as `list` finds them: from source, importing nothing."""
-    from dynfault.cli.main import (
-        static_sites,  # the CLI process only: a run's children never get here
-    )
+    from dynfault.instrument.listing import scan_paths  # the sweep process only, not its runs
+    from dynfault.util import warn
 
     for path in paths:
         if not os.path.exists(path):
             raise SweepError(f"sweep: --paths {path}: no such file or directory")
     found: dict[tuple[str, int], Target] = {}
-    for _, site in static_sites(paths):
+    for _, site in scan_paths(paths, warn):
         target = Target(site.module, site.function, display_path(site.filename, cwd), site.line,
                         site.fault_class, site.index)
         found.setdefault(target.key, target)
