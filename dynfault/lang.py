@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dynfault.errors import ControlError
 from dynfault.record import Record
+from dynfault.util import clip, one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,12 +37,17 @@ ONESHOT = "oneshot"
 KEYWORDS = ("class", "module", "file", "func", "line", "index", "site")
 # "enable" is the word, "enabled" the state it sets.
 STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
+# What dynfault prints (`Site.settings()`, `list`, the report) starts with the state as a
+# state, `enabled frequency 10`; it must parse back, so those spellings are words too.
+STATE_WORDS.update({ENABLED: ENABLED, DISABLED: DISABLED})
 VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay", "error")
-SETTINGS = (*STATE_WORDS, *VALUE_SETTINGS, "pause", "crash")
+SETTINGS = ("enable", "disable", "oneshot", *VALUE_SETTINGS, "pause", "crash")
 DEFAULT_PAUSE_MS = 10000.0
 # time.sleep() and lock timeouts overflow near 9.2e12 ms (int64 nanoseconds): a larger delay or
 # pause would pass the parser and then raise OverflowError in the program, at the site.
 MAX_WAIT_MS = 1e12
+# Counts, lines and positions: far beyond any real one, and below 2**63 for C code that takes it.
+MAX_COUNT = 10**18
 
 
 def _load_fnmatchcase(name: str, pattern: str) -> bool:
@@ -149,9 +155,15 @@ class Command(Record):
 
 
 def quote(value: str) -> str:
+    """A word that parses back to exactly `value`, whatever it holds.
+
+    Inside a quoted word its own quote is written twice and nothing else is special, so the
+    quote that the value holds fewer of is chosen: `it's` is `"it's"`, both kinds `'it''s "x"'`.
+    """
     if value and not any(c.isspace() or c in "'\";,#" for c in value):
         return value
-    return "'" + value + "'" if "'" not in value else '"' + value + '"'
+    mark = "'" if value.count("'") <= value.count('"') else '"'
+    return mark + value.replace(mark, mark + mark) + mark
 
 
 def _has_glob(pattern: str) -> bool:
@@ -215,11 +227,8 @@ def _split_commands(text: str) -> list[list[Word]]:
             chars: list[str] = []
             while i < n and not text[i].isspace() and text[i] not in ";,#":
                 if text[i] in "'\"":
-                    close = text.find(text[i], i + 1)
-                    if close < 0:
-                        shown = _one_line(text[i:].split("\n", 1)[0][:20])
-                        raise ControlError(f"unclosed quote {shown} at column {i + 1}")
-                    chars.append(text[i + 1:close])
+                    close = _closing_quote(text, i)
+                    chars.append(text[i + 1:close].replace(text[i] * 2, text[i]))
                     i = close + 1
                 else:
                     chars.append(text[i])
@@ -229,71 +238,132 @@ def _split_commands(text: str) -> list[list[Word]]:
     return [c for c in commands if c]
 
 
+def _closing_quote(text: str, start: int) -> int:
+    """The index of the quote that closes the one at `start`; a doubled quote is part of it."""
+    mark = text[start]
+    i = start + 1
+    while True:
+        close = text.find(mark, i)
+        if close < 0:
+            shown = one_line(clip(text[start:].split("\n", 1)[0], 20))
+            raise ControlError(f"unclosed quote {shown} at column {start + 1}")
+        if text.startswith(mark, close + 1):
+            i = close + 2
+            continue
+        return close
+
+
 # -- parsing ----------------------------------------------------------------------------------
 
-def _one_line(text: str) -> str:
-    # A quoted word may hold a newline; the message must stay one line.
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+def _shown(text: str) -> str:
+    """A user's word as an error message quotes it: one line, at most ~60 characters."""
+    return "'" + clip(one_line(text)) + "'"
 
 
 def _error(word: Word, why: str) -> ControlError:
-    return ControlError(f"{_one_line(why)} at column {word.column}")
+    return ControlError(f"{one_line(why)} at column {word.column}")
 
 
 def _suggest(text: str, choices: tuple[str, ...]) -> str:
+    if len(text) > 60:  # no keyword is that long
+        return ""
     import difflib
 
     close = difflib.get_close_matches(text, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+# -- numbers: one grammar for every setting and selector --------------------------------------
+# ASCII digits only (int() and float() also take `1_000`, `٣`, `+1`, ` 1 ` and `nan`); a
+# fraction and an exponent only where the setting allows fractions. The exponent is there
+# because the settings text prints large values with `:g` (`delay 1e+06`) and must parse back.
+
+class _Bad(Exception):
+    """Why a number was refused; the caller names the word and its column."""
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _whole(text: str, minimum: int) -> int:
+    if text[:1] == "-" and _digits(text[1:]):
+        raise _Bad(f"must be at least {minimum}")
+    if not _digits(text):
+        raise _Bad("takes a whole number (ASCII digits, e.g. 3)")
+    # Checked on the digits first: int() refuses more than 4300 of them, and no count needs 19.
+    if len(text.lstrip("0")) > len(str(MAX_COUNT)) or int(text) > MAX_COUNT:
+        raise _Bad(f"is too large (at most {MAX_COUNT})")
+    value = int(text)
+    if value < minimum:
+        raise _Bad(f"must be at least {minimum}")
+    return value
+
+
+def _is_decimal(text: str) -> bool:
+    mantissa, mark, exponent = text.replace("E", "e").partition("e")
+    whole, dot, fraction = mantissa.partition(".")
+    if not _digits(whole) or (dot and not _digits(fraction)):
+        return False
+    if mark:
+        return _digits(exponent[1:] if exponent[:1] in "+-" else exponent)
+    return True
+
+
+def _decimal(text: str, low: float, high: float, unit: str = "") -> float:
+    """A number in [low, high]: digits, an optional `.digits`, an optional exponent."""
+    if text[:1] == "-" and _is_decimal(text[1:]):
+        raise _Bad("must not be negative")
+    if not _is_decimal(text):
+        raise _Bad("takes a number (ASCII digits, an optional fraction, e.g. 2.5)")
+    value = float(text)  # never NaN; inf for a huge exponent, refused below
+    if value > high:
+        raise _Bad(f"is too large (at most {high:g}{unit})")
+    if value < low:
+        raise _Bad(f"must be at least {low:g}{unit}")
+    return value
+
+
 def _int(word: Word, name: str, minimum: int) -> int:
     try:
-        if not (word.text.isascii() and word.text.isdigit()):  # int() takes "1_000" and "٣"
-            raise ValueError(word.text)
-        value = int(word.text, 10)
-    except ValueError:
-        raise _error(word, f"'{word.text}': {name} takes a whole number") from None
-    if value < minimum:
-        raise _error(word, f"'{word.text}': {name} must be at least {minimum}")
-    return value
+        return _whole(word.text, minimum)
+    except _Bad as bad:
+        raise _error(word, f"{_shown(word.text)}: {name} {bad}") from None
 
 
 def _milliseconds(word: Word, name: str) -> float:
-    ms = _number(word, name)
-    if ms < 0:
-        raise _error(word, f"'{word.text}': {name} must not be negative")
-    if ms > MAX_WAIT_MS:
-        raise _error(word, f"'{word.text}': {name} must be at most {MAX_WAIT_MS:.0f} ms")
-    return ms
-
-
-def _number(word: Word, name: str) -> float:
     try:
-        value = float(word.text)
-    except ValueError:
-        raise _error(word, f"'{word.text}': {name} takes a number") from None
-    import math  # here: a shared library to load, and most command lists hold no number
+        return _decimal(word.text, 0.0, MAX_WAIT_MS, " ms")
+    except _Bad as bad:
+        raise _error(word, f"{_shown(word.text)}: {name} {bad}") from None
 
-    if not math.isfinite(value):
-        raise _error(word, f"'{word.text}': {name} takes a finite number")
-    return value
+
+def _probability(word: Word) -> float:
+    try:
+        p = _decimal(word.text, 0.0, 1.0)
+    except _Bad:
+        p = -1.0
+    if not 0.0 < p <= 1.0:
+        raise _error(word, f"{_shown(word.text)}: probability takes a number in (0, 1], "
+                           f"e.g. 0.25")
+    return p
 
 
 def _span(word: Word, name: str, minimum: int) -> tuple[int, int]:
+    """`N` or `N-M` with N <= M."""
     low, dash, high = word.text.partition("-")
-    if not dash:
-        value = _int(word, name, minimum)
-        return value, value
     try:
-        first = _int(Word(low, word.column), name, minimum)
-        last = _int(Word(high, word.column), name, minimum)
-    except ControlError:
+        if not dash:
+            value = _whole(word.text, minimum)
+            return value, value
+        if not low or not high:
+            raise _Bad(f"takes N or N-M, whole numbers of at least {minimum}")
+        first, last = _whole(low, minimum), _whole(high, minimum)
+    except _Bad as bad:
         # Name the whole word (`3-x`, `-1`), not the half that failed to parse.
-        raise _error(word, f"'{word.text}': {name} takes N or N-M, whole numbers "
-                           f"of at least {minimum}") from None
+        raise _error(word, f"{_shown(word.text)}: {name} {bad}") from None
     if first > last:
-        raise _error(word, f"'{word.text}': {name} range runs backwards")
+        raise _error(word, f"{_shown(word.text)}: {name} range runs backwards")
     return first, last
 
 
@@ -312,11 +382,11 @@ def _error_name(word: Word) -> str:
 
         names = tuple(sorted(errno.errorcode.values()))
         if text not in names:
-            raise _error(word, f"'{text}': no such errno name{_suggest(text, names)}")
+            raise _error(word, f"{_shown(text)}: no such errno name{_suggest(text, names)}")
         return text
     if not text or not all(part.isidentifier() for part in text.split(".")):
-        raise _error(word, f"'{text}': error takes an errno name (ENOSPC) or an exception "
-                           f"class by dotted name (sqlite3.OperationalError)")
+        raise _error(word, f"{_shown(text)}: error takes an errno name or a class "
+                           f"(ENOSPC, TimeoutError)")
     return text
 
 
@@ -326,7 +396,8 @@ def _parse_command(words: list[Word], text: str) -> Command:
     state: str | None = None
     state_word: Word | None = None
     i = 0
-    if words[0].text not in KEYWORDS and words[0].text not in SETTINGS:
+    if words[0].text not in KEYWORDS and words[0].text not in SETTINGS \
+            and words[0].text not in STATE_WORDS:
         query["fault_class"] = words[0].text  # the shorthand: `race oneshot`
         i = 1
         if not words[0].text:
@@ -369,10 +440,7 @@ def _parse_command(words: list[Word], text: str) -> Command:
             elif key == "error":
                 settings[key] = _error_name(nxt)
             elif key == "probability":
-                p = _number(nxt, key)
-                if not 0.0 < p <= 1.0:
-                    raise _error(nxt, f"'{nxt.text}': probability must be in (0, 1]")
-                settings[key] = p
+                settings[key] = _probability(nxt)
             else:
                 settings[key] = _milliseconds(nxt, key)
             i += 2
@@ -390,11 +458,11 @@ def _parse_command(words: list[Word], text: str) -> Command:
             if "crash" in settings:
                 raise _error(word, "'crash' given twice")
             if nxt is not None and _looks_numeric(nxt.text):
-                raise _error(nxt, f"'{nxt.text}': 'crash' takes no value")
+                raise _error(nxt, f"{_shown(nxt.text)}: 'crash' takes no value")
             settings["crash"] = True
             i += 1
         else:
-            raise _error(word, f"unknown word '{key}'{_suggest(key, KEYWORDS + SETTINGS)}")
+            raise _error(word, f"unknown word {_shown(key)}{_suggest(key, KEYWORDS + SETTINGS)}")
     return Command(query=Query(**query), state=state or ENABLED,  # type: ignore[arg-type]
                    state_named=state is not None, text=text, **settings)  # type: ignore[arg-type]
 
@@ -415,7 +483,7 @@ def _end_column(text: str, last: Word) -> int:
     i = last.column - 1
     while i < len(text) and not text[i].isspace() and text[i] not in ";,#":
         if text[i] in "'\"":
-            i = text.find(text[i], i + 1)
+            i = _closing_quote(text, i)
         i += 1
     return i
 
