@@ -37,9 +37,6 @@ ONESHOT = "oneshot"
 KEYWORDS = ("class", "module", "file", "func", "line", "index", "site")
 # "enable" is the word, "enabled" the state it sets.
 STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
-# What dynfault prints (`Site.settings()`, `list`, the report) starts with the state as a
-# state, `enabled frequency 10`; it must parse back, so those spellings are words too.
-STATE_WORDS.update({ENABLED: ENABLED, DISABLED: DISABLED})
 VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay", "error")
 SETTINGS = ("enable", "disable", "oneshot", *VALUE_SETTINGS, "pause", "crash")
 DEFAULT_PAUSE_MS = 10000.0
@@ -224,16 +221,21 @@ def _split_commands(text: str) -> list[list[Word]]:
             i += 1
         else:
             start = i
-            chars: list[str] = []
-            while i < n and not text[i].isspace() and text[i] not in ";,#":
-                if text[i] in "'\"":
+            parts: list[str] = []
+            run = i  # the start of the current unquoted run: sliced once, not per character
+            while i < n:
+                c = text[i]
+                if c in "'\"":
+                    parts.append(text[run:i])
                     close = _closing_quote(text, i)
-                    chars.append(text[i + 1:close].replace(text[i] * 2, text[i]))
-                    i = close + 1
+                    parts.append(text[i + 1:close].replace(c * 2, c))
+                    i = run = close + 1
+                elif c in ";,#" or c.isspace():
+                    break
                 else:
-                    chars.append(text[i])
                     i += 1
-            words.append(Word("".join(chars), start + 1))
+            parts.append(text[run:i])
+            words.append(Word("".join(parts), start + 1))
     commands.append(words)
     return [c for c in commands if c]
 

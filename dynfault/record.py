@@ -80,12 +80,19 @@ _DEFAULTS: dict[str, object] = {
 }
 
 
+def _exact(value: float) -> str:
+    """The shortest text that reads back as exactly this float (`repr`), without a `.0`."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def settings_text(state: str, frequency: int = 0, times: int | None = None, after: int = 0,
                   probability: float | None = None, delay: float | None = None,
                   pause: float | None = None, error: str | None = None,
                   crash: bool = False) -> str:
-    """The state and every non-default setting, in the control language (the one spelling
-    that `list`, the report, ctl and `Site.settings()` print)."""
+    """The state and every non-default setting (the one spelling that `list`, the report, ctl
+    and `Site.settings()` print). After the state, it is the control language: the settings
+    parse back to exactly these values."""
     words = [state]
     if frequency > 1:
         words.append(f"frequency {frequency}")
@@ -94,11 +101,11 @@ def settings_text(state: str, frequency: int = 0, times: int | None = None, afte
     if after:
         words.append(f"after {after}")
     if probability is not None:
-        words.append(f"probability {probability:g}")
+        words.append(f"probability {_exact(probability)}")
     if delay is not None:
-        words.append(f"delay {delay:g}")
+        words.append(f"delay {_exact(delay)}")
     if pause is not None:
-        words.append(f"pause {pause:g}")
+        words.append(f"pause {_exact(pause)}")
     if error is not None:
         words.append(f"error {error}")
     if crash:

@@ -164,7 +164,8 @@ BAD = [
     (["run", "--enable", "class", "prog.py"], {},
      "dynfault: --enable: 'class' needs a value at column 1"),
     (["run", "--enable", "race", "--enable", "race frequency x", "prog.py"], {},
-     "dynfault: --enable: 'x': frequency takes a whole number at column 16"),
+     "dynfault: --enable: 'x': frequency takes a whole number (ASCII digits, e.g. 3)"
+     " at column 16"),
     (["run", "prog.py"], {"DYNFAULT_ENABLE": "race oneshot oneshot"},
      "dynfault: DYNFAULT_ENABLE: 'oneshot' conflicts with 'oneshot' at column 14"),
     (["run", "prog.py"], {"DYNFAULT_SEED": "abc"},

@@ -76,7 +76,8 @@ def test_without_the_environment_nothing_fires_or_registers(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("DYNFAULT_ENABLE", "race frequency x",
-     "ControlError: DYNFAULT_ENABLE: 'x': frequency takes a whole number at column 16"),
+     "ControlError: DYNFAULT_ENABLE: 'x': frequency takes a whole number (ASCII digits, e.g. 3)"
+     " at column 16"),
     ("DYNFAULT_ENABLE", "race bogus",
      "ControlError: DYNFAULT_ENABLE: unknown word 'bogus' at column 6"),
     ("DYNFAULT_SEED", "twelve", "ControlError: DYNFAULT_SEED: 'twelve' is not a whole number"),
