@@ -201,15 +201,15 @@ def read_enable_file(path: str, label: str) -> str:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as error:
-        raise ConfigError(f"{label}: cannot read {clip(path)!r}: {error.strerror or error}") \
+        raise ConfigError(f"{label}: cannot read {path!r}: {error.strerror or error}") \
             from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{label}: {clip(path)!r} is not UTF-8 ({error.reason} at byte "
+        raise ConfigError(f"{label}: {path!r} is not UTF-8 ({error.reason} at byte "
                           f"{error.start})") from None
     try:
         parse(text)
     except ValueError as error:
-        raise ConfigError(f"{label}: {clip(path)}: {error}") from None
+        raise ConfigError(f"{label}: {path}: {error}") from None
     return text
