@@ -27,7 +27,6 @@ from dynfault.record import JSON_VERSION, Record, SiteRecord
 from dynfault.util import shown_path
 
 
-
 class Recordable(Protocol):
     """A live `Site`, or anything else whose `as_dict()` is a site's JSON form."""
 

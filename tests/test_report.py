@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dynfault.lang import parse, quote
+from dynfault.record import SiteRecord
 from dynfault.report import (
     Unmatched,
     as_json,
@@ -22,7 +23,6 @@ from dynfault.report import (
     unmatched,
     unmatched_line,
 )
-from dynfault.record import SiteRecord
 from dynfault.runtime.sites import Rule, Site
 
 
@@ -93,7 +93,7 @@ def test_only_commands_that_matched_nothing_are_unmatched() -> None:
 LINES = [
     ("raec", (), "dynfault: 'raec' matched no site"),
     ("class 'io:x' oneshot", ("DYNFAULT_ENABLE",),
-     f"dynfault: {quote("class 'io:x' oneshot")} matched no site (from DYNFAULT_ENABLE)"),
+     "dynfault: " + quote("class 'io:x' oneshot") + " matched no site (from DYNFAULT_ENABLE)"),
     ("class x", ("pyproject.toml", "--enable"),
      "dynfault: 'class x' matched no site (from pyproject.toml and --enable)"),
 ]
