@@ -1,7 +1,8 @@
 """Every README example marked runnable runs as printed.
 
 A runnable example is a ```console block right after a line `<!-- runnable -->`. Each `$ CMD`
-line in it is run with bash, in a fresh copy of the repository's `examples/` folder, with this
+line in it is run with bash, in a fresh folder holding a copy of the repository's `examples/`
+(so `dynfault run examples/nodecache.py` reads as it would from a checkout), with this
 Python's bin folder first on PATH (so `python` and `dynfault` are the ones under test); its
 output (stdout and stderr together, as a terminal shows them) must equal the lines that follow
 it up to the next `$` line, where a line `...` stands for any number of lines.
@@ -98,10 +99,10 @@ def run_block(block: Block, workdir: Path) -> list[str]:
 
 
 def fresh_examples(tmp_path: Path) -> Path:
-    target = tmp_path / "examples"
-    shutil.copytree(ROOT / "examples", target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return target
+    """A folder holding a fresh copy of `examples/`, where the steps run."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    return tmp_path
 
 
 # -- the harness itself, on a small README --------------------------------------------------------
@@ -181,7 +182,8 @@ def test_the_commands_use_this_python(tmp_path: Path) -> None:
 
 # -- the README --------------------------------------------------------------------------------
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+# DYNFAULT_README lets the lead check a draft (`DYNFAULT_README=draft.md pytest ...`).
+README = Path(os.environ.get("DYNFAULT_README", ROOT / "README.md")).read_text(encoding="utf-8")
 BLOCKS = runnable_blocks(README)
 
 
