@@ -25,7 +25,7 @@ import os
 from dynfault.errors import ConfigError
 from dynfault.lang import parse
 from dynfault.record import Record
-from dynfault.util import clip, first_line, one_line, shown_path
+from dynfault.util import clip, find_pyproject, first_line, one_line, shown_path
 
 __all__ = ["Config", "EMPTY", "find_pyproject", "load_config", "read_config",
            "read_enable_file", "KEYS"]
@@ -55,19 +55,6 @@ class Config(Record):
 
 
 EMPTY = Config()
-
-
-def find_pyproject(start_dir: str) -> str | None:
-    """The nearest pyproject.toml in `start_dir` or above it (the project's root)."""
-    directory = os.path.abspath(start_dir)
-    while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
 
 
 def load_config(start_dir: str | None = None) -> Config:

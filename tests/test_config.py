@@ -192,3 +192,20 @@ def test_include_and_exclude_narrow_the_hook(tmp_path: Path) -> None:
     assert excluded.stdout.splitlines()[0] == "main [False, False, False] SourceFileLoader"
     included = dynfault_cli("run", "--include", "helper", "prog.py", cwd=tmp_path)
     assert included.stdout.splitlines()[0] == "main [False, False, False] DynfaultLoader"
+
+
+PROBE = "import sys\nprint([m for m in ('dynfault.config', 'tomllib') if m in sys.modules])\n"
+
+
+@pytest.mark.parametrize(("pyproject", "loaded"), [
+    (None, "[]"),
+    ("[project]\nname = 'p'\n", "['dynfault.config']"),
+    ("[tool.dynfault]\n", "['dynfault.config', 'tomllib']"),
+])
+def test_run_reads_the_config_only_as_far_as_needed(tmp_path: Path, pyproject: str | None,
+                                                    loaded: str) -> None:
+    (tmp_path / "prog.py").write_text(PROBE)
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    out = dynfault_cli("run", "prog.py", cwd=tmp_path)
+    assert (out.returncode, out.stdout, out.stderr) == (0, loaded + "\n", "")

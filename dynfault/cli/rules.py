@@ -25,14 +25,31 @@ Sourced = tuple[str, str]
 
 
 def project_config() -> Config:
-    """The project's `[tool.dynfault]`; importing the reader costs only where a file exists."""
-    from dynfault.config import EMPTY, find_pyproject, read_config
+    """The project's `[tool.dynfault]`; the reader is imported only where a file exists."""
+    from dynfault.util import find_pyproject
 
     try:
         path = find_pyproject(os.getcwd())
     except OSError:  # a deleted working directory: no project around it
-        return EMPTY
-    return EMPTY if path is None else read_config(path)
+        path = None
+    if path is None:
+        return _NO_CONFIG
+    from dynfault.config import read_config
+
+    return read_config(path)
+
+
+class _NoConfig:
+    """What `run` reads of a project without a pyproject.toml (a Config's fields, empty)."""
+
+    path = None
+    enable: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+_NO_CONFIG: Config = _NoConfig()  # type: ignore[assignment]
 
 
 def gather(config: Config, enable_files: Sequence[str], enables: Sequence[str]) \
