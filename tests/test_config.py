@@ -128,7 +128,10 @@ child = "from dynfault import dynamic_fault; print('child', dynamic_fault('app:x
 sys.stdout.flush()
 subprocess.run([sys.executable, "-c", child], check=True)
 """
-HELPER = "def loader():\n    return type(__loader__).__name__\n"
+# The marker text makes it a module the hook rewrites (one without it may be known to have no
+# sites, and keep python's own loader).
+HELPER = ("from dynfault import dynamic_fault\n\n"
+          "def loader():\n    return type(__loader__).__name__\n")
 
 
 def project(tmp_path: Path, table: str) -> Path:
@@ -182,9 +185,7 @@ def test_unmatched_commands_name_pyproject_and_the_file(tmp_path: Path) -> None:
 
 
 def test_include_and_exclude_narrow_the_hook(tmp_path: Path) -> None:
-    (tmp_path / "helper.py").write_text("from dynfault import dynamic_fault\n" + HELPER)
     project(tmp_path, "exclude = ['helper']\n")
-    (tmp_path / "helper.py").write_text("from dynfault import dynamic_fault\n" + HELPER)
     out = dynfault_cli("run", "prog.py", cwd=tmp_path)
     assert out.stdout.splitlines()[0] == "main [False, False, False] SourceFileLoader"
     (tmp_path / "pyproject.toml").write_text("[tool.dynfault]\n")
