@@ -217,7 +217,8 @@ BAD = [
      "dynfault check: argument 2: unknown word 'frequncy' (did you mean 'frequency'?) at "
      "column 4"),
     (["check"], {}, "dynfault check: Missing argument 'CMDS...'. (see --help)"),
-    (["nosuchcommand"], {}, "dynfault: No such command 'nosuchcommand'. (see --help)"),
+    (["nosuchcommand"], {}, "dynfault: no such command: nosuchcommand (see --help)"),
+    (["chek", "x"], {}, "dynfault: no such command: chek (did you mean check?) (see --help)"),
     (["--bogus"], {}, "dynfault: no such option: --bogus (see --help)"),
 ]
 

@@ -95,6 +95,12 @@ class DynfaultGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context,
                         args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and not args[0].startswith("-") and args[0] not in self.list_commands(ctx):
+            import difflib  # only on this error
+
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise click.UsageError(f"no such command: {args[0]}{hint}", ctx)
         name, command, rest = super().resolve_command(ctx, args)
         self.current = (command.name or name or "") if command is not None else ""
         return name, command, rest
