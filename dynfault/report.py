@@ -23,26 +23,39 @@ from dynfault.lang import (
     nearest,
     quote,
 )
-from dynfault.record import Record
+from dynfault.record import JSON_VERSION, Record, SiteRecord
 from dynfault.util import shown_path
 
-__all__ = ["SiteView", "Unmatched", "shown_path", "control_line", "unmatched", "unmatched_line",
-           "table", "as_json"]
+
+class Recordable(Protocol):
+    """A live `Site`, or anything else whose `as_dict()` is a site's JSON form."""
+
+    def as_dict(self) -> dict[str, object]: ...
 
 
-class SiteView(Protocol):
+AnySite = SiteRecord | Recordable
+
+__all__ = ["Unmatched", "shown_path", "record_of", "control_line", "unmatched", "unmatched_line",
+           "quoted_command", "suggestions", "table", "as_json"]
+
+
+def record_of(site: AnySite) -> SiteRecord:
+    """The one record of a site: a live `Site` as the JSON and the report carry it."""
+    if isinstance(site, SiteRecord):
+        return site
+    return SiteRecord.from_dict(site.as_dict())
+
+
+class SiteLine(Protocol):
+    """What a control-file line shows: a `SiteRecord` or a live `Site`."""
+
     module: str
     function: str
     filename: str
     line: int
     fault_class: str | None
-    index: int
-    hits: int
-    fired: int
 
     def settings(self) -> str: ...
-
-    def as_dict(self) -> dict[str, object]: ...
 
 
 class RuleView(Protocol):
@@ -62,20 +75,24 @@ class CommandView(Protocol):
 
 
 class Unmatched(Record):
-    """A command that matched no site, with the nearest existing names (`class race`)."""
+    """A command that matched no site: its text, where it was given (`--enable`,
+    `DYNFAULT_ENABLE`, `pyproject.toml`, a test's name), and the nearest existing names."""
 
-    __slots__ = ("command", "suggestions")
+    __slots__ = ("command", "suggestions", "sources")
     command: str
     suggestions: tuple[str, ...]
+    sources: tuple[str, ...]
 
-    def __init__(self, command: str, suggestions: tuple[str, ...]) -> None:
-        self._init(command=command, suggestions=suggestions)
+    def __init__(self, command: str, suggestions: tuple[str, ...],
+                 sources: tuple[str, ...] = ()) -> None:
+        self._init(command=command, suggestions=suggestions, sources=sources)
 
     def as_dict(self) -> dict[str, object]:
-        return {"command": self.command, "suggestions": list(self.suggestions)}
+        return {"command": self.command, "sources": list(self.sources),
+                "suggestions": list(self.suggestions)}
 
 
-def control_line(site: SiteView, cwd: str | None = None, path: str | None = None) -> str:
+def control_line(site: SiteLine, cwd: str | None = None, path: str | None = None) -> str:
     """`path:line class:C module:M func:F <settings>`; `class:?` for a non-literal class."""
     where = path if path is not None else shown_path(site.filename, cwd)
     if any(c.isspace() or not c.isprintable() or c in "'\"" for c in where):
@@ -92,7 +109,7 @@ def _json_string(text: str) -> str:
 
 # -- commands that matched nothing -------------------------------------------------------------
 
-def _names(sites: Sequence[SiteView], cwd: str | None) -> dict[str, list[str]]:
+def _names(sites: Sequence[SiteRecord], cwd: str | None) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {"class": [], "module": [], "file": [], "path": [], "func": []}
     for site in sites:
         if site.fault_class is not None:
@@ -104,7 +121,7 @@ def _names(sites: Sequence[SiteView], cwd: str | None) -> dict[str, list[str]]:
     return names
 
 
-def _matches_any(keyword: str, value: str, sites: Sequence[SiteView]) -> bool:
+def _matches_any(keyword: str, value: str, sites: Sequence[SiteRecord]) -> bool:
     for site in sites:
         if keyword == "class" and class_matches(value, site.fault_class):
             return True
@@ -117,13 +134,14 @@ def _matches_any(keyword: str, value: str, sites: Sequence[SiteView]) -> bool:
     return False
 
 
-def suggestions(query: Query, sites: Sequence[SiteView], cwd: str | None = None) -> list[str]:
+def suggestions(query: Query, sites: Sequence[AnySite], cwd: str | None = None) -> list[str]:
     """For each name in the query that no site has, the existing names nearest to it."""
-    names = _names(sites, cwd)
+    records = [record_of(site) for site in sites]
+    names = _names(records, cwd)
     found: list[str] = []
     for keyword, value in (("class", query.fault_class), ("module", query.module),
                            ("file", query.file), ("func", query.func)):
-        if value is None or _matches_any(keyword, value, sites):
+        if value is None or _matches_any(keyword, value, records):
             continue
         if keyword == "class":
             close = _nearest_classes(value, names["class"])
@@ -149,24 +167,45 @@ def _nearest_classes(word: str, classes: list[str]) -> list[str]:
     return result
 
 
-def unmatched(rules: Iterable[RuleView], sites: Sequence[SiteView],
-              cwd: str | None = None) -> list[Unmatched]:
-    """The applied commands that matched no site by now, in the order they were given."""
-    result = []
-    for rule in rules:
-        if rule.matched == 0:
-            command = rule.command
-            result.append(Unmatched(command.text or str(command.query),
-                                    tuple(suggestions(command.query, sites, cwd))))
-    return result
+def unmatched(rules: Iterable[RuleView | tuple[str, RuleView]], sites: Sequence[AnySite],
+              cwd: str | None = None, source: str = "") -> list[Unmatched]:
+    """The applied commands that matched no site by now, in the order first given: one entry
+    per distinct command text, however often (and wherever) it was given.
+
+    `rules` holds rules, or (source, rule) pairs naming where each was given; `source` names
+    where the bare rules were given. A text that matched somewhere is not unmatched."""
+    records = [record_of(site) for site in sites]
+    found: dict[str, tuple[RuleView, list[str]]] = {}
+    matched: set[str] = set()
+    for entry in rules:
+        label, rule = entry if isinstance(entry, tuple) else (source, entry)
+        command = rule.command
+        text = command.text or str(command.query)
+        if rule.matched:
+            matched.add(text)
+        seen = found.setdefault(text, (rule, []))
+        if label and label not in seen[1]:
+            seen[1].append(label)
+    return [Unmatched(text, tuple(suggestions(rule.command.query, records, cwd)), tuple(labels))
+            for text, (rule, labels) in found.items() if text not in matched]
+
+
+def quoted_command(text: str) -> str:
+    """A command's text as one word of the control language, always in quotes: what is
+    printed parses back to the same text (lang's quoting), and no quote nests unescaped."""
+    word = quote(text.strip())
+    return word if word[:1] in ("'", '"') else f"'{word}'"
 
 
 def unmatched_line(entry: Unmatched) -> str:
-    """`dynfault: 'class raec' matched no site (did you mean class race?)`"""
-    line = f"dynfault: '{entry.command}' matched no site"
+    """`dynfault: 'class raec' matched no site (from --enable; did you mean class race?)`"""
+    notes = []
+    if entry.sources:
+        notes.append("from " + " and ".join(entry.sources))
     if entry.suggestions:
-        line += f" (did you mean {' or '.join(entry.suggestions)}?)"
-    return line
+        notes.append(f"did you mean {' or '.join(entry.suggestions)}?")
+    line = f"dynfault: {quoted_command(entry.command)} matched no site"
+    return f"{line} ({'; '.join(notes)})" if notes else line
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -175,17 +214,18 @@ NEVER_REACHED = "never reached"
 NEVER_FIRED = "reached, never fired"
 
 
-def _note(site: SiteView) -> str:
+def _note(site: SiteRecord) -> str:
     if site.fired:
         return ""
     return NEVER_FIRED if site.hits else NEVER_REACHED
 
 
-def table(sites: Sequence[SiteView], seed: int, missed: Sequence[Unmatched] = (),
+def table(sites: Sequence[AnySite], seed: int, missed: Sequence[Unmatched] = (),
           cwd: str | None = None) -> str:
     """The text report: one row per site, the sites that never fired or were never reached
     marked at the end of their row, then the seed and the commands that matched nothing."""
-    ordered = sorted(sites, key=lambda s: (shown_path(s.filename, cwd), s.line, s.index))
+    ordered = sorted((record_of(s) for s in sites),
+                     key=lambda s: (shown_path(s.filename, cwd), s.line, s.index))
     fired = sum(1 for s in ordered if s.fired)
     reached = sum(1 for s in ordered if s.hits and not s.fired)
     count = f"{len(ordered)} site{'' if len(ordered) == 1 else 's'}"
@@ -204,8 +244,13 @@ def table(sites: Sequence[SiteView], seed: int, missed: Sequence[Unmatched] = ()
     return "\n".join(lines) + "\n"
 
 
-def as_json(sites: Sequence[SiteView], seed: int,
+def as_json(sites: Sequence[AnySite], seed: int | None,
             missed: Sequence[Unmatched] = ()) -> dict[str, object]:
-    """`{"sites": [...], "unmatched": [{"command", "suggestions"}], "seed": N}`"""
-    return {"sites": [s.as_dict() for s in sites], "unmatched": [m.as_dict() for m in missed],
-            "seed": seed}
+    """`{"version": 1, "sites": [...], "unmatched": [...], "seed": N}`, the sites in the one
+    JSON form of `SiteRecord`; `list --json` passes no seed and gets no "seed" key."""
+    data: dict[str, object] = {
+        "version": JSON_VERSION, "sites": [record_of(s).as_dict() for s in sites],
+        "unmatched": [m.as_dict() for m in missed]}
+    if seed is not None:
+        data["seed"] = seed
+    return data

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warn", "first_line", "one_line", "clip", "atomic_write", "shown_path"]
+__all__ = ["warn", "first_line", "one_line", "clip", "atomic_write", "shown_path",
+           "find_pyproject"]
 
 
 def warn(message: str) -> None:
@@ -94,3 +95,17 @@ def shown_path(filename: str, cwd: str | None = None) -> str:
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         return filename  # outside the working directory (`..cache/x.py` is inside it)
     return relative
+
+
+def find_pyproject(start_dir: str) -> str | None:
+    """The nearest pyproject.toml in `start_dir` or above it (the project's root). Here, not
+    in `dynfault.config`, so that `dynfault run` imports the reader only where a file is."""
+    directory = os.path.abspath(start_dir)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent

@@ -67,7 +67,7 @@ def test_report_json_relative_to_a_deleted_directory_is_a_usage_error(tmp_path: 
     script.write_text(PROGRAM)
     out = run_in_deleted_directory(tmp_path, "run", "--report-json", "r.json", str(script))
     assert (out.returncode, out.stdout) == (2, "")
-    assert out.stderr == ("dynfault: --report-json: cannot resolve 'r.json': "
+    assert out.stderr == ("dynfault run: --report-json: cannot resolve 'r.json': "
                           "No such file or directory\n")
 
 
@@ -78,8 +78,8 @@ def test_a_source_with_a_nul_byte_names_no_line(tmp_path: Path, command: str) ->
                          env=clean_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == (0 if command == "list" else 2)
     assert out.stderr.count("\n") == 1 and "None" not in out.stderr, out.stderr
-    assert out.stderr.startswith(f"dynfault: {'skipping' if command == 'list' else 'show:'} "
-                                 "nul.py: source code")
+    start = "dynfault: skipping nul.py" if command == "list" else "dynfault show: nul.py"
+    assert out.stderr.startswith(f"{start}: source code")
 
 
 def test_shown_path_keeps_a_folder_named_like_dotdot_below_the_working_directory() -> None:

@@ -110,7 +110,7 @@ def test_bad_seed_under_the_command_line_is_a_usage_error(tmp_path: Path) -> Non
                           env={**clean, "DYNFAULT_SEED": "1.5"}, capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.splitlines() == ["dynfault: DYNFAULT_SEED: '1.5' is not a whole number"]
+    assert done.stderr.splitlines() == ["dynfault run: DYNFAULT_SEED: '1.5' is not a whole number"]
 
 
 def test_bad_environment_under_python_dash_m_of_a_user_package_still_fails(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dynfault.lang import parse
+from dynfault.lang import parse, quote
+from dynfault.record import SiteRecord
 from dynfault.report import (
     Unmatched,
     as_json,
@@ -87,6 +88,34 @@ def test_only_commands_that_matched_nothing_are_unmatched() -> None:
     assert unmatched_line(Unmatched("class x", ())) == "dynfault: 'class x' matched no site"
 
 
+# (command text, sources, the line): the command is one quoted word that parses back to its
+# text, whatever quotes it holds; the sources say where it was given.
+LINES = [
+    ("raec", (), "dynfault: 'raec' matched no site"),
+    ("class 'io:x' oneshot", ("DYNFAULT_ENABLE",),
+     "dynfault: " + quote("class 'io:x' oneshot") + " matched no site (from DYNFAULT_ENABLE)"),
+    ("class x", ("pyproject.toml", "--enable"),
+     "dynfault: 'class x' matched no site (from pyproject.toml and --enable)"),
+]
+
+
+@pytest.mark.parametrize(("text", "sources", "line"), LINES)
+def test_the_unmatched_line_quotes_once_and_names_its_source(
+        text: str, sources: tuple[str, ...], line: str) -> None:
+    assert unmatched_line(Unmatched(text, (), sources)) == line
+    word = line.split(": ", 1)[1].rsplit(" matched no site", 1)[0]
+    assert word[0] in "'\"" and parse(f"file {word}")[0].query.file == text
+
+
+def test_one_line_per_distinct_command_text_and_a_text_matched_anywhere_is_not_unmatched() -> None:
+    given = [("DYNFAULT_ENABLE", "raec"), ("--enable", "raec"), ("--enable", "io"),
+             ("pyproject.toml", "io")]
+    rules = [(label, Rule(command)) for label, text in given for command in parse(text)]
+    rules[2][1].matched = 1
+    assert unmatched(rules, LOADED, cwd="/p") == [
+        Unmatched("raec", ("class btree:race",), ("DYNFAULT_ENABLE", "--enable"))]
+
+
 def test_table_marks_sites_never_fired_and_never_reached() -> None:
     text = table(LOADED, 1234, [Unmatched("class raec", ("class btree:race",))], cwd="/p")
     assert text == textwrap.dedent("""\
@@ -103,8 +132,10 @@ def test_table_marks_sites_never_fired_and_never_reached() -> None:
 
 def test_json_wraps_the_site_dicts() -> None:
     data = as_json(LOADED[1:2], 99, [Unmatched("x", ("class y",))])
-    assert data == {"sites": [LOADED[1].as_dict()], "seed": 99,
-                    "unmatched": [{"command": "x", "suggestions": ["class y"]}]}
+    record = SiteRecord.from_dict(LOADED[1].as_dict())
+    assert data == {"version": 1, "sites": [record.as_dict()], "seed": 99,
+                    "unmatched": [{"command": "x", "sources": [], "suggestions": ["class y"]}]}
+    assert list(as_json(LOADED[1:2], None)) == ["version", "sites", "unmatched"]
     assert data["sites"][0]["hits"] == 2  # type: ignore[index]
 
 
@@ -149,21 +180,22 @@ def test_report_text_at_exit(tmp_path: Path) -> None:
           prog.py:5   app:often   fires   enabled frequency 2     5      2
           prog.py:9   app:seldom  passes  disabled                2      0  reached, never fired
           prog.py:13  app:never   never   disabled                0      0  never reached
-        dynfault: 'class app:sedlom' matched no site (did you mean class app:seldom?)
+        dynfault: 'class app:sedlom' matched no site (from --enable; did you mean class app:seldom?)
         """)
 
 
 def test_report_json_at_exit(tmp_path: Path) -> None:
     out = run_report(tmp_path, "--report-json", "report.json")
     assert (out.returncode, out.stderr) == (3, "dynfault: 'class app:sedlom' matched no site "
-                                               "(did you mean class app:seldom?)\n")
+                                               "(from --enable; did you mean class app:seldom?)\n")
     data = json.loads((tmp_path / "report.json").read_text())
     assert [(s["function"], s["module"], s["line"], s["state"], s["hits"], s["fired"])
             for s in data["sites"]] == [
         ("fires", "__main__", 5, "enabled", 5, 2), ("passes", "__main__", 9, "disabled", 2, 0),
         ("never", "__main__", 13, "disabled", 0, 0)]
-    assert data["unmatched"] == [{"command": "class app:sedlom",
+    assert data["unmatched"] == [{"command": "class app:sedlom", "sources": ["--enable"],
                                   "suggestions": ["class app:seldom"]}]
+    assert data["version"] == 1
     assert data["seed"] == 42
     assert set(data["sites"][0]) >= {"module", "function", "filename", "line", "fault_class",
                                      "index", "state", "frequency", "hits", "fired"}

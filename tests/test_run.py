@@ -269,7 +269,8 @@ def test_a_forked_child_that_exits_normally_prints_nothing(tmp_path: Path) -> No
         os.waitpid(pid, 0)
         """))
     ours = dynfault("run", "--enable", "nothing:here", "main.py", cwd=tmp_path)
-    assert (ours.returncode, ours.stderr) == (0, "dynfault: 'nothing:here' matched no site\n")
+    assert (ours.returncode, ours.stderr) == \
+        (0, "dynfault: 'nothing:here' matched no site (from --enable)\n")
 
 
 def test_unmatched_commands_are_reported_without_report(tmp_path: Path) -> None:
@@ -280,8 +281,8 @@ def test_unmatched_commands_are_reported_without_report(tmp_path: Path) -> None:
                     cwd=tmp_path)
     assert ours.returncode == 5
     assert ours.stderr.splitlines() == [
-        "dynfault: 'class raec' matched no site (did you mean class btree:race?)",
-        "dynfault: 'func gte' matched no site (did you mean func get?)",
+        "dynfault: 'class raec' matched no site (from --enable; did you mean class btree:race?)",
+        "dynfault: 'func gte' matched no site (from --enable; did you mean func get?)",
     ]
 
 

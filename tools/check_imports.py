@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
 ROOM_OF_MODULE = {
     "dynfault": "api", "dynfault.__main__": "main", "dynfault.pytest_plugin": "pytest_plugin",
     "dynfault.startup": "startup", "dynfault.child": "startup", "dynfault.report": "report",
-    "dynfault.lang": "lang",
+    "dynfault.lang": "lang", "dynfault.config": "lang",
 }
 ROOMS_BY_PACKAGE = ("cli", "sweep", "ctl", "runtime", "instrument")
 

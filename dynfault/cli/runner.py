@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from typing import NoReturn
 
+from dynfault.errors import UsageError
+
 __all__ = ["RunError", "NoSource", "NoModule", "Program", "script_program", "module_program",
-           "run_program", "load", "print_exception", "finish_interrupted"]
+           "main_program", "run_program", "load", "print_exception", "finish_interrupted"]
 
 # The package's own frames are hidden from the user's tracebacks, as python hides runpy's.
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class RunError(Exception):
+class RunError(UsageError):
     """The program cannot start; the message is one line for the user."""
 
 
@@ -37,9 +39,9 @@ class NoModule(RunError):
 class Program:
     """A program ready to run: its code and the `__main__` it runs in."""
 
-    def __init__(self, code: types.CodeType, argv0: str, path0: str | None,
+    def __init__(self, code: types.CodeType | None, argv0: str, path0: str | None,
                  attributes: dict[str, object]) -> None:
-        self.code = code
+        self.code = code  # None: runpy finds `__main__` on sys.path[0] (a folder, a zip file)
         self.argv0 = argv0
         self.path0 = path0  # None: python would not have put anything in front of sys.path
         self.attributes = attributes
@@ -55,7 +57,26 @@ def _main_attributes(extra: dict[str, object]) -> dict[str, object]:
 
 def _path0(directory: str) -> str | None:
     # With -P / PYTHONSAFEPATH python puts nothing in front of sys.path: neither do we.
-    return None if getattr(sys.flags, "safe_path", False) else directory
+    return None if sys.flags.safe_path else directory
+
+
+def _is_zip(path: str) -> bool:
+    import zipimport  # frozen, and imported at start-up already: a sys.path hook
+
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
+
+
+def main_program(path: str) -> Program:
+    """`python DIR` or `python app.zip`: runpy runs the `__main__` module found there.
+
+    The folder or zip file goes first on sys.path whatever -P says, as python puts it there;
+    the code comes through the import hook, so a folder's `__main__.py` is rewritten. Its
+    lookup errors (no `__main__` in it) are runpy's own, worded and ending as python's."""
+    return Program(None, path, os.path.abspath(path), _main_attributes({}))
 
 
 def script_program(path: str) -> Program:
@@ -64,13 +85,15 @@ def script_program(path: str) -> Program:
 
     full = os.path.abspath(path)
     if os.path.isdir(full):
-        raise NoSource(f"can't run a directory: '{path}' (name a script, or use -m)")
+        return main_program(path)
     try:
         with open(full, "rb"):
             pass
     except OSError as error:
         raise NoSource(f"can't open file '{full}': [Errno {error.errno}] {error.strerror}") \
             from None
+    if _is_zip(full):
+        return main_program(path)
     code = code_for_path(full)
     return Program(code, path, _path0(os.path.dirname(os.path.realpath(full))), _main_attributes({
         "__file__": full, "__cached__": None, "__package__": None, "__spec__": None,
@@ -111,24 +134,24 @@ def module_program(name: str) -> Program:
     }))
 
 
-def _own_frame(filename: str) -> bool:
-    import runpy
-
-    if filename == "<frozen runpy>" or filename == runpy.__file__:
-        return True
+def _own_frame(filename: str, runpy_too: bool) -> bool:
+    if filename == "<frozen runpy>" or filename.endswith(f"{os.sep}runpy.py"):
+        return runpy_too  # frozen from 3.11 on, unless python runs with -X frozen_modules=off
     return not filename.startswith("<") and os.path.abspath(filename).startswith(_OWN_DIR + os.sep)
 
 
-def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The traceback from the first frame that is not dynfault's (or runpy's) own."""
-    while tb is not None and _own_frame(tb.tb_frame.f_code.co_filename):
+def _user_traceback(tb: types.TracebackType | None,
+                    runpy_too: bool = True) -> types.TracebackType | None:
+    """The traceback from the first frame that is not dynfault's (or, unless python shows them
+    too, runpy's) own."""
+    while tb is not None and _own_frame(tb.tb_frame.f_code.co_filename, runpy_too):
         tb = tb.tb_next
     return tb
 
 
-def print_exception(error: BaseException) -> None:
+def print_exception(error: BaseException, runpy_too: bool = True) -> None:
     """Report an uncaught exception as python would, through sys.excepthook."""
-    tb = _user_traceback(error.__traceback__)
+    tb = _user_traceback(error.__traceback__, runpy_too)
     try:
         sys.excepthook(type(error), error.with_traceback(tb), tb)
     except Exception:  # a broken excepthook: python falls back to the default one too
@@ -161,17 +184,24 @@ def run_program(program: Program, args: Sequence[str]) -> None:
     _replaced.append(sys.modules.get("__main__"))
     sys.modules["__main__"] = main
     try:
-        exec(program.code, main.__dict__)
+        if program.code is None:
+            import runpy
+
+            # python runs a folder or zip file through these very frames, and shows them in
+            # its tracebacks: so do we.
+            runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
+        else:
+            exec(program.code, main.__dict__)
     except BaseException as error:
-        end_as_python(error)
+        end_as_python(error, runpy_too=program.code is not None)
 
 
-def end_as_python(error: BaseException) -> NoReturn:
+def end_as_python(error: BaseException, runpy_too: bool = True) -> NoReturn:
     """End the run as python ends on this exception: SystemExit as it is, Ctrl-C by SIGINT,
     anything else with the program's own traceback and status 1."""
     if isinstance(error, SystemExit):
         raise error
-    print_exception(error)
+    print_exception(error, runpy_too)
     if isinstance(error, KeyboardInterrupt):
         _exit_as_interrupted()
     sys.exit(1)

@@ -1,0 +1,216 @@
+"""`dynfault run`: a program as python runs it, with its sites rewritten and the rules applied."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from dynfault.cli.rules import Sourced, gather, project_config
+from dynfault.cli.runner import finish_interrupted, load, run_program
+from dynfault.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dynfault.runtime.sites import Rule
+
+__all__ = ["run"]
+
+_OWN_OPTIONS = ("--enable", "--enable-file", "--include", "--exclude", "--calls", "--report",
+                "--report-json", "--help", "-h")
+
+
+def program_words(words: Sequence[str]) -> tuple[str | None, str | None, list[str]]:
+    """(script, module, args) from what follows run's own options."""
+    if not words:
+        raise UsageError("missing SCRIPT, DIR, ZIP or -m MODULE")
+    first = words[0]
+    if first == "-m":
+        if len(words) < 2:
+            raise UsageError("-m needs a MODULE")
+        return None, words[1], list(words[2:])
+    if first.startswith("-m") and not first.startswith("--"):
+        return None, first[2:], list(words[1:])
+    if first == "-":
+        raise UsageError("a program on stdin is not supported; name a SCRIPT")
+    if first.startswith("-"):
+        # Unknown options reach us as the program's words (run passes the rest on untouched):
+        # click's own suggestion, as for the options of every other command.
+        raise click.NoSuchOption(first.split("=", 1)[0], possibilities=_OWN_OPTIONS)
+    return first, None, list(words[1:])
+
+
+def _json_target(path: str) -> str:
+    try:
+        full = os.path.abspath(path)
+    except OSError as error:  # a relative path, and the working directory is gone
+        raise UsageError(f"--report-json: cannot resolve '{path}': {error.strerror}") from None
+    directory = os.path.dirname(full) or "."
+    if os.path.isdir(full):
+        raise UsageError(f"--report-json: '{path}' is a directory")
+    if not os.path.isdir(directory):
+        raise UsageError(f"--report-json: no directory '{os.path.dirname(path) or '.'}'")
+    if not os.access(directory, os.W_OK) or (os.path.exists(full)
+                                               and not os.access(full, os.W_OK)):
+        raise UsageError(f"--report-json: '{path}' is not writable")
+    return full
+
+
+def _names(option: str, values: Sequence[str]) -> list[str]:
+    """A comma-separated, repeatable option's words (`--calls os.fsync,open --calls .flush`)."""
+    found = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if not name or any(c.isspace() for c in name):
+                raise UsageError(f"{option}: {value!r} is not a comma-separated list of names")
+            found.append(name)
+    return found
+
+
+def apply_rules(sourced: Sequence[Sourced]) -> list[tuple[str, Rule]]:
+    """Apply the command lists in order; each rule made, with where it was given.
+
+    Importing dynfault applied DYNFAULT_ENABLE already; when pyproject.toml or a file comes
+    first, DYNFAULT_ENABLE is applied again after them, so the last command still wins."""
+    from dynfault import startup
+    from dynfault.runtime.sites import control, history
+
+    labelled: list[tuple[str, Rule]] = []
+    for number, (label, text) in enumerate(sourced):
+        if label == "DYNFAULT_ENABLE" and startup.applied and number == 0:
+            labelled += [(label, rule) for rule in history()]
+            continue
+        before = len(history())
+        control(text)
+        labelled += [(label, rule) for rule in history()[before:]]
+    return labelled
+
+
+class _AtExit:
+    """What the process that `dynfault run` started prints when it ends; its children, and
+    processes forked from it, print nothing."""
+
+    def __init__(self, text: bool, json_path: str | None,
+                 labelled: list[tuple[str, Rule]]) -> None:
+        self.pid = os.getpid()
+        self.cwd: str | None  # the program may chdir; paths are shown as the user started
+        try:
+            self.cwd = os.getcwd()
+        except OSError:  # started in a deleted directory, which python allows: absolute paths
+            self.cwd = None
+        self.text = text
+        self.json_path = json_path
+        self.labelled = labelled
+
+    def __call__(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        try:
+            self.report()
+        finally:
+            finish_interrupted()
+
+    def report(self) -> None:
+        from dynfault.report import as_json, table, unmatched, unmatched_line
+        from dynfault.runtime.sites import history, seed, sites
+
+        loaded = sites()
+        known = {id(rule) for _, rule in self.labelled}
+        # The program's own control() calls count too; they were given nowhere we can name.
+        rules = [*self.labelled, *(("", r) for r in history() if id(r) not in known)]
+        missed = unmatched(rules, loaded, self.cwd)
+        out = "".join(f"{unmatched_line(m)}\n" for m in missed)
+        if self.text:
+            out = table(loaded, seed(), missed, self.cwd)
+        write_stderr(out)
+        if self.json_path is not None:
+            import json
+
+            from dynfault.util import atomic_write
+
+            data = json.dumps(as_json(loaded, seed(), missed), indent=2) + "\n"
+            if not atomic_write(self.json_path, data.encode("utf-8")):
+                write_stderr(f"dynfault: --report-json: cannot write {self.json_path}\n")
+
+
+def write_stderr(text: str) -> None:
+    if not text:
+        return
+    try:  # the program's own output first, where both go to one terminal or file
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.write(text)
+                stream.flush()
+                return
+        except (OSError, ValueError, AttributeError):
+            continue
+
+
+@click.command("run", short_help="Run a program with its fault sites live.",
+               context_settings={"allow_interspersed_args": False,
+                                 "ignore_unknown_options": True})
+@click.option("--enable", "enables", multiple=True, metavar="CMDS",
+              help="Commands to apply after DYNFAULT_ENABLE (repeatable, in order).")
+@click.option("--enable-file", "enable_files", multiple=True, metavar="FILE",
+              help="Commands to apply from a file, before --enable (repeatable).")
+@click.option("--include", "includes", multiple=True, metavar="GLOB",
+              help="Rewrite only modules matching this glob (repeatable; `pkg` covers pkg.*).")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Never rewrite modules matching this glob (repeatable).")
+@click.option("--calls", "calls", multiple=True, metavar="NAMES",
+              help="Make a site of every call to these functions (os.fsync,.execute).")
+@click.option("--report", is_flag=True,
+              help="At exit, print every site's hits and fires to stderr.")
+@click.option("--report-json", metavar="FILE", help="At exit, write the report as JSON.")
+@click.argument("program", nargs=-1, type=click.UNPROCESSED,
+                metavar="(SCRIPT | DIR | ZIP | -m MODULE) [ARGS]...")
+def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple[str, ...],
+        excludes: tuple[str, ...], calls: tuple[str, ...], report: bool,
+        report_json: str | None, program: tuple[str, ...]) -> None:
+    """Run a Python program as `python SCRIPT`, `python DIR`, `python app.zip` or `python -m
+    MODULE` would, with its fault sites rewritten and the commands of pyproject.toml's
+    [tool.dynfault], DYNFAULT_ENABLE_FILE, DYNFAULT_ENABLE, --enable-file and --enable applied,
+    in that order. Python processes it starts get the same. Everything after the program is
+    the program's."""
+    script, module, args = program_words(program)
+    config = project_config()
+    sourced = gather(config, enable_files, enables)
+    names = _names("--calls", calls)
+    env_calls = os.environ.get("DYNFAULT_CALLS", "")
+    all_calls = [*config.calls, *_names("DYNFAULT_CALLS", [env_calls] if env_calls else []),
+                 *names]
+    json_path = _json_target(report_json) if report_json is not None else None
+
+    from dynfault.instrument.hook import install_import_hook
+    from dynfault.runtime.sites import set_reporting
+
+    labelled = apply_rules(sourced)
+    # Children apply exactly these rules, in this order, through DYNFAULT_ENABLE alone.
+    os.environ.pop("DYNFAULT_ENABLE_FILE", None)
+    if sourced:
+        os.environ["DYNFAULT_ENABLE"] = "\n".join(text for _, text in sourced)
+    if all_calls:
+        os.environ["DYNFAULT_CALLS"] = ",".join(dict.fromkeys(all_calls))
+    os.environ["DYNFAULT_CHILD"] = "1"
+    if report or json_path is not None:
+        set_reporting(True)
+    include = [*config.include, *includes]
+    exclude = [*config.exclude, *excludes]
+    install_import_hook(include=include or None, exclude=exclude or None)
+    # Registered before the program runs, so it runs after every exit handler of the program.
+    at_exit = _AtExit(report, json_path, labelled)
+    atexit.register(at_exit)
+    try:
+        found = load(script, module)
+    except UsageError:
+        at_exit.pid = -1  # the program never started: nothing to report
+        raise
+    run_program(found, args)
