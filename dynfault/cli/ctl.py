@@ -12,7 +12,7 @@ import click
 from dynfault.ctl import is_fleet, stop
 from dynfault.ctl.client import Outcome, ask_local
 from dynfault.ctl.protocol import Request
-from dynfault.errors import DynfaultError, ExitCode
+from dynfault.errors import DynfaultError, ExitCode, UsageError
 from dynfault.record import JSON_VERSION, SiteRecord
 from dynfault.report import control_line
 
@@ -34,7 +34,7 @@ def _request(listing: str | None, paused: str | None, resume: str | None,
     if commands:
         chosen.append("commands")
     if len(chosen) > 1:
-        raise click.UsageError(f"{' and '.join(chosen)} cannot be given together")
+        raise UsageError(f"{' and '.join(chosen)} cannot be given together")
     if paused is not None:
         request = Request("paused", query=paused or None)
     elif resume is not None:
@@ -49,16 +49,16 @@ def _request(listing: str | None, paused: str | None, resume: str | None,
 def _where(socket_path: str | None, redis_url: str | None) -> tuple[str, bool]:
     """(the directory, socket or URL to ask, whether it is a fleet)."""
     if socket_path is not None and redis_url is not None:
-        raise click.UsageError("--socket and --redis cannot be given together")
+        raise UsageError("--socket and --redis cannot be given together")
     if redis_url is not None:
         if not is_fleet(redis_url):
-            raise click.UsageError(f"--redis needs a redis:// URL, not {redis_url!r}")
+            raise UsageError(f"--redis needs a redis:// URL, not {redis_url!r}")
         return redis_url, True
     if socket_path is not None:
         return socket_path, False
     value = os.environ.get(ENVIRONMENT, "").strip()
     if not value:
-        raise click.UsageError(f"no target: give --socket PATH or --redis URL, or set "
+        raise UsageError(f"no target: give --socket PATH or --redis URL, or set "
                                f"{ENVIRONMENT}")
     return value, is_fleet(value)
 
@@ -96,11 +96,13 @@ def ctl(socket_path: str | None, redis_url: str | None, pids: tuple[int, ...],
     stop()  # a client, never a target, whatever DYNFAULT_CONTROL says
     try:
         request = _request(listing, paused, resume, commands)
+        target, fleet = _where(socket_path, redis_url)
+        if hosts and not fleet:
+            raise UsageError("--host picks processes of a fleet; it needs --redis")
+    except UsageError as error:
+        _fail(str(error), ExitCode.USAGE)
     except DynfaultError as error:  # a bad command or query: sent nowhere
         _fail(f"error: {error}", ExitCode.USAGE)
-    target, fleet = _where(socket_path, redis_url)
-    if hosts and not fleet:
-        raise click.UsageError("--host picks processes of a fleet; it needs --redis")
     try:
         if fleet:
             from dynfault.ctl.fleet_client import ask_fleet

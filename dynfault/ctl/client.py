@@ -60,11 +60,11 @@ def targets(path: str, pids: tuple[int, ...] = ()) -> list[tuple[int | None, str
     found: list[tuple[int | None, str]] = []
     for name in sorted(os.listdir(path)):
         match = SOCKET_NAME.match(name)
-        if match is None or int(match[1]) == os.getpid():
+        if match is None:
             continue
         pid = int(match[1])
-        if pids and pid not in pids:
-            continue
+        if (pids and pid not in pids) or not _pid_exists(pid):
+            continue  # a dead process's leftover says nothing, and is not asked
         socket_file = os.path.join(path, name)
         check_socket(socket_file)
         found.append((pid, socket_file))
@@ -104,16 +104,17 @@ def exchange(sock: socket.socket, request: Request, deadline: float) -> dict[str
     buffer = bytearray()
     try:
         while True:
-            end = buffer.find(b"\n")
-            if end >= 0:
-                return decode(bytes(buffer[:end]))
-            if len(buffer) > MAX_REPLY:
-                raise NoAnswer(f"reply longer than {MAX_REPLY} bytes")
             sock.settimeout(_left(deadline))  # each recv gets what is left, never more
-            chunk = sock.recv(65536)
+            chunk = sock.recv(1 << 20)
             if not chunk:
                 raise NoAnswer("closed the connection before replying")
+            end = chunk.find(b"\n")  # only the new bytes: a long reply costs linear time
+            if end >= 0:
+                buffer += chunk[:end]
+                return decode(bytes(buffer))
             buffer += chunk
+            if len(buffer) > MAX_REPLY:
+                raise NoAnswer(f"reply longer than {MAX_REPLY} bytes")
     except ProtocolError as error:
         raise NoAnswer(f"not a dynfault reply: {error}") from None
     except OSError as error:

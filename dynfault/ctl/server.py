@@ -66,10 +66,12 @@ def _read_request(sock: socket.socket,
     """The next request line and what followed it; None at end of stream. An oversized line
     gets an error reply and ends the connection: the rest of it would parse as garbage."""
     deadline = time.monotonic() + IDLE_TIMEOUT
+    scanned = 0  # bytes known to hold no newline: a trickled request costs linear time
     while True:
-        end = buffer.find(b"\n", 0, MAX_REQUEST + 1)
+        end = buffer.find(b"\n", scanned, MAX_REQUEST + 1)
         if end >= 0:
             return bytes(buffer[:end]), buffer[end + 1:]
+        scanned = len(buffer)
         if len(buffer) > MAX_REQUEST:
             sock.sendall(encode(error_reply(f"bad request: longer than {MAX_REQUEST} bytes"),
                                 MAX_REPLY))
