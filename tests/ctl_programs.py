@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import clean_env
 
@@ -46,6 +47,13 @@ def run_ctl(*args: str, control: str | Path | None = None, cwd: Path | None = No
                           timeout=timeout)
 
 
+def sites_of(reply: dict[str, object]) -> list[dict[str, Any]]:
+    """The sites of a list or paused reply."""
+    sites = reply["sites"]
+    assert isinstance(sites, list)
+    return sites
+
+
 class Program:
     """A program in a subprocess of its own session, its stdout lines read into a queue."""
 
@@ -60,8 +68,14 @@ class Program:
         self.seen: list[str] = []
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        threading.Thread(target=lambda: [self.lines.put(line.rstrip("\n")) for line in stdout],
-                         daemon=True).start()
+        def read() -> None:
+            try:
+                for line in stdout:
+                    self.lines.put(line.rstrip("\n"))
+            except ValueError:
+                pass  # closed by stop() meanwhile
+
+        threading.Thread(target=read, daemon=True).start()
 
     @property
     def pid(self) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env
-from ctl_programs import LOOP, Program, run_ctl
+from ctl_programs import LOOP, Program, run_ctl, sites_of
 
 from dynfault.ctl import server as ctl_server
 from dynfault.ctl.client import ask_local
@@ -108,12 +108,12 @@ def test_each_argument_is_its_own_command_list(tmp_path: Path, control_dir: Path
     assert json.loads(result.stdout) == {"version": 1, "processes": [{
         "host": socket.gethostname(), "pid": program.pid, "program": str(tmp_path / "app.py"),
         "matched": 1}]}
-    [site] = ask(program, Request("list"))["sites"]  # type: ignore[misc]
+    [site] = sites_of(ask(program, Request("list")))
     assert (site["state"], site["frequency"]) == ("enabled", 2)
     # Class names that were verbs once are plain classes: `json oneshot` arms class json.
     assert run_ctl("json oneshot", "resume enable", control=control_dir).stdout == \
         "0 sites matched\n"
-    [site] = ask(program, Request("list"))["sites"]  # type: ignore[misc]
+    [site] = sites_of(ask(program, Request("list")))
     assert site["state"] == "enabled"
 
 
@@ -146,7 +146,7 @@ def test_flood_leaves_the_program_running_and_its_results_exact(
     # Still answering, still looping: iterations go on after the flood, and every fire the
     # server counted is a fault path the program took.
     assert ask(program, Request("control", commands=("demo disable",)))["matched"] == 1
-    [site] = ask(program, Request("list"))["sites"]  # type: ignore[misc]
+    [site] = sites_of(ask(program, Request("list")))
     assert site["fired"] == site["hits"]
     assert program.read_faults(site["fired"]) == site["fired"]
     numbers = [int(line.split()[1]) for line in program.seen[start_lines:]]
@@ -220,7 +220,7 @@ def test_trickle_flood_and_junk_clients_leave_the_target_exact_and_responsive(
         stop.set()
         for thread in threads:
             thread.join(15)
-    [site] = ask(program, Request("list"))["sites"]  # type: ignore[misc]
+    [site] = sites_of(ask(program, Request("list")))
     assert (site["fired"], program.read_faults(20)) == (20, 20)
     assert program.process.poll() is None
 

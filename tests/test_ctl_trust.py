@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env
+from ctl_programs import sites_of
 
 from dynfault.ctl import paths, server
 from dynfault.ctl.client import ask_local
@@ -199,11 +200,12 @@ def test_ctl_refuses_a_socket_open_to_others(tmp_path: Path) -> None:
 
 IMPOSTOR = textwrap.dedent("""\
     import os, socket, sys
-    path, log = sys.argv[1], sys.argv[2]
+    directory, log = sys.argv[1], sys.argv[2]
+    path = os.path.join(directory, f"{os.getpid()}.sock")  # named as dynfault names its own
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
     listener.listen(4)
-    print("listening", flush=True)
+    print(path, flush=True)
     while True:
         conn, _ = listener.accept()
         conn.settimeout(2)
@@ -232,13 +234,13 @@ def impostor(base: Path, other_user: pwd.struct_passwd) -> Iterator[tuple[Path, 
     script.write_text(IMPOSTOR)
     log.touch()
     log.chmod(0o666)
-    sock = own / "4242.sock"
     process = subprocess.Popen(
-        [OTHER_PYTHON, str(script), str(sock), str(log)], user=other_user.pw_uid,
+        [OTHER_PYTHON, str(script), str(own), str(log)], user=other_user.pw_uid,
         group=other_user.pw_gid, stdout=subprocess.PIPE, text=True, env=clean_env())
     try:
         assert process.stdout is not None
-        assert process.stdout.readline() == "listening\n"
+        sock = Path(process.stdout.readline().strip())
+        assert sock.parent == own
         yield sock, log
     finally:
         process.kill()
@@ -264,7 +266,7 @@ def test_an_impostor_behind_our_own_files_gets_no_command(
     sock, log = impostor
     ours = base / "ours"
     ours.mkdir(mode=0o700)
-    moved = ours / "4242.sock"
+    moved = ours / sock.name
     os.rename(sock, moved)
     os.chown(moved, os.geteuid(), os.getegid())
     os.chmod(moved, 0o600)
@@ -326,7 +328,7 @@ def test_the_server_refuses_a_peer_of_another_uid(base: Path,
         control_dir.chmod(0o700)
         path.chmod(0o600)
         [reply] = ask_local(str(path), Request("list")).replies
-        assert [(s["fault_class"], s["state"]) for s in reply["sites"]] == [  # type: ignore[union-attr]
+        assert [(s["fault_class"], s["state"]) for s in sites_of(reply)] == [
             ("peer", "disabled")]
     finally:
         target.communicate(b"", timeout=10)

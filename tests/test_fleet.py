@@ -1,4 +1,4 @@
-"""The fleet (`DYNFAULT_CONTROL=redis://...`, `ctl --redis`): a real redis-server, real processes."""
+"""The fleet (`DYNFAULT_CONTROL=redis://...`, `ctl --redis`): a real redis-server and processes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import clean_env
-from ctl_programs import LOOP, Program, run_ctl
+from ctl_programs import LOOP, Program, run_ctl, sites_of
 
 from dynfault.ctl import fleet
 from dynfault.ctl.fleet_client import processes
@@ -106,7 +106,7 @@ def fleet_json(url: str, *args: str) -> dict[str, Any]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-# -- one command, many processes --------------------------------------------------------------------
+# -- one command, many processes -----------------------------------------------------------------
 
 @pytest.mark.slow
 def test_one_command_to_three_processes_and_counters_from_all(
@@ -155,14 +155,14 @@ def test_a_process_that_starts_later_applies_every_command_once_in_order(
         assert time.monotonic() < deadline
         time.sleep(0.1)
         [entry] = processes(client)
-    [site] = entry["sites"]  # type: ignore[misc]
+    [site] = sites_of(entry)
     assert (site["state"], site["frequency"]) == ("enabled", 5)
     # One reply per entry from it: each applied exactly once.
     ids = [entry_id.decode() for entry_id, _ in client.xrange(fleet.STREAM)]
     assert len(ids) == 4
     for entry_id in ids:
         replies = [json.loads(r) for r in client.lrange(fleet.reply_key(entry_id), 0, -1)]
-        assert [(r["pid"], r["matched"]) for r in replies] == [(late.pid, 0)]
+        assert [(r["pid"], r["ok"]) for r in replies] == [(late.pid, True)]
 
 
 def test_pid_and_host_pick_processes(tmp_path: Path, url: str, client: Any,
@@ -220,7 +220,7 @@ def test_paused_and_resume_through_the_fleet(tmp_path: Path, url: str, client: A
     program.expect("released")
 
 
-# -- when Redis is not there ------------------------------------------------------------------------
+# -- when Redis is not there ---------------------------------------------------------------------
 
 def test_redis_down_costs_one_warning_line_within_2_s(tmp_path: Path) -> None:
     dead = f"redis://127.0.0.1:{_free_port()}/0"
