@@ -242,6 +242,33 @@ def test_redis_down_costs_one_warning_line_within_2_s(tmp_path: Path) -> None:
     assert took < 2.0 + 1.0, took  # within 2 s of start (the interpreter's own start aside)
 
 
+@pytest.mark.slow
+def test_redis_going_away_costs_one_warning_line_and_the_work_goes_on(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    server, port = _start_redis(tmp_path_factory.mktemp("redis-gone"))
+    own = f"redis://127.0.0.1:{port}/0"
+    programs: list[Program] = []
+    try:
+        program = start(tmp_path, own, programs)
+        wait_listed(redis.Redis(port=port), {program.pid})
+        server.kill()
+        server.wait(10)
+        last = int(program.expect("ok").split()[1])
+        time.sleep(4)  # several quiet retries
+        while not program.lines.empty():
+            program.expect("")
+        assert int(program.seen[-1].split()[1]) > last + 100  # it kept working
+        os.killpg(program.pid, signal.SIGKILL)
+        _, stderr = program.process.communicate(timeout=10)
+    finally:
+        server.kill()
+        for started in programs:
+            started.stop()
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"dynfault: fleet control at {own} unavailable: "), lines
+
+
 def test_the_redis_package_missing_costs_one_warning_line(tmp_path: Path) -> None:
     shadow = tmp_path / "shadow" / "redis"
     shadow.mkdir(parents=True)

@@ -39,6 +39,7 @@ __all__ = ["Server", "serve", "serve_from_environment", "stop_serving", "current
 
 MAX_CONNECTIONS = 32
 IDLE_TIMEOUT = 10.0  # seconds a connection may take to send one whole request
+_HIDDEN_NAME = re.compile(r"^\.([0-9]+)\.[0-9a-f]+\.tmp$")  # a socket before it is linked
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -278,9 +279,6 @@ def _sweep(directory: str) -> None:
                 os.unlink(path)
         except OSError:
             pass
-
-
-_HIDDEN_NAME = re.compile(r"^\.([0-9]+)\.[0-9a-f]+\.tmp$")
 
 
 def serve(directory: str) -> Server:
