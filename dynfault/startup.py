@@ -46,7 +46,9 @@ def apply_environment() -> None:
             if not _is_cli_process():
                 raise wrapped from None
             deferred_error = wrapped
-    if os.environ.get("DYNFAULT_CONTROL", "").strip():
-        from dynfault.ctl.server import serve_from_environment
+    control_value = os.environ.get("DYNFAULT_CONTROL", "").strip()
+    # `dynfault ctl` has DYNFAULT_CONTROL set to find its targets: it is a client, not one.
+    if control_value and not (_is_cli_process() and sys.argv[1:2] == ["ctl"]):
+        from dynfault.ctl import start
 
-        serve_from_environment()
+        start(control_value)

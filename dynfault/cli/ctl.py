@@ -1,40 +1,24 @@
-"""`dynfault ctl`: list and arm the sites of running processes through their control sockets."""
+"""`dynfault ctl`: list and arm the sites of running processes, one or a fleet."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from typing import NoReturn
 
 import click
 
-from dynfault.ctl.server import (
-    ENVIRONMENT,
-    Answer,
-    ask_all,
-    prepare_commands,
-    prepare_query,
-    withdraw,
-)
-from dynfault.lang import ControlError
+from dynfault.ctl import is_fleet, stop
+from dynfault.ctl.client import Outcome, ask_local
+from dynfault.ctl.protocol import Request
+from dynfault.errors import DynfaultError, ExitCode, UsageError
+from dynfault.record import JSON_VERSION, SiteRecord
+from dynfault.report import control_line
 
 __all__ = ["ctl"]
 
-_REQUESTS = ("list", "paused", "resume")
-
-
-def _request(words: tuple[str, ...]) -> tuple[str, str]:
-    """(verb, request line) for the words given, validated here so a typo never travels."""
-    text = " ".join(words)
-    parts = text.split(None, 1)
-    head = parts[0] if parts else ""
-    if head in _REQUESTS:
-        query = prepare_query(parts[1] if len(parts) > 1 else "")
-        return head, f"{head} {query}".strip()
-    if not text.strip():
-        return "list", "list"
-    line = prepare_commands(text)
-    return ("control", line) if line else ("list", "list")
+ENVIRONMENT = "DYNFAULT_CONTROL"
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -42,84 +26,147 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def _request(listing: str | None, paused: str | None, resume: str | None,
+             commands: tuple[str, ...]) -> Request:
+    """The one request the options ask for, checked here: a typo never travels."""
+    chosen = [name for name, value in (("--list", listing), ("--paused", paused),
+                                       ("--resume", resume)) if value is not None]
+    if commands:
+        chosen.append("commands")
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} cannot be given together")
+    if paused is not None:
+        request = Request("paused", query=paused or None)
+    elif resume is not None:
+        request = Request("resume", query=resume or None)
+    elif commands:
+        request = Request("control", commands=commands)
+    else:
+        request = Request("list", query=listing or None)
+    return request.check()
+
+
+def _where(socket_path: str | None, redis_url: str | None) -> tuple[str, bool]:
+    """(the directory, socket or URL to ask, whether it is a fleet)."""
+    if socket_path is not None and redis_url is not None:
+        raise UsageError("--socket and --redis cannot be given together")
+    if redis_url is not None:
+        if not is_fleet(redis_url):
+            raise UsageError(f"--redis needs a redis:// URL, not {redis_url!r}")
+        return redis_url, True
+    if socket_path is not None:
+        return socket_path, False
+    value = os.environ.get(ENVIRONMENT, "").strip()
+    if not value:
+        raise UsageError(f"no target: give --socket PATH or --redis URL, or set "
+                               f"{ENVIRONMENT}")
+    return value, is_fleet(value)
+
+
 @click.command("ctl")
 @click.option("--socket", "socket_path", metavar="PATH",
-              help=f"The program's {ENVIRONMENT} directory, or one process's socket in it "
-                   f"[default: ${ENVIRONMENT}].")
-@click.option("--pid", type=click.IntRange(min=1), metavar="PID",
-              help="Address only this process (default: every process serving there).")
+              help=f"The {ENVIRONMENT} directory of the programs, or one process's socket "
+                   f"in it [default: ${ENVIRONMENT}].")
+@click.option("--redis", "redis_url", metavar="URL",
+              help="The fleet's redis://HOST:PORT/DB [default: $DYNFAULT_CONTROL].")
+@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True, metavar="PID",
+              help="Address only this process (repeatable; default: all).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Address only the fleet's processes on this host (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              metavar="SECONDS", help="How long to wait for each process.")
+              metavar="SECONDS", help="How long the whole exchange may take.")
+@click.option("--list", "listing", metavar="QUERY",
+              help="List the live sites the query matches, with their counters (the default).")
+@click.option("--paused", is_flag=False, flag_value="", default=None, metavar="[QUERY]",
+              help="List the sites where threads stand paused.")
+@click.option("--resume", metavar="QUERY", help="Release the threads paused at these sites "
+                                                "('' for all).")
 @click.argument("commands", nargs=-1, metavar="[CMDS]...")
-def ctl(socket_path: str | None, pid: int | None, as_json: bool, timeout: float,
-        commands: tuple[str, ...]) -> None:
-    """Talk to running programs started with DYNFAULT_CONTROL=PATH.
+def ctl(socket_path: str | None, redis_url: str | None, pids: tuple[int, ...],
+        hosts: tuple[str, ...], as_json: bool, timeout: float, listing: str | None,
+        paused: str | None, resume: str | None, commands: tuple[str, ...]) -> None:
+    """Talk to running programs started with DYNFAULT_CONTROL=DIR or =redis://HOST:PORT/DB.
 
-    Without COMMANDS, print each process's live sites with their hits and fires. With a
-    command list (`race enable`, `class io:read frequency 10; btree oneshot`), apply it there
-    and print how many sites it matched. `paused [QUERY]` lists the sites where threads stand
-    paused; `resume [QUERY]` releases them. Exit 2 on a bad command, 1 when nothing answers.
+    Without CMDS, print each process's live sites with their hits and fires. Each CMDS
+    argument is a command list of its own (`'class race enable' 'io:read oneshot'`), applied
+    in every addressed process. Exit 2 on a bad command (sent nowhere), 1 when no process
+    answers or a socket is not the user's own.
     """
-    withdraw()  # with DYNFAULT_CONTROL set, importing dynfault began serving this process too
-    path = socket_path or os.environ.get(ENVIRONMENT, "").strip()
-    if not path:
-        _fail(f"no socket: give --socket PATH or set {ENVIRONMENT}", 2)
+    stop()  # a client, never a target, whatever DYNFAULT_CONTROL says
     try:
-        verb, line = _request(commands)
-    except ControlError as error:
-        _fail(f"error: {error}", 2)
-    answers, silent = ask_all(path, f"json {line}" if as_json else line, pid, timeout)
-    for problem in silent:
-        click.echo(f"dynfault ctl: no answer: {problem}", err=True)
-    if not answers:
-        who = f"process {pid}" if pid is not None else "process"
-        _fail(f"no {who} answers at {path}", 1)
-    errors = [a for a in answers if a.error is not None]
-    for answer in errors:
-        click.echo(f"dynfault ctl: pid {answer.pid}: error: {answer.error}", err=True)
-    good = [a for a in answers if a.error is None]
+        request = _request(listing, paused, resume, commands)
+        target, fleet = _where(socket_path, redis_url)
+        if hosts and not fleet:
+            raise UsageError("--host picks processes of a fleet; it needs --redis")
+    except UsageError as error:
+        _fail(str(error), ExitCode.USAGE)
+    except DynfaultError as error:  # a bad command or query: sent nowhere
+        _fail(f"error: {error}", ExitCode.USAGE)
+    try:
+        if fleet:
+            from dynfault.ctl.fleet_client import ask_fleet
+
+            outcome = ask_fleet(target, request, pids, hosts, timeout)
+        else:
+            outcome = ask_local(target, request, pids, timeout)
+    except DynfaultError as error:
+        _fail(str(error), error.exit_code)
+    _report(request, outcome, target, as_json)
+
+
+def _report(request: Request, outcome: Outcome, target: str, as_json: bool) -> None:
+    for line in outcome.silent:
+        click.echo(f"dynfault ctl: no answer: {line}", err=True)
+    errors = [r for r in outcome.replies if r.get("ok") is not True]
+    for reply in errors:
+        click.echo(f"dynfault ctl: pid {reply.get('pid')}: error: {reply.get('error')}", err=True)
+    good = [r for r in outcome.replies if r.get("ok") is True]
     if as_json:
-        click.echo(json.dumps(_merge(verb, good)))
-    else:
-        _print(verb, good, several=len(answers) > 1)
+        click.echo(json.dumps({"version": JSON_VERSION,
+                               "processes": [_shape(request, r) for r in good]}))
+    elif good:
+        _print(request, good)
+    if not outcome.replies:
+        if request.verb == "control" and "://" in target:
+            _fail(f"no live process at {target}; the commands are kept for processes that "
+                  f"join", ExitCode.FAILED)
+        _fail(f"no live process at {target}", ExitCode.FAILED)
     if errors:
-        raise SystemExit(2)
+        raise SystemExit(ExitCode.USAGE)
+    if outcome.silent:
+        raise SystemExit(ExitCode.FAILED)
 
 
-def _print(verb: str, answers: list[Answer], several: bool) -> None:
-    for answer in answers:
-        if verb in ("list", "paused"):
+def _shape(request: Request, reply: dict[str, object]) -> dict[str, object]:
+    """A process in ctl's JSON: host, pid, program, and what the verb gives."""
+    shaped = {key: reply.get(key) for key in ("host", "pid", "program")}
+    key = {"list": "sites", "paused": "sites", "resume": "resumed"}.get(request.verb, "matched")
+    shaped[key] = reply.get(key)
+    return shaped
+
+
+def _label(reply: dict[str, object], show_host: bool) -> str:
+    return (f"{reply.get('host')} pid {reply.get('pid')}" if show_host
+            else f"pid {reply.get('pid')}")
+
+
+def _print(request: Request, replies: list[dict[str, object]]) -> None:
+    several = len(replies) > 1
+    show_host = len({r.get("host") for r in replies}) > 1 or \
+        any(r.get("host") != socket.gethostname() for r in replies)
+    cwd = os.getcwd()
+    for reply in replies:
+        if request.verb in ("list", "paused"):
             if several:
-                click.echo(f"# pid {answer.pid}")
-            for line in answer.lines:
-                click.echo(line)
+                click.echo(f"# {_label(reply, show_host)} {reply.get('program')}")
+            raw = reply.get("sites")
+            for entry in raw if isinstance(raw, list) else []:
+                site = SiteRecord.from_dict(entry)
+                click.echo(f"{control_line(site, cwd)} hits:{site.hits} fired:{site.fired}")
             continue
-        what = (f"{answer.count} thread{'s' * (answer.count != 1)} resumed" if verb == "resume"
-                else f"{answer.count} site{'s' * (answer.count != 1)} matched")
-        click.echo(f"pid {answer.pid}: {what}" if several else what)
-
-
-def _merge(verb: str, answers: list[Answer]) -> dict[str, object]:
-    """One object for every process: site lists joined (each site naming its pid), counts
-    summed, with the per-process figures under "processes"."""
-    processes: list[dict[str, object]] = []
-    if verb in ("list", "paused"):
-        key = "sites" if verb == "list" else "paused"
-        joined: list[object] = []
-        for answer in answers:
-            data = answer.data or {}
-            entries = data.get(key)
-            for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, dict):
-                    joined.append({**entry, "pid": data.get("pid")})
-            processes.append({k: v for k, v in data.items() if k != key})
-        return {key: joined, "processes": processes}
-    key = "resumed" if verb == "resume" else "matched"
-    total = 0
-    for answer in answers:
-        data = answer.data or {}
-        value = data.get(key)
-        total += value if isinstance(value, int) else 0
-        processes.append(dict(data))
-    return {key: total, "processes": processes}
+        count = reply.get("resumed" if request.verb == "resume" else "matched")
+        n = count if isinstance(count, int) else 0
+        what = (f"{n} thread{'s' * (n != 1)} resumed" if request.verb == "resume"
+                else f"{n} site{'s' * (n != 1)} matched")
+        click.echo(f"{_label(reply, show_host)}: {what}" if several else what)
