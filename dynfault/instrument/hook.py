@@ -15,9 +15,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
-from typing import Any
 
 from dynfault.instrument import cache
 from dynfault.instrument.compile import (
@@ -25,6 +23,11 @@ from dynfault.instrument.compile import (
 )
 from dynfault.instrument.names import DESCRIPTOR
 from dynfault.util import warn as _warn
+
+TYPE_CHECKING = False  # typing and collections.abc would cost every child process
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
 
 __all__ = [
     "DynfaultFinder", "DynfaultLoader", "ImportHook", "code_for_path", "compile_source",
