@@ -369,3 +369,4 @@ def check(commands: tuple[str, ...]) -> None:
 
 main.add_lazy_command("sweep", "dynfault.cli.sweep")
 main.add_lazy_command("ctl", "dynfault.cli.ctl")
+main.add_lazy_command("warm", "dynfault.cli.warm")

@@ -218,6 +218,8 @@ def record_without_sites(source_path: str, source_stamp: Stamp, key: str = "",
     directory, name = split(source_path)
     where, entries = _index(source_path, directory, key)
     with _index_lock:
+        if entries.get(name) == source_stamp:
+            return  # known already, from the index file as it was read
         entries[name] = source_stamp
         if where is None or not write or sys.dont_write_bytecode:
             return

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import ast
 
 __all__ = ["cached_code", "compile_plain", "compile_source", "compile_with_sites",
-           "insert_header", "may_have_sites"]
+           "insert_header", "may_have_sites", "warm_file"]
 
 
 def may_have_sites(source: bytes, calls: tuple[str, ...] = ()) -> bool:
@@ -131,3 +131,25 @@ def cached_code(path: str, source: bytes, source_stamp: Stamp | None = None,
     if pyc is not None and cacheable and write and not sys.dont_write_bytecode:
         write_cache(pyc, hash_of_source, source_stamp, code)
     return code
+
+
+def warm_file(path: str, calls: tuple[str, ...] = (), key: str = "") -> tuple[bool, bool]:
+    """Fill the cache for one source ahead of time: (has sites, a .pyc was written). A source
+    without sites goes into its directory's index (written by `cache.flush_index`). Raises
+    OSError when the source cannot be read, SyntaxError when it does not compile."""
+    from dynfault.instrument.cache import record_without_sites
+
+    source_stamp = stamp(os.stat(path))
+    with open(path, "rb") as f:
+        source = f.read()
+    if not may_have_sites(source, calls):
+        compile_plain(source, path)  # the syntax check the import would make
+        record_without_sites(path, source_stamp, key)
+        return False, False
+    pyc = cache_path(path, key)
+    if pyc is not None and read_cache(pyc, source_stamp) is not None:
+        return True, False
+    code, cacheable = compile_with_sites(source, path, calls)
+    written = pyc is not None and cacheable and write_cache(pyc, source_hash(source),
+                                                            source_stamp, code)
+    return True, written
