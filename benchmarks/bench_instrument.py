@@ -55,7 +55,7 @@ def cpu(command: list[str], env: dict[str, str]) -> float:
 def interleaved(commands: dict[str, tuple[list[str], dict[str, str]]],
                 rounds: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, (command, env) in commands.items():  # warm-up: caches, page cache
+    for command, env in commands.values():  # warm-up: caches, page cache
         cpu(command, env)
     for _ in range(rounds):
         for name, (command, env) in commands.items():
@@ -87,8 +87,8 @@ def cold_rewrite() -> dict[str, float]:
     sources = []
     for name in REAL:
         text = Path(std, name).read_text(encoding="utf-8")
-        sources.append(("from dynfault import dynamic_fault\n" + text
-                        + "\n\ndef _site():\n    return dynamic_fault('bench:x')\n"))
+        sources.append("from dynfault import dynamic_fault\n" + text
+                        + "\n\ndef _site():\n    return dynamic_fault('bench:x')\n")
     lines = sum(s.count("\n") for s in sources)
     t0 = time.process_time()
     for text in sources:

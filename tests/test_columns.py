@@ -12,7 +12,38 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, python, write
 
-MODULE = 'from dynfault import dynamic_fault\nimport dynfault as d\n\n\ndef boom(x):\n    raise ValueError(x)\n\n\ndef shapes(n):\n    if n == 0:\n        return boom(1) if dynamic_fault("c:a") else boom(2)\n    if n == 1:\n        return dynamic_fault("c:b") or {"k": 1}["missing"] + 1\n    if n == 2:\n        return [dynamic_fault("c:c"), 1 / 0]\n    if n == 3:\n        return boom(\n            dynamic_fault("c:d"),\n        )\n    if n == 4:\n        x = dynamic_fault("c:e"); y = dynamic_fault("c:f"); return x + y + boom(3)\n    if n == 5:\n        return d.dynamic_fault("c:g") + None\n    if n == 6:\n        return boom(dynamic_fault(str(n)) and 1 or 2)\n    if n == 7:\n        return dynamic_fault(\n            "c:" + 1,\n        )\n    return None\n'
+MODULE = """\
+from dynfault import dynamic_fault
+import dynfault as d
+
+
+def boom(x):
+    raise ValueError(x)
+
+
+def shapes(n):
+    if n == 0:
+        return boom(1) if dynamic_fault("c:a") else boom(2)
+    if n == 1:
+        return dynamic_fault("c:b") or {"k": 1}["missing"] + 1
+    if n == 2:
+        return [dynamic_fault("c:c"), 1 / 0]
+    if n == 3:
+        return boom(
+            dynamic_fault("c:d"),
+        )
+    if n == 4:
+        x = dynamic_fault("c:e"); y = dynamic_fault("c:f"); return x + y + boom(3)
+    if n == 5:
+        return d.dynamic_fault("c:g") + None
+    if n == 6:
+        return boom(dynamic_fault(str(n)) and 1 or 2)
+    if n == 7:
+        return dynamic_fault(
+            "c:" + 1,
+        )
+    return None
+"""
 
 SHOW = """\
 import sys, traceback

@@ -16,7 +16,6 @@ import tokenize
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from typing import Any
 

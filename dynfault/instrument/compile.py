@@ -14,7 +14,12 @@ import types
 from importlib.util import source_hash
 
 from dynfault.instrument.cache import (
-    Stamp, cache_path, fix_filename, read_cache, stamp, write_cache,
+    Stamp,
+    cache_path,
+    fix_filename,
+    read_cache,
+    stamp,
+    write_cache,
 )
 from dynfault.instrument.scan import MARKER, parse_lock
 from dynfault.util import warn
@@ -109,8 +114,8 @@ def cached_code(path: str, source: bytes, source_stamp: Stamp | None = None,
                 calls: tuple[str, ...] = (), key: str = "",
                 write: bool = True) -> types.CodeType:
     """The code of a source that may have sites: from the cache when it was made from this
-    source (by its stamp, else by its hash), else compiled and, unless `write` is False or Python writes no
-    bytecode, cached with this stamp."""
+    source (by its stamp, else by its hash), else compiled and, unless `write` is False or
+    Python writes no bytecode, cached with this stamp."""
     pyc = cache_path(path, key)
     hash_of_source = source_hash(source)
     if source_stamp is None:

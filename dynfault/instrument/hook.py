@@ -19,7 +19,11 @@ from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 from dynfault.instrument import cache
 from dynfault.instrument.compile import (
-    cached_code, compile_plain, compile_source, insert_header, may_have_sites,
+    cached_code,
+    compile_plain,
+    compile_source,
+    insert_header,
+    may_have_sites,
 )
 from dynfault.instrument.names import DESCRIPTOR
 from dynfault.util import warn as _warn
@@ -97,7 +101,8 @@ class DynfaultLoader(SourceFileLoader):
             return source
         return super().get_data(path)
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+    def set_data(self, path: str, data: bytes,  # type: ignore[override]
+                 *, _mode: int = 0o666) -> None:
         if self.writes:  # Python's own .pyc of a module outside the roots: not ours to write
             super().set_data(path, data, _mode=_mode)
 
