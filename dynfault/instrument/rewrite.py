@@ -12,12 +12,13 @@ rewrite agree on every identity); this module only replaces each of them, in pla
 one global read and a branch. The names start with one underscore, which class-body name
 mangling never touches.
 
-libcst does only what it must: it parses the top-level statements that hold a site (joined into
-one small module; most of a file holds none) and regenerates them. The `ast` tree the scan made
-is the one compiled: each rewritten statement replaces its original there, and every node of it
-takes the position (line and column) of the node it came from, so tracebacks, carets, inspect,
-pdb and coverage see the user's own lines and columns. The rewritten statements' structure must
-match the originals' node for node, which is also the check that nothing moved.
+libcst does only what it must: it parses the site calls themselves (each outermost site call's
+text, parenthesized, one module for the whole file) and regenerates them; the rest of the file
+never reaches it. The `ast` tree the scan made is the one compiled: each rewritten call is parsed
+back and takes the original call's place there, every node of it with the position (line and
+column) of the node it came from, so tracebacks, carets, inspect, pdb and coverage see the
+user's own lines and columns. The rewrite must keep each call's line count and its arguments
+must match the originals' node for node: the check that nothing moved.
 
 `Rewritten.header` is the one statement that creates the descriptors and flags; the compile step
 inserts it (see `compile.insert_header`). Nothing here knows about the import system.
@@ -26,7 +27,6 @@ inserts it (see `compile.insert_header`). Nothing here knows about the import sy
 from __future__ import annotations
 
 import ast
-import bisect
 import io
 import re
 import tokenize
@@ -84,106 +84,106 @@ def _decode(source: str | bytes) -> str:
     return source.decode(encoding)  # "utf-8-sig" drops the BOM
 
 
-def _groups(body: list[ast.stmt]) -> list[tuple[int, int, int, int]]:
-    """(first statement, past the last, first line, last line) of each run of top-level
-    statements that share lines (`a = 1; b = 2`): the smallest whole-line pieces of a module."""
-    groups: list[tuple[int, int, int, int]] = []
-    for i, statement in enumerate(body):
-        decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
-        first = min([statement.lineno, *(d.lineno for d in decorators)])
-        last = statement.end_lineno or statement.lineno
-        if groups and first <= groups[-1][3]:
-            start, _, first_line, last_line = groups[-1]
-            groups[-1] = (start, i + 1, first_line, max(last, last_line))
-        else:
-            groups.append((i, i + 1, first, last))
-    return groups
-
-
 def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     tree = scan.tree
     assert tree is not None
-    body = tree.body
-    groups = _groups(body)
-    firsts = [g[2] for g in groups]
-    chosen: list[tuple[int, int, int, int]] = []
-    for site in scan.sites:
-        group = groups[bisect.bisect_right(firsts, site.line) - 1]
-        if not chosen or chosen[-1] is not group:
-            chosen.append(group)
     starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
-    if starts[-1] != len(text):
-        starts.append(len(text))
-    pieces = []
-    for _, _, first, last in chosen:
-        piece = text[starts[first - 1]:starts[min(last, len(starts) - 1)]]
-        pieces.append(piece if piece.endswith(("\n", "\r")) else piece + "\n")
-    joined = "".join(pieces)
+    encoded: dict[int, bytes] = {}
+
+    def offset(line: int, byte_col: int) -> int:
+        """ast's (line, UTF-8 byte column) as an index into `text`."""
+        data = encoded.get(line)
+        if data is None:
+            end = starts[line] if line < len(starts) else len(text)
+            data = encoded[line] = text[starts[line - 1]:end].encode("utf-8", "surrogatepass")
+        return starts[line - 1] + len(data[:byte_col].decode("utf-8", "surrogatepass"))
+
+    # The outermost site calls: a site inside another's arguments is rewritten with it.
+    outers: list[tuple[int, int, ast.Call]] = []
+    for node in scan.nodes:
+        start = offset(node.lineno, node.col_offset)
+        if outers and start < outers[-1][1]:
+            continue
+        outers.append((start, offset(node.end_lineno or node.lineno, node.end_col_offset or 0),
+                       node))
+    # the calls shaped like a site inside those spans, in order: what libcst will meet
+    order: list[int | None] = []
+    spans = iter(outers)
+    span = next(spans)
+    for call, index in scan.candidates:
+        where = offset(call.lineno, call.col_offset)
+        while where >= span[1]:
+            span = next(spans, (len(text) + 1, len(text) + 2, span[2]))
+        if where >= span[0]:
+            order.append(index)
+    # libcst sees only the site calls themselves, each parenthesized on lines of its own.
+    pieces = [text[start:end] for start, end, _ in outers]
     try:
-        module = cst.parse_module(joined)
+        module = cst.parse_module("".join(f"({piece})\n" for piece in pieces))
     except cst.ParserSyntaxError as error:  # syntax newer than this libcst knows
         raise RewriteError(f"libcst cannot parse it: {str(error).splitlines()[0]}") from None
-    transformer = _SiteTransformer(scan)
-    new_joined = module.visit(transformer).code
-    if transformer.seen != len(scan.candidates):
+    transformer = _SiteTransformer(scan, order)
+    module = module.visit(transformer)
+    if transformer.seen != len(order):
         raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
-                           f"not {len(scan.candidates)}")
+                           f"not {len(order)}")
     missing = [s for s in scan.sites if s.index not in transformer.replaced]
     if missing:
         raise RewriteError(f"site at line {missing[0].line} not found by libcst")
-    new_lines = _NEWLINE.split(new_joined)
-    old_count = len(_NEWLINE.split(joined))
-    if len(new_lines) != old_count:
-        raise RewriteError(f"the rewrite has {len(new_lines)} lines, not {old_count}")
+    replacements = []
+    for piece, statement in zip(pieces, module.body):
+        assert isinstance(statement, cst.SimpleStatementLine)
+        small = statement.body[0]
+        assert isinstance(small, cst.Expr)
+        code = module.code_for_node(small.value)
+        if _line_count(code) != _line_count(piece):
+            raise RewriteError(f"the rewrite of a site has {_line_count(code)} lines, "
+                               f"not {_line_count(piece)}")
+        if not (code.startswith("(") and code.endswith(")")):
+            raise RewriteError("a site lost its parentheses")
+        replacements.append(code[1:-1])
     with parse_lock:
-        new_body = ast.parse(new_joined, filename).body
-    old_body = [s for start, stop, _, _ in chosen for s in body[start:stop]]
-    if len(new_body) != len(old_body):
-        raise RewriteError("a statement moved")
+        new_body = ast.parse("".join(f"({r})\n" for r in replacements), filename).body
     mapper = _Positions(scan)
     try:
-        for old, new in zip(old_body, new_body):
-            mapper.copy(old, new)
+        for (_, _, old), statement in zip(outers, new_body):
+            assert isinstance(statement, ast.Expr)
+            mapper.copy(old, statement.value)
+            _become(old, statement.value)
     except RecursionError:
         raise RewriteError("too deeply nested to map its positions") from None
     if mapper.mapped != len(scan.sites):
         raise RewriteError("a site moved")
-    # Splice: the compiled tree, and the rewritten text `show` prints.
-    replaced = dict(zip(map(id, old_body), new_body))
-    tree.body = [replaced.get(id(s), s) for s in body]
-    return Rewritten(_splice(text, starts, chosen, new_joined), scan.sites, header(scan.sites),
-                     tree)
+    out = []
+    done = 0
+    for (start, end, _), replacement in zip(outers, replacements):
+        out += [text[done:start], replacement]
+        done = end
+    out.append(text[done:])
+    return Rewritten("".join(out), scan.sites, header(scan.sites), tree)
 
 
-def _splice(text: str, starts: list[int], chosen: list[tuple[int, int, int, int]],
-            new_joined: str) -> str:
-    new_starts = [0, *(m.end() for m in _NEWLINE.finditer(new_joined))]
-    if new_starts[-1] != len(new_joined):
-        new_starts.append(len(new_joined))
-    out: list[str] = []
-    done = 0  # lines of `text` already given
-    offset = 0  # lines of `new_joined` already used
-    for _, _, first, last in chosen:
-        last = min(last, len(starts) - 1)
-        count = last - first + 1
-        out.append(text[starts[done]:starts[first - 1]])
-        out.append(new_joined[new_starts[offset]:new_starts[min(offset + count,
-                                                                 len(new_starts) - 1)]])
-        offset += count
-        done = last
-    rest = text[starts[done]:]
-    if not rest and not text.endswith(("\n", "\r")) and out and out[-1].endswith("\n"):
-        out[-1] = out[-1][:-1]  # the newline the last piece was given
-    return "".join(out) + rest
+def _line_count(text: str) -> int:
+    return len(_NEWLINE.split(text))
+
+
+def _become(old: ast.AST, new: ast.AST) -> None:
+    """Turn the original node into its replacement in place: its parent needs no finding."""
+    for name in old._fields:
+        if hasattr(old, name):
+            delattr(old, name)
+    old.__class__ = new.__class__
+    for name in (*new._fields, *new._attributes):
+        setattr(old, name, getattr(new, name, None))
 
 
 class _SiteTransformer(cst.CSTTransformer):
     """Replaces the sites, found by their order among the calls shaped like one."""
 
-    def __init__(self, scan: Scan) -> None:
+    def __init__(self, scan: Scan, order: list[int | None]) -> None:
         super().__init__()
         self.names = scan.names
-        self.order = [index for _, index in scan.candidates]
+        self.order = order
         self.sites = scan.sites
         self.seen = 0
         self.pending: dict[int, ScannedSite] = {}
