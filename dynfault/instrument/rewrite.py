@@ -146,10 +146,10 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
         new_body = ast.parse("".join(f"({r})\n" for r in replacements), filename).body
     mapper = _Positions(scan)
     try:
-        for (_, _, old), statement in zip(outers, new_body):
-            assert isinstance(statement, ast.Expr)
-            mapper.copy(old, statement.value)
-            _become(old, statement.value)
+        for (_, _, old), parsed in zip(outers, new_body):
+            assert isinstance(parsed, ast.Expr)
+            mapper.copy(old, parsed.value)
+            _become(old, parsed.value)
     except RecursionError:
         raise RewriteError("too deeply nested to map its positions") from None
     if mapper.mapped != len(scan.sites):
