@@ -37,7 +37,8 @@ def run_python(args: list[str], cwd: Path, env: dict[str, str] | None = None,
     clean = {k: v for k, v in os.environ.items()
              if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
              and not k.startswith("DYNFAULT_")}
-    clean["PYTHONPATH"] = str(cwd)
+    clean["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(cwd), os.environ.get("PYTHONPATH", "")] if p)
     clean.update(env or {})
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=clean, capture_output=True,
                           text=True, timeout=120)
@@ -306,7 +307,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
            and not k.startswith("DYNFAULT_")}
-    env["PYTHONPATH"] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)
     names = [p.name for p in PLACES]
     procs = {(mode, state): subprocess.Popen(
         [sys.executable, "driver.py", mode, state, *names], cwd=root, env=env,

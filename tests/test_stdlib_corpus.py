@@ -240,7 +240,8 @@ def test_rewritten_copies_behave_as_the_originals(corpus: tuple[Path, list[Copy]
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
            and not k.startswith("DYNFAULT_")}
-    env["PYTHONPATH"] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)
     names = {name: corpus_name(name) for name in CHECKS}
     every = [corpus_name(c.name) for c in copies]
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(CHECKS), json.dumps(names),
