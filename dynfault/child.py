@@ -3,34 +3,33 @@
 `dynfault-child.pth`, installed into site-packages with dynfault, imports this module at
 interpreter start-up when DYNFAULT_CHILD is in the environment; `run` puts it there, so a
 subprocess of `sys.executable` and every multiprocessing start method get the hook without the
-program changing. The rules travel in DYNFAULT_ENABLE, which importing dynfault applies.
-Children print no report: only the process that `dynfault run` started does.
+program changing. The rules travel in DYNFAULT_ENABLE, which importing dynfault applies; the
+call sites in DYNFAULT_CALLS. Children print no report: only the process that `dynfault run`
+started does. The .pth line catches what this import raises (a bad DYNFAULT_ENABLE, while the
+package itself is imported): one line on stderr, never a traceback.
+
+Only what instruments a child is imported here: the hook, and for a sweep's run the small
+reporter of `dynfault.sweep.child`, never the orchestrator.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+
+from dynfault.instrument.hook import install_import_hook  # importing dynfault applies the rules
 
 
 def _start() -> None:
-    try:
-        from dynfault.instrument.hook import (
-            install_import_hook,  # importing dynfault applies the rules
+    report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
+    if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
+        # (made by the sweep's side of this round: typed once it is there)
+        from dynfault.sweep.child import (  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: E501
+            report_to,
         )
 
-        report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
-        if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-            from dynfault.sweep.orchestrate import report_to
-
-            report_to(report_dir)
-        install_import_hook()
-    except Exception as error:  # a .pth line that raises prints a traceback in every child
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        try:
-            sys.stderr.write(f"dynfault: child process not instrumented: {message}\n")
-        except (OSError, ValueError, AttributeError):
-            pass
+        report_to(report_dir)
+    calls = [name.strip() for name in os.environ.get("DYNFAULT_CALLS", "").split(",")]
+    install_import_hook(calls=tuple(name for name in calls if name))
 
 
 _start()

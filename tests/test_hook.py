@@ -16,14 +16,15 @@ import tokenize
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import dynfault
-from dynfault.instrument import hook
+from dynfault.instrument import cache, hook
+from dynfault.instrument import compile as compile_module
+from dynfault.util import atomic_write
 
 TAG = sys.implementation.cache_tag
 OURS = f"{TAG}-dynfault-{dynfault.__version__}"
@@ -36,7 +37,8 @@ def run_python(args: list[str], cwd: Path, env: dict[str, str] | None = None,
     clean = {k: v for k, v in os.environ.items()
              if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
              and not k.startswith("DYNFAULT_")}
-    clean["PYTHONPATH"] = str(cwd)
+    clean["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(cwd), os.environ.get("PYTHONPATH", "")] if p)
     clean.update(env or {})
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=clean, capture_output=True,
                           text=True, timeout=120)
@@ -305,7 +307,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
            and not k.startswith("DYNFAULT_")}
-    env["PYTHONPATH"] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)
     names = [p.name for p in PLACES]
     procs = {(mode, state): subprocess.Popen(
         [sys.executable, "driver.py", mode, state, *names], cwd=root, env=env,
@@ -637,28 +640,37 @@ def test_read_only_directory(project: Path) -> None:
 def test_cache_name_carries_tag_version_and_level(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     source = str(tmp_path / "pkg" / "mod.py")
-    assert hook.cache_path(source) == str(tmp_path / "pkg" / "__pycache__" / f"mod.{OURS}.pyc")
-    monkeypatch.setattr(hook, "__version__", "9.9")
-    assert hook.cache_path(source) == str(
+    assert cache.cache_path(source) == str(tmp_path / "pkg" / "__pycache__" / f"mod.{OURS}.pyc")
+    monkeypatch.setattr(cache, "__version__", "9.9")
+    assert cache.cache_path(source) == str(
         tmp_path / "pkg" / "__pycache__" / f"mod.{TAG}-dynfault-9.9.pyc")
     monkeypatch.setattr(sys.implementation, "cache_tag", None)
-    assert hook.cache_path(source) is None
+    assert cache.cache_path(source) is None
 
 
 def test_read_cache_accepts_only_a_complete_matching_file(tmp_path: Path) -> None:
     code = compile("x = 1", "m.py", "exec")
     pyc = str(tmp_path / "sub" / "m.pyc")
-    assert hook.write_cache(pyc, b"12345678", code) is True
-    assert hook.read_cache(pyc, b"12345678") == code
-    assert hook.read_cache(pyc, b"87654321") is None
+    here = (1, 2, 3, -4)
+    assert cache.write_cache(pyc, b"12345678", here, code) is True
+    assert cache.read_cache(pyc, here) == code
+    assert cache.read_cache(pyc, None, b"12345678") == code
+    assert cache.read_cache(pyc, (1, 2, 3, 5)) is None
+    assert cache.read_cache(pyc, (1, 2, 3, 5), b"87654321") is None
     data = Path(pyc).read_bytes()
-    for damaged in (data[:10], data[:-3], b"", data[:4] + b"\x00\x00\x00\x00" + data[8:]):
+    bad_body = data[:48] + b"\xff" * 20
+    for damaged in (data[:10], data[:47], data[:-3], b"", bad_body,
+                    data[:4] + b"\x00\x00\x00\x00" + data[8:], b"\x00\x00\r\n" + data[4:]):
         Path(pyc).write_bytes(damaged)
-        assert hook.read_cache(pyc, b"12345678") is None
-    assert hook.read_cache(str(tmp_path / "missing.pyc"), b"12345678") is None
+        assert cache.read_cache(pyc, here, b"12345678") is None
+    assert cache.read_cache(str(tmp_path / "missing.pyc"), here) is None
     assert os.listdir(tmp_path / "sub") == ["m.pyc"]  # no temp file left behind
+    os.unlink(pyc)
+    os.mkdir(pyc)  # a directory in its place
+    assert cache.read_cache(pyc, here, b"12345678") is None
+    assert cache.write_cache(pyc, b"12345678", here, code) is False
     (tmp_path / "file").write_text("")
-    assert hook.write_cache(str(tmp_path / "file" / "m.pyc"), b"12345678", code) is False
+    assert cache.write_cache(str(tmp_path / "file" / "m.pyc"), b"12345678", here, code) is False
 
 
 def test_code_for_path_caches_the_main_script(tmp_path: Path,
@@ -671,10 +683,10 @@ def test_code_for_path_caches_the_main_script(tmp_path: Path,
     assert "bind" in code.co_names  # the header is there
     assert (tmp_path / "__pycache__" / f"script.{OURS}.pyc").is_file()
 
-    def no_compile(source: bytes, filename: str) -> object:
+    def no_compile(source: bytes, filename: str, calls: object = ()) -> object:
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(hook, "_compile", no_compile)
+    monkeypatch.setattr(compile_module, "compile_with_sites", no_compile)
     again = hook.code_for_path(str(script))  # same cache file, another spelling of the path
     assert again.co_filename == str(script)
     assert all(c.co_filename == str(script) for c in again.co_consts if hasattr(c, "co_code"))
@@ -732,43 +744,54 @@ def test_finder_passes_other_modules_through(tmp_path: Path,
     assert loader("nspkg") in ("NamespaceLoader", "_NamespaceLoader", "NoneType")
     assert loader("nspkg.inner", [str(tmp_path / "nspkg")]) == "DynfaultLoader"
     assert loader("json") == "SourceFileLoader"  # the standard library
-    assert loader("sys") == "BuiltinImporter"
-    assert loader("_json") in ("ExtensionFileLoader", "BuiltinImporter")
+    # built-in and frozen modules are for the finders before PathFinder, before ours too
+    assert finder.find_spec("sys", None) is None
+    if "_json" not in sys.builtin_module_names:
+        assert loader("_json") == "ExtensionFileLoader"
     assert finder.find_spec("no_such_module_anywhere", None) is None
 
 
-def test_finder_takes_specs_from_other_finders(tmp_path: Path) -> None:
-    """An editable install's own meta-path finder (setuptools' style) is honoured."""
-    import importlib.util
+EARLIER_FINDER = """
+import importlib.util, sys
+from importlib.machinery import PathFinder
+import dynfault
 
-    source = write(tmp_path / "elsewhere" / "editable_mod.py", HEAD)
+class EditableFinder:  # an editable install's finder, or pytest's assertion rewriter
+    def find_spec(self, name, path, target=None):
+        if name == "editable_mod":
+            return importlib.util.spec_from_file_location(name, "elsewhere/editable_mod.py")
+        return None
 
-    class EditableFinder:
-        def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-            if name == "editable_mod":
-                return importlib.util.spec_from_file_location(name, source)
-            return None
+sys.meta_path.insert(0, EditableFinder())
+hook = dynfault.install_import_hook()
+print(sys.meta_path.index(hook.finder) == sys.meta_path.index(PathFinder) - 1)
+import editable_mod, found_mod
+print(type(editable_mod.__loader__).__name__, hasattr(editable_mod, "_dynfault_s0"))
+print(type(found_mod.__loader__).__name__, hasattr(found_mod, "_dynfault_s0"))
+"""
 
-    editable = EditableFinder()
-    sys.meta_path.append(editable)
-    try:
-        spec = hook.DynfaultFinder().find_spec("editable_mod", None)
-    finally:
-        sys.meta_path.remove(editable)
-    assert spec is not None and isinstance(spec.loader, hook.DynfaultLoader)
-    assert type(spec.loader).__mro__[1] is SourceFileLoader
-    assert spec.origin == str(source)
+
+def test_finders_placed_earlier_keep_their_modules(tmp_path: Path) -> None:
+    """The hook sits just before PathFinder and asks it alone: an earlier finder's module is
+    that finder's, loader and all; PathFinder's modules get the hook's loader."""
+    write(tmp_path / "elsewhere" / "editable_mod.py", HEAD + 'X = dynamic_fault("e")\n')
+    write(tmp_path / "found_mod.py", HEAD + 'X = dynamic_fault("f")\n')
+    write(tmp_path / "main.py", EARLIER_FINDER)
+    proc = run_python(["main.py"], tmp_path)
+    assert proc.stdout.split("\n") == ["True", "SourceFileLoader False",
+                                       "DynfaultLoader True", ""], proc.stderr
 
 
 INSTALL = """
 import sys
+from importlib.machinery import PathFinder
 import dynfault
-from dynfault.instrument import hook
+from dynfault.instrument import cache, hook
 import app.early, app.no_sites
 first = dynfault.install_import_hook()
 second = dynfault.install_import_hook()
 print(first is second, sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path),
-      sys.meta_path[0] is first.finder)
+      sys.meta_path[sys.meta_path.index(PathFinder) - 1] is first.finder)
 import app.late
 print(hasattr(app.late, "_dynfault_s0"))
 narrower = dynfault.install_import_hook(include="other")
@@ -828,9 +851,9 @@ def test_warm_import_reads_no_source_without_sites(project: Path) -> None:
                     "value": "no fault here, only plain code, nothing more"}
     warm = run_main(project, script="reads.py")
     assert warm["read"] == []
-    index = hook.read_index(str(project / "app" / "__pycache__" / INDEX))
+    index = cache.read_index(str(project / "app" / "__pycache__" / INDEX))
     assert sorted(index) == ["__init__.py", "other.py"]
-    assert index["other.py"] == hook.stamp((project / "app" / "other.py").stat())
+    assert index["other.py"] == cache.stamp((project / "app" / "other.py").stat())
 
 
 @pytest.mark.parametrize("in_place", [True, False])
@@ -872,29 +895,29 @@ def test_a_damaged_index_only_costs_a_read(project: Path, damage: str) -> None:
 
 def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(hook, "_indexes", {})
-    monkeypatch.setattr(hook, "_index_dirty", {})
+    monkeypatch.setattr(cache, "_indexes", {})
+    monkeypatch.setattr(cache, "_index_dirty", {})
     source = write(tmp_path / "pkg" / "plain.py", NO_SITES)
-    first = hook.stamp(source.stat())
-    assert hook.known_without_sites(str(source), first) is False
-    hook.record_without_sites(str(source), first)
-    assert hook.known_without_sites(str(source), first) is True
-    hook.flush_index()
-    where = hook.index_path(str(source))
+    first = cache.stamp(source.stat())
+    assert cache.known_without_sites(str(source), first) is False
+    cache.record_without_sites(str(source), first)
+    assert cache.known_without_sites(str(source), first) is True
+    cache.flush_index()
+    where = cache.index_path(str(source))
     assert where == str(tmp_path / "pkg" / "__pycache__" / INDEX)
-    assert hook.read_index(where) == {"plain.py": first}
+    assert cache.read_index(where) == {"plain.py": first}
     changed = (first[0], first[1], first[2], first[3] + 1)
-    assert hook.known_without_sites(str(source), changed) is False
+    assert cache.known_without_sites(str(source), changed) is False
     # another process's entries survive our flush; a relative path is never indexed
     write(tmp_path / "pkg" / "more.py", NO_SITES)
-    hook._write_atomic(where, importlib.util.MAGIC_NUMBER + marshal.dumps(
+    atomic_write(where, importlib.util.MAGIC_NUMBER + marshal.dumps(
         {"plain.py": first, "more.py": (1, 2, 3, 4)}))
-    hook.record_without_sites(str(tmp_path / "pkg" / "third.py"), (5, 6, 7, 8))
-    hook.flush_index()
-    assert hook.read_index(where) == {"plain.py": first, "more.py": (1, 2, 3, 4),
+    cache.record_without_sites(str(tmp_path / "pkg" / "third.py"), (5, 6, 7, 8))
+    cache.flush_index()
+    assert cache.read_index(where) == {"plain.py": first, "more.py": (1, 2, 3, 4),
                                       "third.py": (5, 6, 7, 8)}
     monkeypatch.chdir(tmp_path / "pkg")
-    assert hook.index_path("plain.py") is None
+    assert cache.index_path("plain.py") is None
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    hook.record_without_sites(str(tmp_path / "pkg" / "fourth.py"), (1, 1, 1, 1))
-    assert hook._index_dirty == {}
+    cache.record_without_sites(str(tmp_path / "pkg" / "fourth.py"), (1, 1, 1, 1))
+    assert cache._index_dirty == {}

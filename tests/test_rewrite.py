@@ -179,8 +179,9 @@ def test_a_line_that_would_move_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
 
         node = real(self, original, updated)  # type: ignore[arg-type]
         assert isinstance(node, cst.BooleanOperation)
-        return node.with_changes(lpar=[cst.LeftParen(whitespace_after=cst.ParenthesizedWhitespace(
-            first_line=cst.TrailingWhitespace(), last_line=cst.SimpleWhitespace("")))])
+        return node.with_changes(lpar=[*node.lpar[:-1], cst.LeftParen(
+            whitespace_after=cst.ParenthesizedWhitespace(
+                first_line=cst.TrailingWhitespace(), last_line=cst.SimpleWhitespace("")))])
 
     monkeypatch.setattr(rewrite_module._SiteTransformer, "leave_Call", add_a_line)
     with pytest.raises(RewriteError, match="lines"):

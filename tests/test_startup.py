@@ -82,7 +82,7 @@ def test_help_lists_the_lazy_commands_and_they_run() -> None:
     assert listed.exit_code == 0
     commands = listed.output.split("Commands:\n", 1)[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in commands] == ["check", "ctl", "list", "run", "show",
-                                                      "sweep"]
+                                                      "sweep", "warm"]
     for name in ("sweep", "ctl"):
         shown = runner.invoke(main, [name, "--help"])
         assert shown.exit_code == 0

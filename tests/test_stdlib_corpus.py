@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from dynfault.instrument import hook
+from dynfault.instrument import cache
+from dynfault.instrument.compile import insert_header
 from dynfault.instrument.rewrite import Rewritten, rewrite
 
 IMPORT = "from dynfault import dynamic_fault"
@@ -171,13 +172,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Copy]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(sited)
         rewritten = rewrite(sited, str(path))
-        tree = ast.parse(rewritten.source, str(path))
-        hook.insert_header(tree, rewritten.header)
+        tree = rewritten.tree
+        assert tree is not None
+        insert_header(tree, rewritten.header)
         code = compile(tree, str(path), "exec", dont_inherit=True)
         # what the hook would cache: the import in a subprocess then needs no libcst
-        pyc = hook.cache_path(str(path))
+        pyc = cache.cache_path(str(path))
         assert pyc is not None
-        assert hook.write_cache(pyc, importlib.util.source_hash(sited), code)
+        assert cache.write_cache(pyc, importlib.util.source_hash(sited),
+                                 cache.stamp(os.stat(path)), code)
         copies.append(Copy(name, path, original, sited, classes, rewritten, code))
     return root, copies
 
@@ -237,7 +240,8 @@ def test_rewritten_copies_behave_as_the_originals(corpus: tuple[Path, list[Copy]
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
            and not k.startswith("DYNFAULT_")}
-    env["PYTHONPATH"] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)
     names = {name: corpus_name(name) for name in CHECKS}
     every = [corpus_name(c.name) for c in copies]
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(CHECKS), json.dumps(names),

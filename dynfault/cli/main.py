@@ -44,6 +44,7 @@ _COMMANDS = {  # name -> module that defines the click command of that name
     "run": "dynfault.cli.run",
     "show": "dynfault.cli.show",
     "sweep": "dynfault.cli.sweep",
+    "warm": "dynfault.cli.warm",
 }
 _ATTRIBUTE = {"list": "list_sites"}  # `list` the module defines `list_sites`, not a builtin
 

@@ -1,4 +1,4 @@
-"""Rewrite the fault sites of one module's source with libcst: source in, source and sites out.
+"""Rewrite the fault sites of one module with libcst: source in; rewritten source, tree, sites out.
 
 `dynfault.instrument.scan` decides which calls are sites (so `list`, the runtime function and this
 rewrite agree on every identity); this module only replaces each of them, in place:
@@ -9,33 +9,38 @@ rewrite agree on every identity); this module only replaces each of them, in pla
     dynamic_fault_async(expr)   ->  _dynfault_s3.dynamic_async(expr)
 
 `_dynfault_f3` is a module global that site 3 keeps equal to "armed", so a disabled site costs
-one global read and a branch. The arguments keep their own nodes and white space, so a call
-spread over several lines keeps its line structure: no line is added and no statement moves.
-The names start with one underscore, which class-body name mangling never touches.
+one global read and a branch. The names start with one underscore, which class-body name
+mangling never touches.
 
-`Rewritten.header` is the one statement that creates the descriptors and flags; the import
-hook inserts it (as `ast`, with the line of the statement it precedes) after the docstring and
-the `from __future__` imports. Nothing here knows about the import system.
+libcst does only what it must: it parses the site calls themselves (each outermost site call's
+text, parenthesized, one module for the whole file) and regenerates them; the rest of the file
+never reaches it. The `ast` tree the scan made is the one compiled: each rewritten call is parsed
+back and takes the original call's place there, every node of it with the position (line and
+column) of the node it came from, so tracebacks, carets, inspect, pdb and coverage see the
+user's own lines and columns. The rewrite must keep each call's line count and its arguments
+must match the originals' node for node: the check that nothing moved.
+
+`Rewritten.header` is the one statement that creates the descriptors and flags; the compile step
+inserts it (see `compile.insert_header`). Nothing here knows about the import system.
 """
 
 from __future__ import annotations
 
 import ast
-import bisect
 import io
 import re
 import tokenize
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import PositionProvider
 
 from dynfault.instrument.names import DESCRIPTOR, FLAG
-from dynfault.instrument.scan import ScannedSite, scan_source
+from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
-__all__ = ["Rewritten", "RewriteError", "rewrite"]
+__all__ = ["Rewritten", "RewriteError", "header", "rewrite"]
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_POSITION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
 
 
 class RewriteError(Exception):
@@ -48,26 +53,18 @@ class Rewritten:
     source: str  # the same lines as the original, sites replaced
     sites: list[ScannedSite] = field(default_factory=list)
     header: str = ""  # one statement; empty when there are no sites
+    tree: ast.Module | None = None  # to compile, with the user's positions; None: no sites
 
 
 def rewrite(source: str | bytes, filename: str = "<unknown>") -> Rewritten:
     """Replace every site of `source`. Raises SyntaxError as compile() would, RewriteError when
-    libcst cannot keep the lines (the caller then runs the original)."""
+    libcst cannot keep the structure (the caller then runs the original)."""
     text = _decode(source)
-    sites = scan_source(source if isinstance(source, bytes) else text, filename)
-    if not sites:
+    scan = analyse(text, filename)
+    if not scan.sites:
         return Rewritten(text)
-    try:
-        module = cst.MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
-    except cst.ParserSyntaxError as error:  # syntax newer than this libcst knows
-        raise RewriteError(f"libcst cannot parse it: {str(error).splitlines()[0]}") from None
-    transformer = _SiteTransformer(sites)
-    new_text = module.visit(transformer).code
-    missing = [s for s in sites if s.index not in transformer.replaced]
-    if missing:
-        raise RewriteError(f"site at line {missing[0].line} not found by libcst")
-    _check_lines(text, new_text, sites, filename)
-    return Rewritten(new_text, sites, header(sites))
+    assert scan.tree is not None
+    return _rewrite(text, scan, filename)
 
 
 def header(sites: list[ScannedSite]) -> str:
@@ -87,36 +84,131 @@ def _decode(source: str | bytes) -> str:
     return source.decode(encoding)  # "utf-8-sig" drops the BOM
 
 
-class _SiteTransformer(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider,)
+def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
+    tree = scan.tree
+    assert tree is not None
+    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+    encoded: dict[int, bytes] = {}
 
-    def __init__(self, sites: list[ScannedSite]) -> None:
+    def offset(line: int, byte_col: int) -> int:
+        """ast's (line, UTF-8 byte column) as an index into `text`."""
+        data = encoded.get(line)
+        if data is None:
+            end = starts[line] if line < len(starts) else len(text)
+            data = encoded[line] = text[starts[line - 1]:end].encode("utf-8", "surrogatepass")
+        return starts[line - 1] + len(data[:byte_col].decode("utf-8", "surrogatepass"))
+
+    # The outermost site calls: a site inside another's arguments is rewritten with it.
+    outers: list[tuple[int, int, ast.Call]] = []
+    for node in scan.nodes:
+        start = offset(node.lineno, node.col_offset)
+        if outers and start < outers[-1][1]:
+            continue
+        outers.append((start, offset(node.end_lineno or node.lineno, node.end_col_offset or 0),
+                       node))
+    # the calls shaped like a site inside those spans, in order: what libcst will meet
+    order: list[int | None] = []
+    spans = iter(outers)
+    span = next(spans)
+    for call, index in scan.candidates:
+        where = offset(call.lineno, call.col_offset)
+        while where >= span[1]:
+            span = next(spans, (len(text) + 1, len(text) + 2, span[2]))
+        if where >= span[0]:
+            order.append(index)
+    # libcst sees only the site calls themselves, each parenthesized on lines of its own.
+    pieces = [text[start:end] for start, end, _ in outers]
+    try:
+        module = cst.parse_module("".join(f"({piece})\n" for piece in pieces))
+    except cst.ParserSyntaxError as error:  # syntax newer than this libcst knows
+        raise RewriteError(f"libcst cannot parse it: {str(error).splitlines()[0]}") from None
+    transformer = _SiteTransformer(scan, order)
+    module = module.visit(transformer)
+    if transformer.seen != len(order):
+        raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
+                           f"not {len(order)}")
+    missing = [s for s in scan.sites if s.index not in transformer.replaced]
+    if missing:
+        raise RewriteError(f"site at line {missing[0].line} not found by libcst")
+    replacements = []
+    for piece, statement in zip(pieces, module.body):
+        assert isinstance(statement, cst.SimpleStatementLine)
+        small = statement.body[0]
+        assert isinstance(small, cst.Expr)
+        code = module.code_for_node(small.value)
+        if _line_count(code) != _line_count(piece):
+            raise RewriteError(f"the rewrite of a site has {_line_count(code)} lines, "
+                               f"not {_line_count(piece)}")
+        if not (code.startswith("(") and code.endswith(")")):
+            raise RewriteError("a site lost its parentheses")
+        replacements.append(code[1:-1])
+    with parse_lock:
+        new_body = ast.parse("".join(f"({r})\n" for r in replacements), filename).body
+    mapper = _Positions(scan)
+    try:
+        for (_, _, old), parsed in zip(outers, new_body):
+            assert isinstance(parsed, ast.Expr)
+            mapper.copy(old, parsed.value)
+            _become(old, parsed.value)
+    except RecursionError:
+        raise RewriteError("too deeply nested to map its positions") from None
+    if mapper.mapped != len(scan.sites):
+        raise RewriteError("a site moved")
+    out = []
+    done = 0
+    for (start, end, _), replacement in zip(outers, replacements):
+        out += [text[done:start], replacement]
+        done = end
+    out.append(text[done:])
+    return Rewritten("".join(out), scan.sites, header(scan.sites), tree)
+
+
+def _line_count(text: str) -> int:
+    return len(_NEWLINE.split(text))
+
+
+def _become(old: ast.AST, new: ast.AST) -> None:
+    """Turn the original node into its replacement in place: its parent needs no finding."""
+    for name in old._fields:
+        if hasattr(old, name):
+            delattr(old, name)
+    old.__class__ = new.__class__
+    for name in (*new._fields, *new._attributes):
+        setattr(old, name, getattr(new, name, None))
+
+
+class _SiteTransformer(cst.CSTTransformer):
+    """Replaces the sites, found by their order among the calls shaped like one."""
+
+    def __init__(self, scan: Scan, order: list[int | None]) -> None:
         super().__init__()
-        # libcst counts columns in characters, as ScannedSite.char_col does
-        self.by_position = {(s.line, s.char_col): s for s in sites}
-        self.lines = sorted({s.line for s in sites})
+        self.names = scan.names
+        self.order = order
+        self.sites = scan.sites
+        self.seen = 0
+        self.pending: dict[int, ScannedSite] = {}
         self.replaced: set[int] = set()
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        # Descend only into nodes whose lines hold a site: most of a module is left unvisited,
-        # which more than halves the cost of the transform.
-        span = self.get_metadata(PositionProvider, node, None)
-        # The span of a decorated def or class, and of a block that starts with one, begins
-        # after the decorators: always look inside those.
-        if span is None or isinstance(node, cst.IndentedBlock) or getattr(node, "decorators", None):
-            return True
-        i = bisect.bisect_left(self.lines, span.start.line)
-        return i < len(self.lines) and self.lines[i] <= span.end.line
+    def visit_Call(self, node: cst.Call) -> bool:
+        func = node.func
+        if isinstance(func, cst.Name):
+            shaped = func.value in self.names
+        elif isinstance(func, cst.Attribute):
+            shaped = func.attr.value in FUNCTIONS and isinstance(func.value, cst.Name)
+        else:
+            shaped = False
+        if shaped:
+            if self.seen < len(self.order):
+                index = self.order[self.seen]
+                if index is not None:
+                    self.pending[id(node)] = self.sites[index]
+            self.seen += 1
+        return True
 
     def leave_Call(self, original_node: cst.Call,
                    updated_node: cst.Call) -> cst.BaseExpression:
-        # `dynamic_fault("x")(y)` starts where its inner call does; only the inner one, whose
-        # callee is a name or an attribute, is the site.
-        if not isinstance(original_node.func, (cst.Name, cst.Attribute)):
-            return updated_node
-        start = self.get_metadata(PositionProvider, original_node).start
-        site = self.by_position.get((start.line, start.column))
-        if site is None or site.index in self.replaced:
+        site = self.pending.pop(id(original_node), None)
+        if site is None:
             return updated_node
         self.replaced.add(site.index)
         literal = site.fault_class is not None
@@ -138,29 +230,77 @@ class _SiteTransformer(cst.CSTTransformer):
         )
 
 
-def _line_count(text: str) -> int:
-    return len(_NEWLINE.split(text))
+def _place(node: ast.AST, like: ast.AST) -> None:
+    for name in _POSITION:
+        setattr(node, name, getattr(like, name))
 
 
-def _statement_lines(tree: ast.AST) -> list[tuple[int, int | None]]:
-    # Expressions never hold statements, so both trees list their statements in the same order.
-    return [(n.lineno, n.end_lineno) for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+class _Positions:
+    """Gives every node of a rewritten statement the position of the node it came from."""
+
+    def __init__(self, scan: Scan) -> None:
+        self.sites = {id(node): index for index, node in enumerate(scan.nodes)}
+        self.mapped = 0
+
+    def copy(self, old: ast.AST, new: ast.AST) -> None:
+        if old.__class__ is not new.__class__:
+            index = self.sites.get(id(old))
+            if index is None or not isinstance(old, ast.Call):
+                raise RewriteError(f"line {getattr(old, 'lineno', '?')} changed shape")
+            self._site(old, new, index)
+            return
+        if isinstance(old, ast.Call) and id(old) in self.sites:
+            self._site(old, new, self.sites[id(old)])
+            return
+        if "lineno" in old._attributes:
+            _place(new, old)
+        self._children(old, new)
+
+    def _children(self, old: ast.AST, new: ast.AST) -> None:
+        for name in old._fields:
+            a = getattr(old, name, None)
+            b = getattr(new, name, None)
+            if isinstance(a, list):
+                if not isinstance(b, list) or len(a) != len(b):
+                    raise RewriteError(f"line {getattr(old, 'lineno', '?')} changed shape")
+                for x, y in zip(a, b):
+                    if isinstance(x, ast.AST):
+                        if not isinstance(y, ast.AST):
+                            raise RewriteError("a node vanished")
+                        self.copy(x, y)
+            elif isinstance(a, ast.AST):
+                if not isinstance(b, ast.AST):
+                    raise RewriteError("a node vanished")
+                self.copy(a, b)
+
+    def _site(self, old: ast.Call, new: ast.AST, index: int) -> None:
+        """`(flag and desc.fire(args))` or `desc.method(args)`: the call, its callee and the flag
+        all take the original call's and callee's positions."""
+        call = new
+        if isinstance(new, ast.BoolOp):
+            flag = new.values[0]
+            _place(new, old)
+            _place(flag, old.func)
+            call = new.values[1]
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == f"{DESCRIPTOR}{index}"):
+            raise RewriteError(f"site {index} not where it was")
+        _place(call, old)
+        _place(call.func, old.func)
+        inner = old.func.value if isinstance(old.func, ast.Attribute) else old.func
+        _place(call.func.value, inner)
+        self.mapped += 1
+        self._children(_Args(old), _Args(call))
 
 
-def _check_lines(old: str, new: str, sites: list[ScannedSite], filename: str) -> None:
-    """The promise tracebacks, inspect, pdb and coverage rely on: no statement moves and every
-    site keeps the line of its call."""
-    if _line_count(new) != _line_count(old):
-        raise RewriteError(f"the rewrite has {_line_count(new)} lines, not {_line_count(old)}")
-    new_tree = ast.parse(new, filename)
-    if _statement_lines(new_tree) != _statement_lines(ast.parse(old, filename)):
-        raise RewriteError("a statement moved")
-    lines: dict[int, int] = {}
-    for node in ast.walk(new_tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id.startswith(DESCRIPTOR)):
-            lines[int(node.func.value.id[len(DESCRIPTOR):])] = node.lineno
-    for site in sites:
-        if lines.get(site.index) != site.line:
-            raise RewriteError(f"site {site.index} moved from line {site.line}")
+class _Args(ast.AST):
+    """A call's arguments alone, to walk them pairwise."""
+
+    _fields = ("args", "keywords")
+    _attributes = ()
+
+    def __init__(self, call: ast.Call) -> None:
+        super().__init__()
+        self.args = call.args
+        self.keywords = call.keywords

@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
 
-__all__ = ["ScannedSite", "scan_source", "scan_file", "MARKER"]
+__all__ = ["MARKER", "Scan", "ScannedSite", "analyse", "scan_file", "scan_source"]
 
 MARKER = b"dynamic_fault"  # the byte prefilter: a file without it has no sites
 FUNCTIONS = ("dynamic_fault", "dynamic_fault_async")
@@ -233,11 +233,39 @@ def _fault_class_arg(call: ast.Call) -> tuple[bool, str | None]:
     return True, None
 
 
+class Scan:
+    """One module's analysis: its tree (parsed once), its sites and the calls the rewriter must
+    recognise again in libcst's tree."""
+
+    __slots__ = ("tree", "text", "sites", "nodes", "candidates", "names")
+
+    def __init__(self, tree: ast.Module | None, text: str, sites: list[ScannedSite],
+                 nodes: list[ast.Call], candidates: list[tuple[ast.Call, int | None]],
+                 names: frozenset[str]) -> None:
+        self.tree = tree
+        self.text = text
+        self.sites = sites
+        self.nodes = nodes  # the ast.Call of each site, in index order
+        # Every call shaped like a site (a name in `names`, or `X.dynamic_fault` with X a name),
+        # in source order, with the index of the site it is or None: libcst visits calls in the
+        # same order, so the rewriter needs no positions to find them.
+        self.candidates = candidates
+        self.names = names
+
+
 def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[ScannedSite]:
     """Every site in a module's source, in source order. Raises SyntaxError as compile() would."""
-    data = source.encode("utf-8") if isinstance(source, str) else source
+    return analyse(source, filename).sites
+
+
+_EMPTY = frozenset[str]()
+
+
+def analyse(source: str | bytes, filename: str = "<unknown>") -> Scan:
+    """Parse once and find every site. Raises SyntaxError as compile() would."""
+    data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
     if MARKER not in data:
-        return []
+        return Scan(None, "", [], [], [], _EMPTY)
     # Bound here, for the whole module, on the first file that may hold a site: a process
     # that never scans (a warm `dynfault run`, a plain import of dynfault) never loads ast.
     global ast
@@ -249,6 +277,8 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
     finder = _Finder()
     finder.visit(tree)
     found: list[tuple[ast.Call, str, bool, str | None]] = []
+    shaped: list[ast.Call] = []
+    names: set[str] = set()
     for call, scope, kind, name in finder.calls:
         if kind == "name":
             what = scope.resolve(name)
@@ -264,18 +294,26 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
         if is_site:
             found.append((call, scope.qualname, function_name.endswith("_async"),
                           fault_class))
+            if kind == "name":
+                names.add(name)
     found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-    lines: list[str] = []
-    if found:
-        if isinstance(source, str):
-            decoded = source
-        else:
-            from importlib.util import decode_source
+    if not found:
+        return Scan(tree, "", [], [], [], _EMPTY)
+    for call, _, kind, name in finder.calls:
+        if kind == "attribute" or name in names:
+            shaped.append(call)
+    shaped.sort(key=lambda call: (call.lineno, call.col_offset))
+    if isinstance(source, str):
+        decoded = source
+    else:
+        from importlib.util import decode_source
 
-            decoded = decode_source(data)
-        # The line ends ast counts (\r\n, \r, \n); str.splitlines() would split at more.
-        lines = decoded.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        decoded = decode_source(data)
+    # The line ends ast counts (\r\n, \r, \n); str.splitlines() would split at more.
+    lines = decoded.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     result = []
+    nodes = []
+    index_of: dict[int, int] = {}
     for index, (call, function, is_async, fault_class) in enumerate(found):
         text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""
         char_col = len(text.encode("utf-8")[:call.col_offset].decode("utf-8", "replace"))
@@ -283,7 +321,10 @@ def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[Scanne
             index=index, line=call.lineno, col=call.col_offset,
             end_line=call.end_lineno or call.lineno, end_col=call.end_col_offset or 0,
             char_col=char_col, function=function, fault_class=fault_class, is_async=is_async))
-    return result
+        nodes.append(call)
+        index_of[id(call)] = index
+    candidates = [(call, index_of.get(id(call))) for call in shaped]
+    return Scan(tree, decoded, result, nodes, candidates, frozenset(names))
 
 
 def scan_file(path: str) -> list[ScannedSite] | None:
