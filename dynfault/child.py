@@ -21,7 +21,7 @@ def _start() -> None:
 
         report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
         if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-            from dynfault.sweep.orchestrate import report_to
+            from dynfault.sweep.child import report_to
 
             report_to(report_dir)
         install_import_hook()
