@@ -198,9 +198,8 @@ class _Sweep:
 def _baseline(state: _Sweep, timeout: float | None, progress: Progress) -> tuple[RunReport,
                                                                                   float]:
     words = " ".join(state.options.command)
-    progress.say(f"baseline: running `{words}` once with no fault, to find the sites"
-                 + (", the tests that reach them" if not state.options.all_tests else "")
-                 + " and how long it takes")
+    progress.say(f"baseline: running `{words}` once with no fault, to find the sites it "
+                 "reaches (under pytest: the tests that reach each) and how long it takes")
     try:
         got = state.execute("", None, timeout, "baseline.log", None)
     except KeyboardInterrupt:
@@ -296,7 +295,7 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
         durations = {} if seen is None else seen.durations
         timeouts = [options.timeout or run_timeout(r.tests, durations, baseline_seconds)
                     for r in runs]
-        progress.total = len(runs)
+        progress.total, progress.started = len(runs), time.monotonic()
         progress.say(_header(found, runs, jobs, timeouts))
         results, interrupted = _run_all(state, runs, timeouts, jobs, progress)
     finally:

@@ -46,9 +46,9 @@ def _why(result: Result) -> str:
     if result.outcome == TIMED_OUT:
         return "timed out"
     if result.reason == "check":
-        return "failed: --check failed afterwards"
+        return "failed (check: --check failed after the run)"
     code = "" if result.returncode is None else f", exit {result.returncode}"
-    return f"failed: {result.reason}{code}"
+    return f"failed ({result.reason}{code})"
 
 
 def format_table(results: Sequence[Result], unreached: Sequence[SiteRecord], nth: bool = False,
