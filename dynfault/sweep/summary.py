@@ -138,7 +138,9 @@ def _strings(value: object, name: str) -> list[str]:
 
 
 def _result(entry: Any) -> Result:
-    site = SiteRecord.from_dict(entry)
+    if not isinstance(entry, dict):
+        raise ValueError(f"a run must be an object, not {type(entry).__name__}")
+    site = SiteRecord.from_dict({k: entry[k] for k in IDENTITY if k in entry})
     outcome = entry.get("outcome")
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")

@@ -1,9 +1,8 @@
-"""`dynfault sweep`: unit tests of its parts, and end-to-end sweeps of a small project's pytest
-suite written to a temporary folder, run as a user runs them (`python -m dynfault sweep`)."""
+"""`dynfault sweep` end to end: sweeps of small projects written to a temporary folder, run as a
+user runs them (`python -m dynfault sweep`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -17,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from dynfault.sweep import orchestrate as sw
-from dynfault.sweep.orchestrate import Result, Run, SweepError, Target
 
 # -- the project under test ------------------------------------------------------------------
 
@@ -203,7 +200,7 @@ def plain(store: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, obje
 # -- end to end ------------------------------------------------------------------------------
 
 def test_sweep_finds_exactly_the_broken_recovery_path(
-        plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
+        store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
     done, data = plain
     assert done.returncode == 1, done.stderr
     assert table_rows(done.stdout) == [
@@ -216,20 +213,35 @@ def test_sweep_finds_exactly_the_broken_recovery_path(
     assert "unreached (loaded, never hit, not run): 1\n" \
            f"  store.py:{LINE_COMPACT} class:store:compact func:Store.compact\n" in done.stdout
     assert failures(done.stdout) == [
-        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} index 1 oneshot' "
+        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} site 2 oneshot' "
+        f"PYTEST_PLUGINS=dynfault.sweep.child DYNFAULT_SWEEP_TESTS="
+        f"'tests/test_store.py::test_put_flush_get tests/test_store.py::test_one_more' "
         + " ".join(PYTEST)]
-    assert "sweep: 5 sites, 5 runs: 4 passed, 1 failed, 0 timed out; 1 unreached" in done.stdout
+    assert ("sweep: 5 sites, 5 runs: 4 passed, 0 passed without firing, 1 failed, "
+            "0 timed out; 1 unreached") in done.stdout
+    assert ("    failing: tests/test_store.py::test_put_flush_get, "
+            "tests/test_store.py::test_one_more\n") in done.stdout
     runs = data["runs"]
     assert isinstance(runs, list)
     assert [(r["fault_class"], r["nth"], r["outcome"], r["fired"]) for r in runs] == [
         ("store:alloc", 1, "passed", True), ("store:busy", 1, "passed", True),
         ("store:flush", 1, "failed", True), ("store:lookup", 1, "passed", True),
         ("store:batch", 1, "passed", True)]
+    assert [r["reason"] for r in runs] == [None, None, "failed", None, None]
+    assert [r["tests"] for r in runs] == [
+        ["tests/test_store.py::test_put_flush_get", "tests/test_store.py::test_one_more"],
+        ["tests/test_store.py::test_put_flush_get", "tests/test_store.py::test_one_more"],
+        ["tests/test_store.py::test_put_flush_get", "tests/test_store.py::test_one_more"],
+        ["tests/test_store.py::test_put_flush_get", "tests/test_store.py::test_one_more"],
+        ["tests/test_store.py::test_batch"]]
+    assert "2 failed, 1 deselected" in runs[2]["tail"]
+    assert data["version"] == 1 and data["cwd"] == str(store) and data["command"] == PYTEST
     assert data["unreached"] == [{
         "module": "store", "function": "Store.compact", "filename": "store.py",
         "line": LINE_COMPACT, "fault_class": "store:compact", "index": 5}]
     assert set(runs[2]) == {"module", "function", "filename", "line", "fault_class", "index",
-                            "nth", "outcome", "fired", "reproducer", "returncode"}
+                            "nth", "outcome", "reason", "fired", "returncode", "tests",
+                            "failing", "tail", "reproducer", "log"}
 
 
 def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> None:
@@ -244,23 +256,21 @@ def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> Non
         [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "2", "2", "0", "0", "yes"],
         [f"store.py:{LINE_BATCH}", "class:store:batch", "3", "2", "1", "0", "yes"],
     ]
-    assert failures(done.stdout) == [
-        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} index 1 oneshot' "
-        + " ".join(PYTEST),
-        f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} after 1 oneshot' "
-        + " ".join(PYTEST)]
-    assert f"store.py:{LINE_BATCH} class:store:batch func:Store.batch nth 2: failed (exit 1)" \
-        in done.stdout
+    assert [line.split(" PYTEST_PLUGINS")[0] for line in failures(done.stdout)] == [
+        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} site 2 oneshot'",
+        f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} site 4 after 1 oneshot'"]
+    assert (f"store.py:{LINE_BATCH} class:store:batch func:Store.batch nth 2: "
+            "failed (failed, exit 1)") in done.stdout
 
 
 def test_every_printed_reproducer_reproduces_its_failure(
         store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
     done, data = plain
     lines = failures(done.stdout)
-    lines.append(f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} after 1 oneshot' "
-                 + " ".join(PYTEST))  # the --nth sweep's
+    lines.append(f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} site 4 after 1 oneshot' "
+                 + " ".join(PYTEST))  # the --nth sweep's, untargeted
     assert len(lines) == 2
-    for line, summary in zip(lines, ["2 failed, 1 passed", "1 failed, 2 passed"]):
+    for line, summary in zip(lines, ["2 failed, 1 deselected", "1 failed, 2 passed"]):
         again = subprocess.run(["bash", "-c", line], cwd=store, env=clean_env(),
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 1, (line, again.stdout)
@@ -296,7 +306,8 @@ def test_shards_merged_equal_the_unsharded_sweep(
     assert joined["unreached"] == whole["unreached"]
     assert merged.stdout == re.sub(r"; [0-9.]+ s\n$", "\n", done.stdout)
     assert merged.stdout.endswith(
-        "sweep: 5 sites, 5 runs: 4 passed, 1 failed, 0 timed out; 1 unreached\n")
+        "sweep: 5 sites, 5 runs: 4 passed, 0 passed without firing, 1 failed, 0 timed out; "
+        "1 unreached\n")
 
 
 def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path) -> None:
@@ -309,7 +320,7 @@ def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path)
     assert table_rows(done.stdout) == [
         [f"hang.py:{LINE_HANG}", "class:hang:wait", "1", "0", "0", "1", "yes"]]
     assert f"hang.py:{LINE_HANG} class:hang:wait func:work: timed out" in done.stdout
-    assert f"DYNFAULT_ENABLE='file hang.py line {LINE_HANG} oneshot' " in done.stdout
+    assert f"DYNFAULT_ENABLE='file hang.py line {LINE_HANG} site 0 oneshot' " in done.stdout
     assert elapsed < 30  # the recovery sleeps 60 s: the run was killed, not waited for
     runner, helper = (int(word) for word in pids.read_text().split())
     assert gone(runner) and gone(helper)
@@ -328,31 +339,41 @@ def test_ctrl_c_stops_cleanly_and_prints_what_finished(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
-    assert "sweep: interrupted: 0 of 1 runs finished" in out
-    assert "sweep: 0 sites, 0 runs: 0 passed, 0 failed, 0 timed out; 0 unreached" in out
+    assert "sweep: interrupted: 0 of 1 run finished" in out
+    assert ("sweep: 0 sites, 0 runs: 0 passed, 0 passed without firing, 0 failed, 0 timed out; "
+            "0 unreached") in out
     runner, helper = (int(word) for word in pids.read_text().split())
     assert gone(runner) and gone(helper)
 
 
+JOURNAL = Path(__file__).resolve().parents[1] / "examples" / "journal.py"
+
+
 def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
     """The README's example, as printed there."""
-    root = Path(__file__).resolve().parents[1]
+    root = JOURNAL.parents[1]
+    source = JOURNAL.read_text()
+    short, fsync, read, compact = (line_of(source, f"journal:{name}")
+                                   for name in ("short_write", "fsync", "read", "compact"))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "examples/tests/test_journal.py"]
     done = sweep(root, "-j", "2", "--timeout", "60", command=command)
     assert done.returncode == 1, done.stderr
     assert [row.split()[:2] + row.split()[3:] for row in done.stdout.splitlines()[1:4]] == [
-        ["examples/journal.py:36", "class:journal:short_write", "1", "1", "0", "0", "yes"],
-        ["examples/journal.py:42", "class:journal:fsync", "1", "0", "1", "0", "yes"],
-        ["examples/journal.py:52", "class:journal:read", "1", "1", "0", "0", "yes"]]
-    assert "  examples/journal.py:65 class:journal:compact func:Journal.compact\n" in done.stdout
+        [f"examples/journal.py:{short}", "class:journal:short_write", "1", "1", "0", "0", "yes"],
+        [f"examples/journal.py:{fsync}", "class:journal:fsync", "1", "0", "1", "0", "yes"],
+        [f"examples/journal.py:{read}", "class:journal:read", "1", "1", "0", "0", "yes"]]
+    assert f"  examples/journal.py:{compact} class:journal:compact func:Journal.compact\n" \
+        in done.stdout
     [line] = failures(done.stdout)
-    assert line == ("DYNFAULT_ENABLE='file examples/journal.py line 42 oneshot' "
+    assert line == (f"DYNFAULT_ENABLE='file examples/journal.py line {fsync} site 1 oneshot' "
+                    "PYTEST_PLUGINS=dynfault.sweep.child DYNFAULT_SWEEP_TESTS="
+                    "examples/tests/test_journal.py::test_records_come_back_in_order "
                     + " ".join(command))
     again = subprocess.run(["bash", "-c", line], cwd=root, env=clean_env(),
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 1
-    assert "1 failed, 1 passed" in again.stdout
+    assert "1 failed, 1 deselected" in again.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -383,8 +404,9 @@ def test_a_failing_baseline_stops_the_sweep(tmp_path: Path) -> None:
                       "raise SystemExit(3)\n")
     done = sweep(tmp_path, command=[sys.executable, str(script)])
     assert done.returncode == 1
-    assert done.stderr == ("dynfault sweep: the command fails with no fault enabled (exit 3); "
-                           "a sweep needs a passing baseline\n")
+    assert done.stderr.splitlines()[-1] == (
+        "dynfault sweep: the command fails with no fault enabled (exit 3); "
+        "a sweep needs a passing baseline")
 
 
 def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
@@ -407,202 +429,10 @@ def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
     assert lines[2].split() == ["app.py:6", "class:app:boom", "func:<module>", "1", "0", "1",
                                 "0", "yes"]
     assert failures(done.stdout) == [
-        "DYNFAULT_ENABLE='file app.py line 6 oneshot' "
+        "DYNFAULT_ENABLE='file app.py line 6 site 1 oneshot' "
         f"{sys.executable} -m dynfault run app.py"]
-    assert "sweep: 2 sites in source; 2 runs" in done.stderr
+    assert "sweep: 2 sites in source; 2 runs, 2 at a time, timeout 30 s\n" in done.stderr
+    assert "sweep: passed without their site firing (nothing was tested): 1\n" \
+        "  app.py:4 class:app:never func:never\n" in done.stdout
 
 
-# -- the parts -------------------------------------------------------------------------------
-
-def target(filename: str, line: int, index: int, fault_class: str = "c",
-           hits: int | None = None) -> Target:
-    return Target("m", "f", filename, line, fault_class, index, hits)
-
-
-def test_selector_adds_index_only_when_the_line_is_shared() -> None:
-    a, b, c = target("pkg/a.py", 3, 0), target("pkg/a.py", 3, 1), target("pkg/a.py", 9, 2)
-    other = target("pkg/b.py", 3, 0)
-    known = [a, b, c, other]
-    assert sw.selector(a, known) == "file pkg/a.py line 3 index 0"
-    assert sw.selector(b, known) == "file pkg/a.py line 3 index 1"
-    assert sw.selector(c, known) == "file pkg/a.py line 9"
-    assert sw.selector(other, known) == "file pkg/b.py line 3"
-    assert sw.selector(target("my dir/x.py", 1, 0), []) == "file 'my dir/x.py' line 1"
-
-
-def test_plan_one_run_per_site_or_per_hit_number() -> None:
-    a, b = target("a.py", 1, 0, hits=5), target("a.py", 2, 1, hits=1)
-    assert [(r.target.index, r.nth, r.enable) for r in sw.plan([b, a], False, 10)] == [
-        (0, 1, "file a.py line 1 oneshot"), (1, 1, "file a.py line 2 oneshot")]
-    assert [(r.target.index, r.nth, r.enable) for r in sw.plan([a, b], True, 3)] == [
-        (0, 1, "file a.py line 1 oneshot"), (0, 2, "file a.py line 1 after 1 oneshot"),
-        (0, 3, "file a.py line 1 after 2 oneshot"), (1, 1, "file a.py line 2 oneshot")]
-    static = target("a.py", 1, 0)  # no baseline: --max-nth runs
-    assert [r.nth for r in sw.plan([static], True, 2)] == [1, 2]
-
-
-def test_reproducer_is_shell_quoted() -> None:
-    assert sw.reproducer("file a.py line 1 oneshot", ["python", "-m", "pytest", "-k", "a b"]) \
-        == "DYNFAULT_ENABLE='file a.py line 1 oneshot' python -m pytest -k 'a b'"
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1/1", (1, 1)), ("2/4", (2, 4)), ("4/4", (4, 4)),
-    ("0/4", None), ("5/4", None), ("1/0", None), ("1", None), ("a/b", None), ("", None),
-])
-def test_parse_shard(text: str, expected: tuple[int, int] | None) -> None:
-    if expected is None:
-        with pytest.raises(SweepError) as error:
-            sw.parse_shard(text)
-        assert error.value.status == 2
-    else:
-        assert sw.parse_shard(text) == expected
-
-
-def test_shards_partition_the_runs_by_identity_not_position() -> None:
-    targets = [Target(f"pkg.m{i}", "f", f"pkg/m{i}.py", 10, "c", i % 3, 4) for i in range(12)]
-    runs = sw.plan(targets, True, 4)
-    shares = [[r for r in runs if sw.in_shard(r, (i, 3))] for i in (1, 2, 3)]
-    assert sorted(sum(shares, []), key=lambda r: (r.target.filename, r.nth)) == runs
-    assert all(shares)
-    # A site added in front, or a checkout somewhere else, moves no other run.
-    moved = [Run(Target(t.module, t.function, "/elsewhere/" + t.filename, t.line + 7,
-                        t.fault_class, t.index), r.nth, r.enable)
-             for r in runs for t in [r.target]]
-    assert [sw.in_shard(r, (2, 3)) for r in moved] == [sw.in_shard(r, (2, 3)) for r in runs]
-    assert [sw.in_shard(r, (1, 2)) for r in runs[:8]] == [
-        False, True, False, True, True, True, True, False]
-
-
-def result(t: Target, outcome: str, nth: int = 1, fired: bool = True) -> Result:
-    code = {"passed": 0, "failed": 1, "timed out": None}[outcome]
-    return Result(t, nth, outcome, fired, code, f"DYNFAULT_ENABLE='x {t.line} {nth}' cmd")
-
-
-def test_format_table() -> None:
-    a, b = target("a.py", 3, 0, "io:read"), target("a.py", 8, 1, "io:write")
-    text = sw.format_table([result(b, "timed out"), result(a, "passed"),
-                            result(a, "failed", 2, fired=False)],
-                           [target("z.py", 1, 0, "gone")], nth=True, seconds=2.25)
-    assert text == textwrap.dedent("""\
-        site                          runs  passed  failed  timed out  fired
-        a.py:3 class:io:read func:f      2       1       1          0    1/2
-        a.py:8 class:io:write func:f     1       0       0          1    yes
-
-        unreached (loaded, never hit, not run): 1
-          z.py:1 class:gone func:f
-
-        failures (each line below reproduces one, run from this directory):
-          a.py:3 class:io:read func:f nth 2: failed (exit 1), site did not fire
-            DYNFAULT_ENABLE='x 3 2' cmd
-          a.py:8 class:io:write func:f nth 1: timed out
-            DYNFAULT_ENABLE='x 8 1' cmd
-
-        sweep: 2 sites, 3 runs: 1 passed, 1 failed, 1 timed out; 1 unreached; 2.2 s
-        """)
-
-
-def test_json_round_trip_and_merge_checks() -> None:
-    a, b = target("a.py", 3, 0), target("b.py", 1, 0)
-    one = sw.to_json([result(a, "passed")], [b], ["cmd"], False, (1, 2))
-    two = sw.to_json([result(b, "failed")], [b], ["cmd"], False, (2, 2))
-    parsed = json.loads(json.dumps(one))
-    assert sw.from_json(parsed) == ([result(a, "passed")], [b])
-    results, unreached, command, nth = sw.merge([("one", one), ("two", two)])
-    assert (results, unreached, command, nth) == (
-        [result(a, "passed"), result(b, "failed")], [b], ["cmd"], False)
-    problems = [
-        ([("one", one)], "sweep --merge: shard 2/2 missing"),
-        ([("one", one), ("again", one)], "sweep --merge: shard 1/2 given twice (one and again)"),
-        ([("one", one), ("x", {**two, "command": ["other"]})],
-         "sweep --merge: the files come from sweeps of different commands"),
-        ([("one", one), ("x", {**two, "shard": "2/3"})],
-         "sweep --merge: the files come from different --shard splits"),
-        ([("x", {"runs": 1})], "sweep --merge: x: not a sweep report"),
-        ([("x", {"runs": [{"outcome": "passed"}], "unreached": []})],
-         "sweep --merge: x: malformed entry ('module')"),
-    ]
-    for reports, message in problems:
-        with pytest.raises(SweepError) as error:
-            sw.merge(reports)
-        assert str(error.value).startswith(message)
-
-
-def test_display_path(tmp_path: Path) -> None:
-    cwd = str(tmp_path)
-    assert sw.display_path(str(tmp_path / "pkg" / "a.py"), cwd) == os.path.join("pkg", "a.py")
-    assert sw.display_path("/usr/lib/x.py", cwd) == "/usr/lib/x.py"
-    assert sw.display_path("rel/x.py", cwd) == "rel/x.py"
-
-
-def test_every_process_reports_its_sites_and_a_fork_only_its_own(tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent("""\
-        import os
-        import subprocess
-        import sys
-        from dynfault import dynamic_fault
-
-        def hit(n):
-            for _ in range(n):
-                dynamic_fault("app:x")
-
-        hit(3)
-        pid = os.fork()
-        if pid == 0:
-            hit(2)
-            sys.exit(0)
-        os.waitpid(pid, 0)
-        subprocess.run([sys.executable, "child.py"])
-        """))
-    (tmp_path / "child.py").write_text(
-        "from dynfault import dynamic_fault as f\nfor _ in range(2):\n    f('child:y')\n")
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    env = clean_env(DYNFAULT_CHILD="1", DYNFAULT_SWEEP_DIR=str(reports),
-                    DYNFAULT_ENABLE="app:x after 1 oneshot")
-    subprocess.run([sys.executable, str(app)], cwd=tmp_path, env=env, check=True, timeout=60)
-    assert len(list(reports.glob("*.json"))) == 3
-    assert not list(reports.glob(".*"))
-    found = sw.read_reports(str(reports), str(tmp_path))
-    fired = sw.read_fired(str(reports), str(tmp_path))
-    assert {(t.filename, t.fault_class): t.hits for t in found.values()} == {
-        ("app.py", "app:x"): 5, ("child.py", "child:y"): 2}
-    # --nth needs the most hits one process made: the parent's 3, not the sum.
-    assert {(t.filename, t.fault_class): t.peak for t in found.values()} == {
-        ("app.py", "app:x"): 3, ("child.py", "child:y"): 2}
-    assert fired == {("app.py", 0): 1, ("child.py", 0): 0}
-
-
-def test_execute_kills_a_run_past_its_timeout_and_reports_progress() -> None:
-    runs = [Run(target("a.py", 1, 0), 1, "a oneshot"), Run(target("a.py", 2, 1), 1, "b oneshot")]
-    stream = io.StringIO()
-    started = time.monotonic()
-    results, interrupted = sw.execute(
-        runs, [sys.executable, "-c", "import os, time; os.environ['DYNFAULT_ENABLE'][0] == 'b' "
-                                     "and time.sleep(30)"],
-        2, 1.0, sw.Progress(stream, 2))
-    assert time.monotonic() - started < 10
-    assert not interrupted
-    assert [(r.target.index, r.outcome, r.returncode) for r in results] == [
-        (0, "passed", 0), (1, "timed out", None)]
-    lines = sorted(stream.getvalue().splitlines())
-    assert [line.split(" (")[0] for line in lines] == [
-        "sweep: [1/2] passed: a.py:1", "sweep: [2/2] timed out: a.py:2"]
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_is_one_rewritten_line_on_a_terminal() -> None:
-    stream = Terminal()
-    progress = sw.Progress(stream, 2, nth=True)
-    progress.update(result(target("a.py", 3, 0), "failed", nth=2))
-    progress.update(result(target("b.py", 1, 0), "passed"))
-    progress.close()
-    assert stream.getvalue() == (
-        "\r\x1b[Ksweep: 1/2 runs, 1 failed, 0 timed out  a.py:3 nth 2"
-        "\r\x1b[Ksweep: 2/2 runs, 1 failed, 0 timed out  b.py:1 nth 1"
-        "\r\x1b[K")
