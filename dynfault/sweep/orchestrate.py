@@ -219,9 +219,15 @@ def _baseline(state: _Sweep, timeout: float | None, progress: Progress) -> tuple
     return report, seconds
 
 
+_OWN_ERROR = re.compile(r"^dynfault(?:\.errors\.\w+)?: ")
+
+
 def _baseline_failure(code: int, report: RunReport, log: str) -> str:
     lines = tail(log, 200).splitlines()
-    own = [line for line in lines if line.startswith("dynfault: ")]
+    # dynfault's own one-line errors, or the last line of a traceback out of dynfault's start
+    # (the child's .pth line imports dynfault, which applies DYNFAULT_SEED and DYNFAULT_ENABLE)
+    own = [_OWN_ERROR.sub("dynfault: ", line.strip()) for line in lines
+           if _OWN_ERROR.match(line.strip())]
     if not report.processes and own:
         # No process of the run got as far as the sweep's reporting: dynfault itself failed
         # in the child (a bad DYNFAULT_SEED, a broken install) before the program started.
