@@ -233,7 +233,7 @@ def test_json_round_trip_and_merge_refuses_what_is_not_one_sweep() -> None:
          "sweep --merge: x is shard 2/3, the others are of 2"),
         ([("one", {**one, "shard": None})], "sweep --merge: one is a whole sweep, not a shard (--shard)"),
         ([("x", {**one, "version": 2})], "sweep --merge: x: version 2, not 1"),
-        ([("x", {"runs": 1})], "sweep --merge: x: not a sweep report"),
+        ([("x", {"runs": 1})], "sweep --merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
         ([("x", {**one, "runs": [{"outcome": "passed"}]})],
          "sweep --merge: x: a site has no 'module'"),
         ([("x", {**one, "runs": [{**one["runs"][0], "reason": "bad"}]})],  # type: ignore[index]
