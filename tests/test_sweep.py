@@ -113,7 +113,7 @@ def test_shards_partition_the_runs_by_identity_not_position() -> None:
     sites = [SiteRecord(f"pkg.m{i}", "f", f"pkg/m{i}.py", 10, "c", i % 3) for i in range(12)]
     runs = plan.plan(sites, None, True, 4, False)
     shares = [[r for r in runs if plan.in_shard(r, (i, 3))] for i in (1, 2, 3)]
-    assert sorted((r.order for share in shares for r in share)) == [r.order for r in runs]
+    assert sorted(r.order for share in shares for r in share) == [r.order for r in runs]
     assert all(shares)
     moved = [Run(SiteRecord(s.module, s.function, "/elsewhere/" + s.filename, s.line + 7,
                             s.fault_class, s.index), r.nth, None, r.enable)
@@ -220,7 +220,7 @@ def test_json_round_trip_and_merge_refuses_what_is_not_one_sweep() -> None:
     joined = merge.merge([("one", one), ("two", two)])
     assert [r.order for r in joined.results] == [a.key + (1,), b.key + (1,)]
     assert (joined.command, joined.cwd, joined.options) == (["cmd"], "/p", {"nth": False})
-    problems = [
+    problems: list[tuple[list[tuple[str, object]], str]] = [
         ([("one", one)], "sweep --merge: shard 2/2 missing"),
         ([("one", one), ("again", one)], "sweep --merge: shard 1/2 given twice (one and again)"),
         ([("one", one), ("x", {**two, "command": ["other"]})],
@@ -231,9 +231,11 @@ def test_json_round_trip_and_merge_refuses_what_is_not_one_sweep() -> None:
          "sweep --merge: one and x are not shards of one sweep (different options)"),
         ([("one", one), ("x", {**two, "shard": "2/3"})],
          "sweep --merge: x is shard 2/3, the others are of 2"),
-        ([("one", {**one, "shard": None})], "sweep --merge: one is a whole sweep, not a shard (--shard)"),
+        ([("one", {**one, "shard": None})],
+         "sweep --merge: one is a whole sweep, not a shard (--shard)"),
         ([("x", {**one, "version": 2})], "sweep --merge: x: version 2, not 1"),
-        ([("x", {"runs": 1})], "sweep --merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
+        ([("x", {"runs": 1})],
+         "sweep --merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
         ([("x", {**one, "runs": [{"outcome": "passed"}]})],
          "sweep --merge: x: a site has no 'module'"),
         ([("x", {**one, "runs": [{**one["runs"][0], "reason": "bad"}]})],  # type: ignore[index]

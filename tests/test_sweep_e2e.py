@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-
 # -- the project under test ------------------------------------------------------------------
 
 STORE = '''\
