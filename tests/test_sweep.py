@@ -359,3 +359,12 @@ def test_run_command_tells_how_the_command_itself_ended(tmp_path: Path) -> None:
         "dynfault sweep: /nonexistent/program: No such file or directory\n"
     assert execute.tail(str(tmp_path / "log"), 1) == \
         "dynfault sweep: /nonexistent/program: No such file or directory"
+
+
+def test_what_every_process_of_a_run_imports_is_tiny(tmp_path: Path) -> None:
+    probe = ("import sys, dynfault\nbefore = set(sys.modules)\n"
+             "import dynfault.sweep.child\nprint(sorted(set(sys.modules) - before))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split("\n")[0] in ("['atexit', 'dynfault.sweep', 'dynfault.sweep.child']",
+                                          "['dynfault.sweep', 'dynfault.sweep.child']")

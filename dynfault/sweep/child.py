@@ -8,7 +8,7 @@ takes, which tests failed and whether a test's exception escaped from the frame 
 fired, and it deselects every test but those named in `DYNFAULT_SWEEP_TESTS` (a targeted run).
 
 Every process of a run imports this at start, so it imports only what Python has already
-loaded (os, sys, signal, atexit are there; json is imported when the report is written).
+loaded, and builtins (json is imported only when the report is written).
 (PYTEST_DONT_REWRITE)
 """
 
@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import atexit
 import os
-import signal
 import sys
 import time
 
 TYPE_CHECKING = False
+if not TYPE_CHECKING:  # not `signal`, which imports enum: every process of every run pays it
+    import _signal
+else:
+    import signal as _signal
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any
@@ -95,8 +98,8 @@ def report_to(directory: str) -> None:
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
     try:
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _write_and_die)
+        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+            _signal.signal(_signal.SIGTERM, _write_and_die)
     except ValueError:  # not the main thread
         pass
 
@@ -221,7 +224,7 @@ def pytest_runtest_logreport(report: Any) -> None:
 
 def _write_and_die(signum: int, frame: object) -> None:
     _write_report()
-    signal.signal(signum, signal.SIG_DFL)
+    _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
