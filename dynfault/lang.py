@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         filename: str
         line: int
         fault_class: str | None
+        index: int
 
 __all__ = ["ControlError", "Command", "Query", "parse", "parse_query", "KEYWORDS", "SETTINGS"]
 
@@ -32,11 +33,11 @@ DISABLED = "disabled"
 ENABLED = "enabled"
 ONESHOT = "oneshot"
 
-KEYWORDS = ("class", "module", "file", "func", "line", "index")
+KEYWORDS = ("class", "module", "file", "func", "line", "index", "site")
 # "enable" is the word, "enabled" the state it sets.
 STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
-VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay")
-SETTINGS = (*STATE_WORDS, *VALUE_SETTINGS, "pause")
+VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay", "error")
+SETTINGS = (*STATE_WORDS, *VALUE_SETTINGS, "pause", "crash")
 DEFAULT_PAUSE_MS = 10000.0
 # time.sleep() and lock timeouts overflow near 9.2e12 ms (int64 nanoseconds): a larger delay or
 # pause would pass the parser and then raise OverflowError in the program, at the site.
@@ -68,20 +69,22 @@ class Word(Record):
 class Query(Record):
     """The selector half of a command. Empty fields match everything."""
 
-    __slots__ = ("fault_class", "module", "file", "func", "line", "index")
+    __slots__ = ("fault_class", "module", "file", "func", "line", "index", "site")
     fault_class: str | None
     module: str | None
     file: str | None
     func: str | None
     line: tuple[int, int] | None
-    index: tuple[int, int] | None
+    index: tuple[int, int] | None  # the N-th match in registration order
+    site: tuple[int, int] | None  # Site.index: the position among its file's sites
 
     def __init__(self, fault_class: str | None = None, module: str | None = None,
                  file: str | None = None, func: str | None = None,
                  line: tuple[int, int] | None = None,
-                 index: tuple[int, int] | None = None) -> None:
+                 index: tuple[int, int] | None = None,
+                 site: tuple[int, int] | None = None) -> None:
         self._init(fault_class=fault_class, module=module, file=file, func=func, line=line,
-                   index=index)
+                   index=index, site=site)
 
     def matches(self, site: SiteLike) -> bool:
         """Match every keyword but `index`, which depends on the order sites are seen in."""
@@ -95,6 +98,8 @@ class Query(Record):
             return False
         if self.line is not None and not self.line[0] <= site.line <= self.line[1]:
             return False
+        if self.site is not None and not self.site[0] <= site.index <= self.site[1]:
+            return False
         return True
 
     def __str__(self) -> str:
@@ -103,7 +108,7 @@ class Query(Record):
                            ("file", self.file), ("func", self.func)):
             if value is not None:
                 parts.append(f"{key} {quote(value)}")
-        for key, span in (("line", self.line), ("index", self.index)):
+        for key, span in (("line", self.line), ("index", self.index), ("site", self.site)):
             if span is not None:
                 low, high = span
                 parts.append(f"{key} {low}" if low == high else f"{key} {low}-{high}")
@@ -114,7 +119,7 @@ class Command(Record):
     """One command: a query plus the settings it names (None: not named)."""
 
     __slots__ = ("query", "state", "frequency", "times", "after", "probability", "delay",
-                 "pause", "state_named", "text")
+                 "pause", "error", "crash", "state_named", "text")
     _uncompared = ("text",)  # the same command spelled differently is the same command
     query: Query
     state: str
@@ -124,17 +129,20 @@ class Command(Record):
     probability: float | None
     delay: float | None
     pause: float | None
+    error: str | None  # an errno name or a dotted exception class, resolved when it fires
+    crash: bool | None  # True when said
     state_named: bool
     text: str
 
     def __init__(self, query: Query, state: str = ENABLED, frequency: int | None = None,
                  times: int | None = None, after: int | None = None,
                  probability: float | None = None, delay: float | None = None,
-                 pause: float | None = None, state_named: bool = False,
+                 pause: float | None = None, error: str | None = None,
+                 crash: bool | None = None, state_named: bool = False,
                  text: str = "") -> None:
         self._init(query=query, state=state, frequency=frequency, times=times, after=after,
-                   probability=probability, delay=delay, pause=pause, state_named=state_named,
-                   text=text)
+                   probability=probability, delay=delay, pause=pause, error=error, crash=crash,
+                   state_named=state_named, text=text)
 
     def __str__(self) -> str:
         return self.text
@@ -289,6 +297,29 @@ def _span(word: Word, name: str, minimum: int) -> tuple[int, int]:
     return first, last
 
 
+def _looks_numeric(text: str) -> bool:
+    return text[:1].isdigit() or (text[:1] in "-+." and text[1:2].isdigit())
+
+
+def _error_name(word: Word) -> str:
+    """An errno name (`ENOSPC`) or an exception class by dotted name (`sqlite3.OperationalError`).
+
+    Only the spelling is checked here: a class is imported when the site fires, in the program.
+    """
+    text = word.text
+    if text.isascii() and text.isupper() and text.startswith("E") and "." not in text:
+        import errno
+
+        names = tuple(sorted(errno.errorcode.values()))
+        if text not in names:
+            raise _error(word, f"'{text}': no such errno name{_suggest(text, names)}")
+        return text
+    if not text or not all(part.isidentifier() for part in text.split(".")):
+        raise _error(word, f"'{text}': error takes an errno name (ENOSPC) or an exception "
+                           f"class by dotted name (sqlite3.OperationalError)")
+    return text
+
+
 def _parse_command(words: list[Word], text: str) -> Command:
     query: dict[str, object] = {}
     settings: dict[str, object] = {}
@@ -312,8 +343,8 @@ def _parse_command(words: list[Word], text: str) -> Command:
                 raise _error(word, f"'{key}' needs a value")
             if key == "line":
                 query[field_name] = _span(nxt, "line", 1)
-            elif key == "index":
-                query[field_name] = _span(nxt, "index", 0)
+            elif key in ("index", "site"):
+                query[field_name] = _span(nxt, key, 0)
             else:
                 if not nxt.text:
                     raise _error(nxt, f"'{key}' needs a non-empty value")
@@ -335,6 +366,8 @@ def _parse_command(words: list[Word], text: str) -> Command:
                 settings[key] = _int(nxt, key, 1)
             elif key == "after":
                 settings[key] = _int(nxt, key, 0)
+            elif key == "error":
+                settings[key] = _error_name(nxt)
             elif key == "probability":
                 p = _number(nxt, key)
                 if not 0.0 < p <= 1.0:
@@ -349,11 +382,17 @@ def _parse_command(words: list[Word], text: str) -> Command:
             ms = DEFAULT_PAUSE_MS
             i += 1
             # The value is optional: a word that looks like a number is it (`-1` is an error).
-            if nxt is not None and (nxt.text[:1].isdigit() or (
-                    nxt.text[:1] in "-+." and nxt.text[1:2].isdigit())):
+            if nxt is not None and _looks_numeric(nxt.text):
                 ms = _milliseconds(nxt, "pause")
                 i += 1
             settings["pause"] = ms
+        elif key == "crash":
+            if "crash" in settings:
+                raise _error(word, "'crash' given twice")
+            if nxt is not None and _looks_numeric(nxt.text):
+                raise _error(nxt, f"'{nxt.text}': 'crash' takes no value")
+            settings["crash"] = True
+            i += 1
         else:
             raise _error(word, f"unknown word '{key}'{_suggest(key, KEYWORDS + SETTINGS)}")
     return Command(query=Query(**query), state=state or ENABLED,  # type: ignore[arg-type]
@@ -389,7 +428,7 @@ def parse_query(text: str | None) -> Query:
     if len(commands) != 1:
         raise ControlError(f"a query is one command, got {len(commands)}: {text!r}")
     command = commands[0]
-    named = [s for s in (*VALUE_SETTINGS, "pause") if getattr(command, s) is not None]
+    named = [s for s in (*VALUE_SETTINGS, "pause", "crash") if getattr(command, s) is not None]
     if named or command.state_named:
         raise ControlError(f"a query takes no settings: {text!r}")
     return command.query

@@ -97,9 +97,10 @@ def test_query_and_command_behave_as_frozen_values() -> None:
     assert query != Query(fault_class="race")
     assert hash(query) == hash(Query(fault_class="race", line=(3, 9)))
     assert repr(query) == ("Query(fault_class='race', module=None, file=None, func=None, "
-                           "line=(3, 9), index=None)")
+                           "line=(3, 9), index=None, site=None)")
     assert query.as_dict() == {"fault_class": "race", "module": None, "file": None,
-                               "func": None, "line": (3, 9), "index": None}
+                               "func": None, "line": (3, 9), "index": None,
+                               "site": None}
     with pytest.raises(AttributeError, match="cannot assign to field 'line'"):
         query.line = (1, 1)
     with pytest.raises(AttributeError):

@@ -51,6 +51,18 @@ sites_module = importlib.import_module("dynfault.runtime.sites")
                                                state="disabled", state_named=True)]),
         ("  ;; ,\n# only a comment\n", []),
         ("race probability 1", [Command(Query(fault_class="race"), probability=1.0)]),
+        ("file x.py site 3", [Command(Query(file="x.py", site=(3, 3)))]),
+        ("file x.py site 0-2 index 1", [Command(Query(file="x.py", site=(0, 2), index=(1, 1)))]),
+        ("class x crash", [Command(Query(fault_class="x"), crash=True)]),
+        ("x crash oneshot", [Command(Query(fault_class="x"), crash=True, state=ONESHOT,
+                                     state_named=True)]),
+        ("x error ENOSPC", [Command(Query(fault_class="x"), error="ENOSPC")]),
+        ("x error EIO times 2", [Command(Query(fault_class="x"), error="EIO", times=2)]),
+        ("x error TimeoutError", [Command(Query(fault_class="x"), error="TimeoutError")]),
+        ("call:.execute error sqlite3.OperationalError",
+         [Command(Query(fault_class="call:.execute"), error="sqlite3.OperationalError")]),
+        ("x error EOFError", [Command(Query(fault_class="x"), error="EOFError")]),
+        ("x pause crash", [Command(Query(fault_class="x"), pause=10000.0, crash=True)]),
     ],
 )
 def test_parse_accepts(text: str, expected: list[Command]) -> None:
@@ -60,6 +72,32 @@ def test_parse_accepts(text: str, expected: list[Command]) -> None:
 def test_state_defaults_to_enable_whatever_else_is_named() -> None:
     (command,) = parse("class race frequency 10")
     assert (command.state, command.state_named) == (ENABLED, False)
+
+
+def test_new_settings_are_none_when_not_given() -> None:
+    (command,) = parse("race")
+    assert (command.error, command.crash, command.query.site) == (None, None, None)
+
+
+class FakeSite:
+    def __init__(self, index: int, line: int = 10) -> None:
+        self.module, self.function, self.filename = "m", "f", "/src/m.py"
+        self.line, self.fault_class, self.index = line, "io", index
+
+
+@pytest.mark.parametrize(("text", "indexes"), [
+    ("site 0", [0]),
+    ("site 2", [2]),
+    ("site 1-3", [1, 2, 3]),
+    ("site 9", []),
+    ("io site 4-9", [4]),
+    ("io line 10 site 0-1", [0, 1]),
+    ("io line 11 site 0-1", []),
+    ("index 0", [0, 1, 2, 3, 4]),  # `index` is not matched here: it needs registration order
+])
+def test_site_selects_by_position_in_file(text: str, indexes: list[int]) -> None:
+    query = parse_query(text)
+    assert [n for n in range(5) if query.matches(FakeSite(n))] == indexes
 
 
 def test_command_text_is_its_source() -> None:
@@ -131,6 +169,21 @@ MALFORMED = [
     ("x enable,, y disable z", "z", 22),
     ("class a; class b class c", "class", 18),
     ("race frequency 'a\nb'", "a\\nb", 16),
+    ("site", "site", 1),
+    ("site 3-1", "3-1", 6),
+    ("site -1", "-1", 6),
+    ("site x", "x", 6),
+    ("site 1 site 2", "site", 8),
+    ("race crash 3", "3", 12),
+    ("race crash crash", "crash", 12),
+    ("race error", "error", 6),
+    ("race error ENOSPX", "ENOSPX", 12),
+    ("race error EFOO times 2", "EFOO", 12),
+    ("race error a..b", "a..b", 12),
+    ("race error 3", "3", 12),
+    ("race error ''", "error", 12),
+    ("race error x-y", "x-y", 12),
+    ("race error EIO error ENOSPC", "error", 16),
 ]
 
 
@@ -177,6 +230,8 @@ def test_not_a_string() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("race oneshot", "a query takes no settings"),
+    ("race crash", "a query takes no settings"),
+    ("race error EIO", "a query takes no settings"),
     ("a; b", "a query is one command, got 2"),
 ])
 def test_query_errors(text: str, message: str) -> None:
