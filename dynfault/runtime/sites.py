@@ -17,7 +17,6 @@ import time
 from contextlib import contextmanager
 
 from dynfault.instrument.names import DESCRIPTOR, FLAG
-from dynfault.runtime import firing as _firing
 from dynfault.lang import (
     DISABLED,
     ENABLED,
@@ -29,6 +28,7 @@ from dynfault.lang import (
     parse,
     parse_query,
 )
+from dynfault.runtime import firing as _firing
 
 # Every program that imports dynfault imports this module: it loads neither typing nor random.
 TYPE_CHECKING = False
@@ -77,10 +77,10 @@ class Arm:
             self.delay = command.delay
         if command.pause is not None:
             self.pause = command.pause
-        error: str | None = getattr(command, "error", None)
+        error = command.error
         if error is not None:
             self.error = error
-        crash: bool | None = getattr(command, "crash", None)
+        crash = command.crash
         if crash is not None:
             self.crash = crash
         if command.times is not None:
