@@ -520,7 +520,8 @@ def test_dynamic_fault_async_when_nothing_is_armed(monkeypatch: pytest.MonkeyPat
                                for _ in range(2)]
 
     assert asyncio.run(main()) == [False, False, False]
-    assert dynfault.sites("class nothing") == []
+    # Registered with the rest of this file if another of its sites ran first; never hit.
+    assert [(s.hits, s.fired) for s in dynfault.sites("class nothing")] in ([], [(0, 0)])
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
