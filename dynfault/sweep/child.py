@@ -105,11 +105,9 @@ def report_to(directory: str) -> None:
 
 
 def _listen_to_fires() -> None:
-    from dynfault.runtime import sites as runtime
+    from dynfault.runtime.firing import add_fire_listener
 
-    add = getattr(runtime, "add_fire_listener", None)
-    if add is not None:
-        add(_on_fire)
+    add_fire_listener(_on_fire)
 
 
 def _on_fire(site: object, frame: FrameType | None, crashing: bool) -> None:
