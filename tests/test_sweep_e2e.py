@@ -301,9 +301,15 @@ def test_shards_merged_equal_the_unsharded_sweep(
         cwd=store, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert merged.returncode == 1, merged.stderr
     joined = json.loads((store / "merged.json").read_text())
-    assert joined["runs"] == whole["runs"]
+    def steady(runs: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k != "tail"} for r in runs]
+
+    assert steady(joined["runs"]) == steady(whole["runs"])
     assert joined["unreached"] == whole["unreached"]
-    assert merged.stdout == re.sub(r"; [0-9.]+ s\n$", "\n", done.stdout)
+    def timeless(text: str) -> str:
+        return re.sub(r" in [0-9.]+s\b", "", re.sub(r"; [0-9.]+ s\n$", "\n", text))
+
+    assert timeless(merged.stdout) == timeless(done.stdout)
     assert merged.stdout.endswith(
         "sweep: 5 sites, 5 runs: 4 passed, 0 passed without firing, 1 failed, 0 timed out; "
         "1 unreached\n")
@@ -431,7 +437,7 @@ def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
         "DYNFAULT_ENABLE='file app.py line 6 site 1 oneshot' "
         f"{sys.executable} -m dynfault run app.py"]
     assert "sweep: 2 sites in source; 2 runs, 2 at a time, timeout 30 s\n" in done.stderr
-    assert "sweep: passed without their site firing (nothing was tested): 1\n" \
+    assert "passed without their site firing (nothing was tested): 1\n" \
         "  app.py:4 class:app:never func:never\n" in done.stdout
 
 

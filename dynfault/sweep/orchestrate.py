@@ -289,6 +289,8 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
             raise NothingRan(f"sweep: --select/--exclude leave none of the "
                              f"{plural(len(sites), 'site')}; no run made")
         unreached = choose(unreached, select, exclude)
+        if select or exclude:
+            found += f", {len(chosen)} selected"
         targeted = seen is not None and seen.pytest and bool(seen.durations) \
             and not options.all_tests
         runs = plan(chosen, None if seen is None else seen.sites, options.nth, options.max_nth,
