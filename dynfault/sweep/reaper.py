@@ -55,12 +55,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def kill_descendants() -> None:
-    """SIGKILL every child until none is left; a killed child's own children are reparented to
-    this (sub)reaper and are killed in the next round."""
+def kill_descendants(group: int) -> None:
+    """SIGKILL COMMAND's process group, then every child until none is left: a killed child's
+    own children are reparented to this (sub)reaper and are killed in the next round. Without
+    /proc (not Linux) the group is all it can reach."""
     me = os.getpid()
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+    walk = os.path.isdir(f"/proc/{me}/task")
     while True:
-        for child in _children(me):
+        for child in _children(me) if walk else ():
             try:
                 os.kill(child, signal.SIGKILL)
             except OSError:
@@ -69,6 +75,8 @@ def kill_descendants() -> None:
             while os.waitpid(-1, os.WNOHANG)[0] != 0:
                 pass
         except ChildProcessError:
+            return
+        if not walk:
             return
         time.sleep(0.005)
 
@@ -79,20 +87,30 @@ def main(argv: list[str]) -> int:
 
     def on_term(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
         signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, grace)
 
     def on_alarm(signum: int, frame: object) -> None:
         raise _Deadline
 
+    pid = 0
     signal.signal(signal.SIGTERM, on_term)
     pid = os.fork()
     if pid == 0:
         try:
+            os.setpgid(0, 0)  # COMMAND's own group: the reaper can kill it without itself
             os.execvp(command[0], command)
         except OSError as error:
             os.write(2, f"dynfault sweep: {command[0]}: {error.strerror}\n".encode())
         os._exit(127)
+    try:
+        os.setpgid(pid, pid)  # as the child does: whichever runs first
+    except OSError:
+        pass
     status = None
     try:
         while status is None:
@@ -112,7 +130,7 @@ def main(argv: list[str]) -> int:
             text = f"exit {os.waitstatus_to_exitcode(status)}"
         with open(status_path, "w") as f:
             f.write(text)
-    kill_descendants()
+    kill_descendants(pid)
     return 0
 
 
