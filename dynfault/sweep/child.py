@@ -40,8 +40,9 @@ Key = tuple[str, int]
 
 _report_dir: str | None = None
 _report_pid = 0
-# Counters are read as differences between checkpoints: older dynfault pytest plugins put them
-# back after every test, so a counter below its last value was put back (already counted).
+# `hits` and `fired` only grow (until reset()): what a test did is the difference between the
+# checkpoints around it. A counter below its last value was reset (by the program): it starts
+# over from there.
 _last: dict[Key, tuple[int, int]] = {}
 _totals: dict[Key, list[int]] = {}
 # `--nth` needs the most hits that one rule state sees (`peak`), not the sum: under pytest the
@@ -145,9 +146,9 @@ def _checkpoint() -> dict[Key, int]:
         key = (site.filename, site.index)
         hits, fired = _last.get(key, (0, 0))
         total = _totals.setdefault(key, [0, 0])
-        grown[key] = max(0, site.hits - hits)
+        grown[key] = site.hits - hits if site.hits >= hits else site.hits
         total[0] += grown[key]
-        total[1] += max(0, site.fired - fired)
+        total[1] += site.fired - fired if site.fired >= fired else site.fired
         _last[key] = (site.hits, site.fired)
     return grown
 
