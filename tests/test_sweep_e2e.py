@@ -243,6 +243,7 @@ def test_sweep_finds_exactly_the_broken_recovery_path(
                             "failing", "tail", "reproducer", "log"}
 
 
+@pytest.mark.slow
 def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> None:
     # alloc and lookup are hit 3 times in all but twice at most in one test, and each test
     # starts from the session's rules: hit numbers 1 and 2 only.
@@ -262,6 +263,7 @@ def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> Non
             "failed (failed, exit 1)") in done.stdout
 
 
+@pytest.mark.slow
 def test_every_printed_reproducer_reproduces_its_failure(
         store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
     done, data = plain
@@ -283,6 +285,7 @@ def test_every_printed_reproducer_reproduces_its_failure(
     assert [r["reproducer"] for r in runs if r["outcome"] != "passed"] == failures(done.stdout)
 
 
+@pytest.mark.slow
 def test_shards_merged_equal_the_unsharded_sweep(
         store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
     done, whole = plain
@@ -331,6 +334,7 @@ def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path)
     assert gone(runner) and gone(helper)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_prints_what_finished(tmp_path: Path) -> None:
     project = write_project(tmp_path / "hang", {"hang.py": HANG, "tests/test_hang.py": HANG_TESTS})
     pids = tmp_path / "pids"
@@ -354,6 +358,7 @@ def test_ctrl_c_stops_cleanly_and_prints_what_finished(tmp_path: Path) -> None:
 JOURNAL = Path(__file__).resolve().parents[1] / "examples" / "journal.py"
 
 
+@pytest.mark.slow
 def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
     """The README's example, as printed there."""
     root = JOURNAL.parents[1]
@@ -414,6 +419,7 @@ def test_a_failing_baseline_stops_the_sweep(tmp_path: Path) -> None:
         "a sweep needs a passing baseline")
 
 
+@pytest.mark.slow
 def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent("""\
