@@ -320,3 +320,16 @@ def test_a_child_that_fails_before_the_program_starts_says_so(tmp_path: Path) ->
     last = done.stderr.splitlines()[-1]
     assert last == ("dynfault sweep: the command fails before its program starts: "
                     "dynfault: DYNFAULT_SEED: 'not-a-number' is not a whole number")
+
+
+@pytest.mark.slow
+def test_a_baseline_sweep_makes_only_new_breakage_count(tmp_path: Path) -> None:
+    project = write(tmp_path, LOCKS)
+    first = sweep(project, "--select", "class locks:count", "--json", "before.json")
+    assert first.returncode == 1, first.stdout + first.stderr
+    again = sweep(project, "--select", "class locks:count", "--baseline", "before.json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "sweep: 0 runs worse than in before.json\n" in again.stdout
+    wider = sweep(project, "--exclude", "class locks:write", "--baseline", "before.json")
+    assert wider.returncode == 1  # locks:parse's failure is new
+    assert "sweep: 1 run worse than in before.json\n" in wider.stdout
