@@ -1,13 +1,17 @@
-"""The README's sweep benchmark: a 20-site project with a pytest suite, swept with -j 1 and -j 2.
+"""The README's sweep benchmark: a 40-site project with a 200-test pytest suite (each site
+reached by 5 tests, each test 5 ms of work), swept targeted (each site's run executes only
+the tests that reach it) and with --all-tests (every run executes the whole suite).
 
-    python benchmarks/bench_sweep.py [DIR]
+    python benchmarks/bench_sweep.py [--jobs N] [--repeat R] [DIR]
 
 Wall time is the point here (a sweep is parallel work), so this is not a pyperf benchmark; it
-prints each sweep's seconds and the -j 1 / -j 2 ratio of the medians.
+prints each sweep's seconds and the --all-tests / targeted ratio of the medians, both measured
+in this process, one after the other.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -15,30 +19,51 @@ import tempfile
 import time
 from pathlib import Path
 
+SITES, TESTS = 40, 200
 
-def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="dynfault-sweep-"))
+
+def project(root: Path) -> Path:
     (root / "tests").mkdir(parents=True, exist_ok=True)
     (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     (root / "conftest.py").write_text("")
-    app = ["from dynfault import dynamic_fault", "", ""]
-    tests = ["from app import *", "", ""]
-    for i in range(20):
+    app = ["import time", "from dynfault import dynamic_fault", "", ""]
+    for i in range(SITES):
         app += [f"def step{i}(x):", f"    if dynamic_fault('bench:s{i}'):",
                 "        return x + 0  # recovery", "    return x", "", ""]
-        tests += [f"def test_{i}():", f"    assert step{i}({i}) == {i}", "", ""]
+    tests = ["import time", "from app import *", "", ""]
+    for n in range(TESTS):
+        i = n % SITES
+        tests += [f"def test_{n}():", "    time.sleep(0.005)", f"    assert step{i}({n}) == {n}",
+                  "", ""]
     (root / "app.py").write_text("\n".join(app))
     (root / "tests" / "test_app.py").write_text("\n".join(tests))
-    seconds: dict[int, list[float]] = {1: [], 2: []}
-    for jobs in (1, 2, 1, 2, 1, 2):
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "dynfault", "sweep", "-j", str(jobs), "--",
-                        sys.executable, "-m", "pytest", "-q", "tests"],
-                       cwd=root, check=True, capture_output=True)
-        seconds[jobs].append(time.monotonic() - started)
-        print(f"-j {jobs}: {seconds[jobs][-1]:.1f} s", flush=True)
-    one, two = statistics.median(seconds[1]), statistics.median(seconds[2])
-    print(f"-j 1 / -j 2: {one / two:.2f}x (medians {one:.1f} s / {two:.1f} s)")
+    return root
+
+
+def timed(root: Path, jobs: int, *options: str) -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "dynfault", "sweep", "-j", str(jobs), *options, "--",
+                    sys.executable, "-m", "pytest", "-q", "tests"],
+                   cwd=root, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("dir", nargs="?")
+    args = parser.parse_args()
+    root = project(Path(args.dir or tempfile.mkdtemp(prefix="dynfault-sweep-")))
+    seconds: dict[str, list[float]] = {"targeted": [], "--all-tests": []}
+    for _ in range(args.repeat):
+        for name, options in (("targeted", ()), ("--all-tests", ("--all-tests",))):
+            seconds[name].append(timed(root, args.jobs, *options))
+            print(f"{name}: {seconds[name][-1]:.1f} s", flush=True)
+    targeted = statistics.median(seconds["targeted"])
+    whole = statistics.median(seconds["--all-tests"])
+    print(f"{SITES} sites, {TESTS} tests, -j {args.jobs}: --all-tests / targeted = "
+          f"{whole / targeted:.2f}x (medians {whole:.1f} s / {targeted:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ from dynfault.instrument.hook import install_import_hook  # importing dynfault a
 def _start() -> None:
     report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
     if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-        # (made by the sweep's side of this round: typed once it is there)
-        from dynfault.sweep.child import (  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: E501
-            report_to,
-        )
+        from dynfault.sweep.child import report_to
 
         report_to(report_dir)
     calls = [name.strip() for name in os.environ.get("DYNFAULT_CALLS", "").split(",")]

@@ -1,10 +1,16 @@
-"""An append-only journal whose fault paths dynfault can reach, one of them deliberately broken.
+"""An append-only journal whose fault paths dynfault can reach, two of them deliberately broken.
 
 Each record is one line. `append` returns only once the record is on disk (fsync), so a caller
-that sees `JournalError` may simply append again. Three fault sites mark what disks do rarely:
+that sees `JournalError` may simply append again. A record is written in two pieces (as a record
+that crosses a block boundary is), so a crash between them tears it; `recover()`, run when a
+journal is opened after a crash, cuts a torn last record off. Three fault sites mark what disks
+do rarely:
 
-- `journal:short_write`: half a line reached the file. Recovery cuts it off and writes again.
-  Correct.
+- `journal:short_write`: the second piece did not reach the file. Recovery cuts the record off
+  and writes it again. Correct. But a crash at this point leaves a torn record, and `recover()`
+  has a planted bug: it cuts one byte too much, the newline of the last whole record, so the
+  next record is glued onto it. Only a crash-recovery sweep finds it:
+  `dynfault sweep --crash --check 'python examples/journal.py check $JOURNAL' -- ...`.
 - `journal:fsync`: fsync failed, so the record may not be durable and the caller is told so.
   Recovery is BROKEN on purpose: it raises but leaves the record in the file, so a caller that
   retries (as it is told it may) finds the record twice after a restart. `dynfault sweep` over
@@ -12,11 +18,17 @@ that sees `JournalError` may simply append again. Three fault sites mark what di
 - `journal:read`: a read failed transiently while replaying. Recovery reads again. Correct.
 
 `compact` has a site too, which the tests never reach: the sweep lists it as unreached.
+
+    python examples/journal.py check PATH
+
+opens the journal at PATH as a restarted program would (recover, append, replay), exits 1 if
+what it reads back is not whole records ending with the one it appended, and removes PATH.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from dynfault import dynamic_fault
 
@@ -31,19 +43,36 @@ class Journal:
 
     def append(self, record: str) -> None:
         data = record.encode("utf-8") + b"\n"
+        half = len(data) // 2
         with open(self.path, "ab") as f:
             start = f.tell()
+            f.write(data[:half])
+            f.flush()
             if dynamic_fault("journal:short_write"):
-                f.write(data[: len(data) // 2])
-                f.flush()
-                f.truncate(start)
-            f.write(data)
+                f.truncate(start)  # the second piece was lost: write the record again, whole
+                f.write(data[:half])
+            f.write(data[half:])
             f.flush()
             if dynamic_fault("journal:fsync"):
                 # The deliberate bug: the record stays in the file although the caller is
                 # told it did not make it. (The fix: f.truncate(start) first.)
                 raise JournalError(f"fsync failed on {self.path}")
             os.fsync(f.fileno())
+
+    def recover(self) -> None:
+        """After a crash: cut off a torn last record (one without its newline)."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return
+        if not data or data.endswith(b"\n"):
+            return
+        # The planted recovery bug: this cuts the last whole record's newline too.
+        # (The fix: data.rfind(b"\n") + 1.)
+        cut = max(0, data.rfind(b"\n"))
+        with open(self.path, "r+b") as f:
+            f.truncate(cut)
 
     def replay(self) -> list[str]:
         for attempt in (1, 2):
@@ -81,3 +110,29 @@ def append_with_retry(journal: Journal, record: str, attempts: int = 3) -> None:
         except JournalError:
             if attempt == attempts:
                 raise
+
+
+RECORDS = ("create a", "write a 1", "write a 2", "close a")
+
+
+def check(path: str) -> int:
+    """Restart on what a run left at `path`: 0 when recovery gives back whole records."""
+    if not os.path.exists(path):
+        return 0
+    journal = Journal(path)
+    journal.recover()
+    journal.append("restarted")
+    records = journal.replay()
+    os.unlink(path)
+    known = set(RECORDS)
+    bad = [r for r in records[:-1] if r not in known]
+    if records[-1:] != ["restarted"] or bad:
+        print(f"journal check: after recovery the journal reads {records}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "check":
+        sys.exit("usage: python examples/journal.py check PATH")
+    sys.exit(check(sys.argv[2]))

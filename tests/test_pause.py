@@ -199,7 +199,7 @@ def test_async_pause_keeps_the_loop_running_and_resumes_from_a_thread() -> None:
     result, seen = asyncio.run(main())
     assert result is False
     assert seen[0] >= 3  # the ticker ran while the task stood paused
-    (site,) = dynfault.sites("class pz:async")
+    (site,) = dynfault.sites("class pz:async func paused_task")
     assert (site.hits, site.fired) == (1, 1)
 
 

@@ -1,449 +1,99 @@
-"""`dynfault sweep`: unit tests of its parts, and end-to-end sweeps of a small project's pytest
-suite written to a temporary folder, run as a user runs them (`python -m dynfault sweep`)."""
+"""`dynfault sweep`'s parts: the plan, triage, the table and JSON, merging shards, comparing with
+an earlier sweep, the child's reports and the reaper."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
-from dynfault.sweep import orchestrate as sw
-from dynfault.sweep.orchestrate import Result, Run, SweepError, Target
-
-# -- the project under test ------------------------------------------------------------------
-
-STORE = '''\
-from dynfault import dynamic_fault
-
-
-class Store:
-    def __init__(self):
-        self.buffer = []
-        self.disk = []
-
-    def put(self, value):
-        if dynamic_fault("store:alloc"):
-            self.buffer = list(self.buffer)  # allocation failed: recovery allocates again
-        self.buffer.append(value)
-
-    def flush(self):
-        busy, lost = dynamic_fault("store:busy"), dynamic_fault("store:flush")
-        if busy:
-            pass  # the device was busy: recovery simply writes now
-        if lost:
-            self.buffer.clear()  # THE BUG: the recovery drops what it should write again
-            return
-        self.disk.extend(self.buffer)
-        self.buffer.clear()
-
-    def get(self, i):
-        if dynamic_fault("store:lookup"):
-            return list(self.disk)[i]  # cache miss: read the slow way
-        return self.disk[i]
-
-    def batch(self, values):
-        for n, value in enumerate(values):
-            if dynamic_fault("store:batch") and n == 1:
-                continue  # THE nth BUG: only a failure on the second item loses it
-            self.disk.append(value)
-
-    def compact(self):
-        if dynamic_fault("store:compact"):
-            return
-        self.disk.sort()
-'''
-
-STORE_TESTS = '''\
-from store import Store
-
-
-def test_put_flush_get():
-    s = Store()
-    s.put("a")
-    s.put("b")
-    s.flush()
-    assert [s.get(0), s.get(1)] == ["a", "b"]
-
-
-def test_batch():
-    s = Store()
-    s.batch(["x", "y", "z"])
-    assert s.disk == ["x", "y", "z"]
-
-
-def test_one_more():
-    s = Store()
-    s.put("c")
-    s.flush()
-    assert s.get(0) == "c"
-'''
-
-HANG = '''\
-import os
-import re
-import subprocess
-import sys
-import time
-
-from dynfault import dynamic_fault
-
-
-def work():
-    if dynamic_fault("hang:wait"):
-        # The recovery waits for a helper that never answers (and shrugs off SIGTERM).
-        helper = subprocess.Popen([sys.executable, "-c", "import signal, time; "
-                                   "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
-        with open(os.environ["HANG_PIDS"], "w") as f:
-            f.write(f"{os.getpid()} {helper.pid}")
-        time.sleep(60)
-    return 1
-'''
-
-HANG_TESTS = '''\
-from hang import work
-
-
-def test_work():
-    assert work() == 1
-'''
-
-
-
-def line_of(source: str, fault_class: str) -> int:
-    return next(n for n, text in enumerate(source.splitlines(), 1)
-                if f'dynamic_fault("{fault_class}")' in text)
-
-
-LINE_ALLOC = line_of(STORE, "store:alloc")
-LINE_FLUSH_LOST = line_of(STORE, "store:flush")
-LINE_LOOKUP = line_of(STORE, "store:lookup")
-LINE_BATCH = line_of(STORE, "store:batch")
-LINE_COMPACT = line_of(STORE, "store:compact")
-LINE_HANG = line_of(HANG, "hang:wait")
-
-
-def write_project(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    (root / "conftest.py").write_text("")  # puts the project folder on sys.path
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DYNFAULT_", "PYTEST_"))}
-    env.update(extra)
-    return env
-
-
-PYTEST = [sys.executable, "-m", "pytest", "-q", "tests"]
-
-
-def sweep(cwd: Path, *args: str, command: Sequence[str] = PYTEST,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dynfault", "sweep", *args, "--", *command],
-        cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=120)
-
-
-def failures(stdout: str) -> list[str]:
-    """The printed reproducer lines."""
-    return [line.strip() for line in stdout.splitlines()
-            if line.strip().startswith("DYNFAULT_ENABLE=")]
-
-
-def table_rows(stdout: str) -> list[list[str]]:
-    """(site file:line, class, runs, passed, failed, timed out, fired) of each table row."""
-    rows = []
-    for line in stdout.splitlines():
-        if line.startswith("store.py:") or line.startswith("hang.py:"):
-            words = line.split()
-            rows.append([words[0], words[1]] + words[3:])
-    return rows
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (a zombie whose parent has not reaped it counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_project(tmp_path_factory.mktemp("proj"),
-                         {"store.py": STORE, "tests/test_store.py": STORE_TESTS})
-
-
-@pytest.fixture(scope="module")
-def plain(store: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
-    done = sweep(store, "-j", "2", "--timeout", "30", "--json", "all.json")
-    return done, json.loads((store / "all.json").read_text())
-
-
-# -- end to end ------------------------------------------------------------------------------
-
-def test_sweep_finds_exactly_the_broken_recovery_path(
-        plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
-    done, data = plain
-    assert done.returncode == 1, done.stderr
-    assert table_rows(done.stdout) == [
-        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "yes"],
-        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_BATCH}", "class:store:batch", "1", "1", "0", "0", "yes"],
-    ]
-    assert "unreached (loaded, never hit, not run): 1\n" \
-           f"  store.py:{LINE_COMPACT} class:store:compact func:Store.compact\n" in done.stdout
-    assert failures(done.stdout) == [
-        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} index 1 oneshot' "
-        + " ".join(PYTEST)]
-    assert "sweep: 5 sites, 5 runs: 4 passed, 1 failed, 0 timed out; 1 unreached" in done.stdout
-    runs = data["runs"]
-    assert isinstance(runs, list)
-    assert [(r["fault_class"], r["nth"], r["outcome"], r["fired"]) for r in runs] == [
-        ("store:alloc", 1, "passed", True), ("store:busy", 1, "passed", True),
-        ("store:flush", 1, "failed", True), ("store:lookup", 1, "passed", True),
-        ("store:batch", 1, "passed", True)]
-    assert data["unreached"] == [{
-        "module": "store", "function": "Store.compact", "filename": "store.py",
-        "line": LINE_COMPACT, "fault_class": "store:compact", "index": 5}]
-    assert set(runs[2]) == {"module", "function", "filename", "line", "fault_class", "index",
-                            "nth", "outcome", "fired", "reproducer", "returncode"}
-
-
-def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> None:
-    # alloc and lookup are hit 3 times in all but twice at most in one test, and each test
-    # starts from the session's rules: hit numbers 1 and 2 only.
-    done = sweep(store, "--nth", "--max-nth", "3", "-j", "2", "--timeout", "30")
-    assert done.returncode == 1, done.stderr
-    assert table_rows(done.stdout) == [
-        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "2", "2", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "yes"],
-        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "2", "2", "0", "0", "yes"],
-        [f"store.py:{LINE_BATCH}", "class:store:batch", "3", "2", "1", "0", "yes"],
-    ]
-    assert failures(done.stdout) == [
-        f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} index 1 oneshot' "
-        + " ".join(PYTEST),
-        f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} after 1 oneshot' "
-        + " ".join(PYTEST)]
-    assert f"store.py:{LINE_BATCH} class:store:batch func:Store.batch nth 2: failed (exit 1)" \
-        in done.stdout
-
-
-def test_every_printed_reproducer_reproduces_its_failure(
-        store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
-    done, data = plain
-    lines = failures(done.stdout)
-    lines.append(f"DYNFAULT_ENABLE='file store.py line {LINE_BATCH} after 1 oneshot' "
-                 + " ".join(PYTEST))  # the --nth sweep's
-    assert len(lines) == 2
-    for line, summary in zip(lines, ["2 failed, 1 passed", "1 failed, 2 passed"]):
-        again = subprocess.run(["bash", "-c", line], cwd=store, env=clean_env(),
-                               capture_output=True, text=True, timeout=60)
-        assert again.returncode == 1, (line, again.stdout)
-        assert summary in again.stdout
-    # ... and a passing run's reproducer passes: the failure is the site's, not the mechanism's.
-    runs = data["runs"]
-    assert isinstance(runs, list)
-    ok = subprocess.run(["bash", "-c", runs[0]["reproducer"]], cwd=store, env=clean_env(),
-                        capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0, ok.stdout
-    assert [r["reproducer"] for r in runs if r["outcome"] != "passed"] == failures(done.stdout)
-
-
-def test_shards_merged_equal_the_unsharded_sweep(
-        store: Path, plain: tuple[subprocess.CompletedProcess[str], dict[str, object]]) -> None:
-    done, whole = plain
-    parts = []
-    for shard in ("1/2", "2/2"):
-        name = f"shard{shard[0]}.json"
-        part = sweep(store, "-j", "2", "--timeout", "30", "--shard", shard, "--json", name)
-        assert part.returncode in (0, 1), part.stderr
-        parts.append(json.loads((store / name).read_text()))
-    counts = [len(p["runs"]) for p in parts]
-    assert sorted(counts) == [2, 3]  # a real split of the five runs
-    assert parts[0]["shard"] == "1/2"
-    merged = subprocess.run(
-        [sys.executable, "-m", "dynfault", "sweep", "--merge", "--json", "merged.json",
-         "shard2.json", "shard1.json"],
-        cwd=store, env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert merged.returncode == 1, merged.stderr
-    joined = json.loads((store / "merged.json").read_text())
-    assert joined["runs"] == whole["runs"]
-    assert joined["unreached"] == whole["unreached"]
-    assert merged.stdout == re.sub(r"; [0-9.]+ s\n$", "\n", done.stdout)
-    assert merged.stdout.endswith(
-        "sweep: 5 sites, 5 runs: 4 passed, 1 failed, 0 timed out; 1 unreached\n")
-
-
-def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path) -> None:
-    project = write_project(tmp_path / "hang", {"hang.py": HANG, "tests/test_hang.py": HANG_TESTS})
-    pids = tmp_path / "pids"
-    started = time.monotonic()
-    done = sweep(project, "-j", "2", "--timeout", "4", env=clean_env(HANG_PIDS=str(pids)))
-    elapsed = time.monotonic() - started
-    assert done.returncode == 1, done.stderr
-    assert table_rows(done.stdout) == [
-        [f"hang.py:{LINE_HANG}", "class:hang:wait", "1", "0", "0", "1", "yes"]]
-    assert f"hang.py:{LINE_HANG} class:hang:wait func:work: timed out" in done.stdout
-    assert f"DYNFAULT_ENABLE='file hang.py line {LINE_HANG} oneshot' " in done.stdout
-    assert elapsed < 30  # the recovery sleeps 60 s: the run was killed, not waited for
-    runner, helper = (int(word) for word in pids.read_text().split())
-    assert gone(runner) and gone(helper)
-
-
-def test_ctrl_c_stops_cleanly_and_prints_what_finished(tmp_path: Path) -> None:
-    project = write_project(tmp_path / "hang", {"hang.py": HANG, "tests/test_hang.py": HANG_TESTS})
-    pids = tmp_path / "pids"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dynfault", "sweep", "--timeout", "60", "--", *PYTEST],
-        cwd=project, env=clean_env(HANG_PIDS=str(pids)), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    assert "sweep: interrupted: 0 of 1 runs finished" in out
-    assert "sweep: 0 sites, 0 runs: 0 passed, 0 failed, 0 timed out; 0 unreached" in out
-    runner, helper = (int(word) for word in pids.read_text().split())
-    assert gone(runner) and gone(helper)
-
-
-def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
-    """The README's example, as printed there."""
-    root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "examples/tests/test_journal.py"]
-    done = sweep(root, "-j", "2", "--timeout", "60", command=command)
-    assert done.returncode == 1, done.stderr
-    assert [row.split()[:2] + row.split()[3:] for row in done.stdout.splitlines()[1:4]] == [
-        ["examples/journal.py:36", "class:journal:short_write", "1", "1", "0", "0", "yes"],
-        ["examples/journal.py:42", "class:journal:fsync", "1", "0", "1", "0", "yes"],
-        ["examples/journal.py:52", "class:journal:read", "1", "1", "0", "0", "yes"]]
-    assert "  examples/journal.py:65 class:journal:compact func:Journal.compact\n" in done.stdout
-    [line] = failures(done.stdout)
-    assert line == ("DYNFAULT_ENABLE='file examples/journal.py line 42 oneshot' "
-                    + " ".join(command))
-    again = subprocess.run(["bash", "-c", line], cwd=root, env=clean_env(),
-                           capture_output=True, text=True, timeout=60)
-    assert again.returncode == 1
-    assert "1 failed, 1 passed" in again.stdout
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    ([], "dynfault sweep: no command given"),
-    (["--shard", "0/2", "--", "true"], "dynfault sweep: --shard takes I/N with 1 <= I <= N"),
-    (["--shard", "two", "--", "true"], "dynfault sweep: --shard takes I/N with 1 <= I <= N"),
-    (["--max-nth", "0", "--", "true"], "dynfault sweep: --max-nth must be at least 1"),
-    (["--timeout", "0", "--", "true"], "dynfault sweep: --timeout must be more than 0"),
-    (["--", "no-such-command-xyz"], "dynfault sweep: no-such-command-xyz: command not found"),
-    (["--paths", "nowhere", "--", "true"], "dynfault sweep: --paths nowhere: no such file"),
-    (["--merge"], "dynfault sweep --merge: no files given"),
-    (["--merge", "missing.json"], "dynfault sweep --merge: missing.json: No such file"),
-    (["--merge", "a.json", "--json", "b"], "dynfault sweep --merge: options go before the files"),
-])
-def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str],
-                                              message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "dynfault", "sweep", *args], cwd=tmp_path,
-                          env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stderr.startswith(message), done.stderr
-    assert done.stderr.count("\n") == 1
-
-
-def test_a_failing_baseline_stops_the_sweep(tmp_path: Path) -> None:
-    script = tmp_path / "bad.py"
-    script.write_text("from dynfault import dynamic_fault\n"
-                      "dynamic_fault('x')\n"
-                      "raise SystemExit(3)\n")
-    done = sweep(tmp_path, command=[sys.executable, str(script)])
-    assert done.returncode == 1
-    assert done.stderr == ("dynfault sweep: the command fails with no fault enabled (exit 3); "
-                           "a sweep needs a passing baseline\n")
-
-
-def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent("""\
-        from dynfault import dynamic_fault
-
-        def never():
-            return dynamic_fault("app:never")
-
-        if dynamic_fault("app:boom"):
-            raise SystemExit(5)
-        """))
-    done = sweep(tmp_path, "--paths", "app.py", "-j", "2", "--timeout", "30",
-                 command=[sys.executable, "-m", "dynfault", "run", "app.py"])
-    assert done.returncode == 1, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[1].split() == ["app.py:4", "class:app:never", "func:never", "1", "1", "0", "0",
-                                "no"]
-    assert lines[2].split() == ["app.py:6", "class:app:boom", "func:<module>", "1", "0", "1",
-                                "0", "yes"]
-    assert failures(done.stdout) == [
-        "DYNFAULT_ENABLE='file app.py line 6 oneshot' "
-        f"{sys.executable} -m dynfault run app.py"]
-    assert "sweep: 2 sites in source; 2 runs" in done.stderr
-
-
-# -- the parts -------------------------------------------------------------------------------
-
-def target(filename: str, line: int, index: int, fault_class: str = "c",
-           hits: int | None = None) -> Target:
-    return Target("m", "f", filename, line, fault_class, index, hits)
-
-
-def test_selector_adds_index_only_when_the_line_is_shared() -> None:
-    a, b, c = target("pkg/a.py", 3, 0), target("pkg/a.py", 3, 1), target("pkg/a.py", 9, 2)
-    other = target("pkg/b.py", 3, 0)
-    known = [a, b, c, other]
-    assert sw.selector(a, known) == "file pkg/a.py line 3 index 0"
-    assert sw.selector(b, known) == "file pkg/a.py line 3 index 1"
-    assert sw.selector(c, known) == "file pkg/a.py line 9"
-    assert sw.selector(other, known) == "file pkg/b.py line 3"
-    assert sw.selector(target("my dir/x.py", 1, 0), []) == "file 'my dir/x.py' line 1"
-
-
-def test_plan_one_run_per_site_or_per_hit_number() -> None:
-    a, b = target("a.py", 1, 0, hits=5), target("a.py", 2, 1, hits=1)
-    assert [(r.target.index, r.nth, r.enable) for r in sw.plan([b, a], False, 10)] == [
-        (0, 1, "file a.py line 1 oneshot"), (1, 1, "file a.py line 2 oneshot")]
-    assert [(r.target.index, r.nth, r.enable) for r in sw.plan([a, b], True, 3)] == [
-        (0, 1, "file a.py line 1 oneshot"), (0, 2, "file a.py line 1 after 1 oneshot"),
-        (0, 3, "file a.py line 1 after 2 oneshot"), (1, 1, "file a.py line 2 oneshot")]
-    static = target("a.py", 1, 0)  # no baseline: --max-nth runs
-    assert [r.nth for r in sw.plan([static], True, 2)] == [1, 2]
-
-
-def test_reproducer_is_shell_quoted() -> None:
-    assert sw.reproducer("file a.py line 1 oneshot", ["python", "-m", "pytest", "-k", "a b"]) \
-        == "DYNFAULT_ENABLE='file a.py line 1 oneshot' python -m pytest -k 'a b'"
+from conftest import clean_env
+
+from dynfault.errors import UsageError
+from dynfault.record import SiteRecord
+from dynfault.sweep import execute, merge, plan, summary, triage
+from dynfault.sweep.child import join_tests, split_tests
+from dynfault.sweep.plan import Run
+from dynfault.sweep.reports import Baseline, RunReport, read_run
+from dynfault.sweep.triage import Result
+
+
+def site(filename: str, line: int, index: int, fault_class: str = "c",
+         function: str = "f") -> SiteRecord:
+    return SiteRecord("m", function, filename, line, fault_class, index)
+
+
+def seen(s: SiteRecord, peak: int, tests: list[str], outside: int = 0) -> Baseline:
+    return Baseline(s, peak, 0, peak, outside, tests)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+def test_enable_text_names_the_site_by_its_place_in_its_file() -> None:
+    assert plan.enable_text(site("pkg/a.py", 3, 1), 1) == "file pkg/a.py line 3 site 1 oneshot"
+    assert plan.enable_text(site("my dir/x.py", 9, 0), 3, crash=True) == \
+        "file 'my dir/x.py' line 9 site 0 after 2 crash"
+
+
+def test_plan_one_run_per_site_or_per_hit_number_with_its_tests() -> None:
+    a, b, c = site("a.py", 1, 0), site("a.py", 2, 1), site("b.py", 5, 0)
+    known = {a.key: seen(a, 5, ["t::x", "t::y"]), b.key: seen(b, 1, ["t::y"], outside=1),
+             c.key: seen(c, 2, ["t::z"])}
+    runs = plan.plan([c, b, a], known, nth=False, max_nth=10, targeted=True)
+    assert [(r.site.key, r.nth, r.tests, r.enable) for r in runs] == [
+        (("a.py", 0), 1, ("t::x", "t::y"), "file a.py line 1 site 0 oneshot"),
+        (("a.py", 1), 1, None, "file a.py line 2 site 1 oneshot"),  # hit outside tests: all
+        (("b.py", 0), 1, ("t::z",), "file b.py line 5 site 0 oneshot")]
+    nth = plan.plan([a, c], known, nth=True, max_nth=3, targeted=False)
+    assert [(r.site.key, r.nth, r.tests) for r in nth] == [
+        (("a.py", 0), 1, None), (("a.py", 0), 2, None), (("a.py", 0), 3, None),
+        (("b.py", 0), 1, None), (("b.py", 0), 2, None)]
+    assert [r.nth for r in plan.plan([a], None, nth=True, max_nth=2, targeted=True)] == [1, 2]
+
+
+def test_run_timeout_from_the_baseline_tests() -> None:
+    durations = {"t::a": 4.0, "t::b": 0.5, "t::c": 1.0}
+    assert plan.run_timeout(["t::a"], durations, 6.0) == 10 * (0.5 + 4.0)
+    assert plan.run_timeout(["t::b"], durations, 6.0) == 30.0
+    assert plan.run_timeout(None, durations, 6.0) == 60.0
+    assert plan.run_timeout(None, {}, None) == 300.0
+
+
+def test_select_and_exclude_by_query() -> None:
+    sites = [site("a.py", 1, 0, "io:read"), site("a.py", 2, 1, "io:write"),
+             site("b.py", 1, 0, "net"), site("b.py", 9, 1, "io:read")]
+    pick = plan.parse_queries
+    assert [s.key for s in plan.choose(sites, pick(["class io"], "--select"), [])] == [
+        ("a.py", 0), ("a.py", 1), ("b.py", 1)]
+    assert [s.key for s in plan.choose(sites, pick(["class io", "file b.py"], "--select"),
+                                       pick(["class io:write"], "--exclude"))] == [
+        ("a.py", 0), ("b.py", 0), ("b.py", 1)]
+    assert [s.key for s in plan.choose(sites, pick(["class io index 1"], "--select"), [])] \
+        == [("a.py", 1)]
+    with pytest.raises(UsageError, match=r"^sweep: --exclude 'line 9-1': "):
+        pick(["line 9-1"], "--exclude")
+
+
+def test_reproducer_is_shell_quoted_and_names_its_tests() -> None:
+    command = ["python", "-m", "pytest", "-k", "a b"]
+    assert plan.reproducer("file a.py line 1 site 0 oneshot", command) == \
+        "DYNFAULT_ENABLE='file a.py line 1 site 0 oneshot' python -m pytest -k 'a b'"
+    line = plan.reproducer("x", command, ["t.py::a", "t.py::b[1 2]"], calls="os.fsync")
+    assert line.startswith("DYNFAULT_ENABLE=x DYNFAULT_CALLS=os.fsync "
+                           "PYTEST_PLUGINS=dynfault.sweep.child DYNFAULT_SWEEP_TESTS=")
+    assert line.endswith(" python -m pytest -k 'a b'")
+    value = line.split("DYNFAULT_SWEEP_TESTS=")[1].split(" python")[0]
+    words = subprocess.run(["sh", "-c", f"printf %s {value}"], capture_output=True,
+                           text=True, check=True).stdout
+    assert split_tests(words) == ["t.py::a", "t.py::b[1 2]"]
+    assert split_tests(join_tests(["x::y", "a b::c"])) == ["x::y", "a b::c"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -452,88 +102,189 @@ def test_reproducer_is_shell_quoted() -> None:
 ])
 def test_parse_shard(text: str, expected: tuple[int, int] | None) -> None:
     if expected is None:
-        with pytest.raises(SweepError) as error:
-            sw.parse_shard(text)
-        assert error.value.status == 2
+        with pytest.raises(UsageError) as error:
+            plan.parse_shard(text)
+        assert error.value.exit_code == 2
     else:
-        assert sw.parse_shard(text) == expected
+        assert plan.parse_shard(text) == expected
 
 
 def test_shards_partition_the_runs_by_identity_not_position() -> None:
-    targets = [Target(f"pkg.m{i}", "f", f"pkg/m{i}.py", 10, "c", i % 3, 4) for i in range(12)]
-    runs = sw.plan(targets, True, 4)
-    shares = [[r for r in runs if sw.in_shard(r, (i, 3))] for i in (1, 2, 3)]
-    assert sorted(sum(shares, []), key=lambda r: (r.target.filename, r.nth)) == runs
+    sites = [SiteRecord(f"pkg.m{i}", "f", f"pkg/m{i}.py", 10, "c", i % 3) for i in range(12)]
+    runs = plan.plan(sites, None, True, 4, False)
+    shares = [[r for r in runs if plan.in_shard(r, (i, 3))] for i in (1, 2, 3)]
+    assert sorted(r.order for share in shares for r in share) == [r.order for r in runs]
     assert all(shares)
-    # A site added in front, or a checkout somewhere else, moves no other run.
-    moved = [Run(Target(t.module, t.function, "/elsewhere/" + t.filename, t.line + 7,
-                        t.fault_class, t.index), r.nth, r.enable)
-             for r in runs for t in [r.target]]
-    assert [sw.in_shard(r, (2, 3)) for r in moved] == [sw.in_shard(r, (2, 3)) for r in runs]
-    assert [sw.in_shard(r, (1, 2)) for r in runs[:8]] == [
-        False, True, False, True, True, True, True, False]
+    moved = [Run(SiteRecord(s.module, s.function, "/elsewhere/" + s.filename, s.line + 7,
+                            s.fault_class, s.index), r.nth, None, r.enable)
+             for r in runs for s in [r.site]]
+    assert [plan.in_shard(r, (2, 3)) for r in moved] == [plan.in_shard(r, (2, 3)) for r in runs]
 
 
-def result(t: Target, outcome: str, nth: int = 1, fired: bool = True) -> Result:
+# -- triage -----------------------------------------------------------------------------------
+
+def report(**values: object) -> RunReport:
+    r = RunReport()
+    for name, value in values.items():
+        setattr(r, name, value)
+    return r
+
+
+@pytest.mark.parametrize(("code", "values", "crash", "check", "expected"), [
+    (0, {}, False, False, ("passed", None)),
+    (0, {}, False, True, ("failed", "check")),
+    (1, {}, False, True, ("failed", "failed")),  # its own reason wins over check
+    (1, {"escaped_tests": ["t::a"]}, False, True, ("failed", "escaped")),
+    (1, {"uncaught": ["failed", "escaped"]}, False, False, ("failed", "escaped")),
+    (1, {"uncaught": ["failed"]}, False, False, ("failed", "failed")),
+    (-11, {}, False, False, ("failed", "crashed")),
+    (-9, {}, True, False, ("failed", "crashed")),  # a SIGKILL the site did not ask for
+    (-9, {"crashing": True}, True, False, ("passed", None)),
+    (-9, {"crashing": True}, True, True, ("failed", "check")),
+    (137, {"crashing": True}, True, False, ("passed", None)),  # a shell's word for it
+    (1, {"crashing": True}, True, False, ("failed", "failed")),
+    (None, {}, False, True, ("timed out", "timed out")),
+])
+def test_judge(code: int | None, values: dict[str, object], crash: bool, check: bool,
+               expected: tuple[str, str | None]) -> None:
+    assert triage.judge(code, report(**values), crash, check) == expected
+
+
+# -- the table and the JSON ---------------------------------------------------------------
+
+def result(s: SiteRecord, outcome: str, nth: int = 1, fired: bool = True,
+           reason: str | None = None, failing: list[str] | None = None,
+           tail: str = "") -> Result:
     code = {"passed": 0, "failed": 1, "timed out": None}[outcome]
-    return Result(t, nth, outcome, fired, code, f"DYNFAULT_ENABLE='x {t.line} {nth}' cmd")
+    if reason is None and outcome != "passed":
+        reason = "failed" if outcome == "failed" else "timed out"
+    return Result(s, nth, outcome, reason, fired, code, None, failing or [], tail,
+                  f"DYNFAULT_ENABLE='x {s.line} {nth}' cmd")
+
+
+def test_numbers_and_plurals_as_people_write_them() -> None:
+    assert [summary.plural(n, "site") for n in (0, 1, 2)] == ["0 sites", "1 site", "2 sites"]
+    assert [summary.seconds_text(s) for s in (49.4702, 2.0, 2.25, 0.31, 10.0)] == [
+        "49 s", "2 s", "2.2 s", "0.3 s", "10 s"]
+    assert [summary.clock(s) for s in (7.4, 760, 3723)] == ["0:07", "12:40", "1:02:03"]
 
 
 def test_format_table() -> None:
-    a, b = target("a.py", 3, 0, "io:read"), target("a.py", 8, 1, "io:write")
-    text = sw.format_table([result(b, "timed out"), result(a, "passed"),
-                            result(a, "failed", 2, fired=False)],
-                           [target("z.py", 1, 0, "gone")], nth=True, seconds=2.25)
+    a, b = site("a.py", 3, 0, "io:read"), site("a.py", 8, 1, "io:write")
+    c = site("b.py", 2, 0, "idle")
+    text = summary.format_table(
+        [result(b, "timed out"), result(a, "passed"), result(c, "passed", fired=False),
+         result(a, "failed", 2, fired=False, reason="escaped", failing=["t::x"],
+                tail="line one\nE   OSError: boom")],
+        [site("z.py", 1, 0, "gone")], nth=True, seconds=2.25)
     assert text == textwrap.dedent("""\
         site                          runs  passed  failed  timed out  fired
         a.py:3 class:io:read func:f      2       1       1          0    1/2
         a.py:8 class:io:write func:f     1       0       0          1    yes
+        b.py:2 class:idle func:f         1       1       0          0     no
+
+        passed without their site firing (nothing was tested): 1
+          b.py:2 class:idle func:f nth 1
 
         unreached (loaded, never hit, not run): 1
           z.py:1 class:gone func:f
 
-        failures (each line below reproduces one, run from this directory):
-          a.py:3 class:io:read func:f nth 2: failed (exit 1), site did not fire
+        failures (each reproducer line runs one again, from this directory):
+          a.py:3 class:io:read func:f nth 2: failed (escaped, exit 1), site did not fire
+            failing: t::x
+            | line one
+            | E   OSError: boom
             DYNFAULT_ENABLE='x 3 2' cmd
           a.py:8 class:io:write func:f nth 1: timed out
             DYNFAULT_ENABLE='x 8 1' cmd
 
-        sweep: 2 sites, 3 runs: 1 passed, 1 failed, 1 timed out; 1 unreached; 2.2 s
+        sweep: 3 sites, 4 runs: 1 passed, 1 passed without firing, 1 failed, 1 timed out; \
+1 unreached; 2.2 s
         """)
 
 
-def test_json_round_trip_and_merge_checks() -> None:
-    a, b = target("a.py", 3, 0), target("b.py", 1, 0)
-    one = sw.to_json([result(a, "passed")], [b], ["cmd"], False, (1, 2))
-    two = sw.to_json([result(b, "failed")], [b], ["cmd"], False, (2, 2))
-    parsed = json.loads(json.dumps(one))
-    assert sw.from_json(parsed) == ([result(a, "passed")], [b])
-    results, unreached, command, nth = sw.merge([("one", one), ("two", two)])
-    assert (results, unreached, command, nth) == (
-        [result(a, "passed"), result(b, "failed")], [b], ["cmd"], False)
-    problems = [
+def shard_json(results: list[Result], unreached: list[SiteRecord], shard: tuple[int, int],
+               **changes: object) -> dict[str, object]:
+    data = summary.to_json(results, unreached, ["cmd"], "/p", {"nth": False}, shard)
+    data.update(changes)
+    return json.loads(json.dumps(data))  # type: ignore[no-any-return]
+
+
+def test_json_round_trip_and_merge_refuses_what_is_not_one_sweep() -> None:
+    a, b = site("a.py", 3, 0), site("b.py", 1, 0)
+    one = shard_json([result(a, "passed")], [b], (1, 2))
+    two = shard_json([result(b, "failed")], [b], (2, 2))
+    back, missed = summary.from_json(one)
+    assert [summary.result_dict(r) for r in back] == [summary.result_dict(result(a, "passed"))]
+    assert missed == [b]
+    joined = merge.merge([("one", one), ("two", two)])
+    assert [r.order for r in joined.results] == [a.key + (1,), b.key + (1,)]
+    assert (joined.command, joined.cwd, joined.options) == (["cmd"], "/p", {"nth": False})
+    problems: list[tuple[list[tuple[str, object]], str]] = [
         ([("one", one)], "sweep --merge: shard 2/2 missing"),
         ([("one", one), ("again", one)], "sweep --merge: shard 1/2 given twice (one and again)"),
         ([("one", one), ("x", {**two, "command": ["other"]})],
-         "sweep --merge: the files come from sweeps of different commands"),
+         "sweep --merge: one and x are not shards of one sweep (different commands)"),
+        ([("one", one), ("x", {**two, "cwd": "/elsewhere"})],
+         "sweep --merge: one and x are not shards of one sweep (different working directories)"),
+        ([("one", one), ("x", {**two, "options": {"nth": True}})],
+         "sweep --merge: one and x are not shards of one sweep (different options)"),
         ([("one", one), ("x", {**two, "shard": "2/3"})],
-         "sweep --merge: the files come from different --shard splits"),
-        ([("x", {"runs": 1})], "sweep --merge: x: not a sweep report"),
-        ([("x", {"runs": [{"outcome": "passed"}], "unreached": []})],
-         "sweep --merge: x: malformed entry ('module')"),
+         "sweep --merge: x is shard 2/3, the others are of 2"),
+        ([("one", {**one, "shard": None})],
+         "sweep --merge: one is a whole sweep, not a shard (--shard)"),
+        ([("x", {**one, "version": 2})], "sweep --merge: x: version 2, not 1"),
+        ([("x", {"runs": 1})],
+         "sweep --merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
+        ([("x", {**one, "runs": [{"outcome": "passed"}]})],
+         "sweep --merge: x: a site has no 'module'"),
+        ([("x", {**one, "runs": [{**one["runs"][0], "reason": "bad"}]})],  # type: ignore[index]
+         "sweep --merge: x: unknown reason 'bad'"),
     ]
     for reports, message in problems:
-        with pytest.raises(SweepError) as error:
-            sw.merge(reports)
-        assert str(error.value).startswith(message)
+        with pytest.raises(UsageError) as error:
+            merge.merge(reports)
+        assert str(error.value) == message
 
 
-def test_display_path(tmp_path: Path) -> None:
-    cwd = str(tmp_path)
-    assert sw.display_path(str(tmp_path / "pkg" / "a.py"), cwd) == os.path.join("pkg", "a.py")
-    assert sw.display_path("/usr/lib/x.py", cwd) == "/usr/lib/x.py"
-    assert sw.display_path("rel/x.py", cwd) == "rel/x.py"
+def test_only_runs_worse_than_the_baseline_count() -> None:
+    a, b, c = site("a.py", 3, 0, "x"), site("a.py", 9, 1, "y"), site("a.py", 12, 2, "z")
+    before = [result(a, "failed"), result(b, "passed")]
+    # The file changed above the sites: lines and indexes moved, names did not.
+    moved = [site("a.py", 30, 1, "x"), site("a.py", 90, 2, "y"), site("a.py", 99, 3, "z")]
+    now = [result(moved[0], "failed"), result(moved[1], "timed out"), result(moved[2], "failed")]
+    assert [r.site.fault_class for r in merge.worse(now, before)] == ["y", "z"]
+    assert merge.worse([result(a, "failed")], before) == []
+    assert [r.site for r in merge.worse([result(c, "failed")], [])] == [c]
 
+
+def test_progress_says_count_elapsed_and_eta() -> None:
+    stream = io.StringIO()
+    progress = summary.Progress(stream, 4, 1)
+    progress.started -= 10  # ten seconds into the sweep
+    progress.update(result(site("a.py", 3, 0), "failed", reason="escaped"))
+    progress.update(result(site("a.py", 5, 1), "passed", fired=False))
+    assert stream.getvalue() == (
+        "sweep: [1/4] 0:10 elapsed, ETA 0:30: failed (escaped): a.py:3 (0 s)\n"
+        "sweep: [2/4] 0:10 elapsed, ETA 0:10: passed, site did not fire: a.py:5 (0 s)\n")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_one_rewritten_line_on_a_terminal() -> None:
+    stream = Terminal()
+    progress = summary.Progress(stream, 2, 1, nth=True)
+    progress.update(result(site("a.py", 3, 0), "failed", nth=2))
+    progress.close()
+    assert stream.getvalue() == (
+        "\r\x1b[Ksweep: [1/2] 0:00 elapsed, ETA 0:00, 1 failed, 0 timed out  a.py:3 nth 2"
+        "\r\x1b[K")
+
+
+# -- the run side -----------------------------------------------------------------------------
 
 def test_every_process_reports_its_sites_and_a_fork_only_its_own(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
@@ -564,45 +315,56 @@ def test_every_process_reports_its_sites_and_a_fork_only_its_own(tmp_path: Path)
     subprocess.run([sys.executable, str(app)], cwd=tmp_path, env=env, check=True, timeout=60)
     assert len(list(reports.glob("*.json"))) == 3
     assert not list(reports.glob(".*"))
-    found = sw.read_reports(str(reports), str(tmp_path))
-    fired = sw.read_fired(str(reports), str(tmp_path))
-    assert {(t.filename, t.fault_class): t.hits for t in found.values()} == {
-        ("app.py", "app:x"): 5, ("child.py", "child:y"): 2}
-    # --nth needs the most hits one process made: the parent's 3, not the sum.
-    assert {(t.filename, t.fault_class): t.peak for t in found.values()} == {
-        ("app.py", "app:x"): 3, ("child.py", "child:y"): 2}
-    assert fired == {("app.py", 0): 1, ("child.py", 0): 0}
+    run = read_run(str(reports), str(tmp_path))
+    assert run.processes == 3 and not run.pytest and run.uncaught == []
+    assert {(b.site.filename, b.site.fault_class): (b.hits, b.peak, b.fired)
+            for b in run.sites.values()} == {
+        ("app.py", "app:x"): (5, 3, 1), ("child.py", "child:y"): (2, 2, 0)}
+    assert run.fired(("app.py", 0)) and not run.fired(("child.py", 0))
 
 
-def test_execute_kills_a_run_past_its_timeout_and_reports_progress() -> None:
-    runs = [Run(target("a.py", 1, 0), 1, "a oneshot"), Run(target("a.py", 2, 1), 1, "b oneshot")]
-    stream = io.StringIO()
+def test_run_command_kills_a_run_past_its_timeout_and_every_descendant(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = textwrap.dedent(f"""\
+        import os, signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if os.fork() == 0:
+            os.setsid()
+            with open({str(pids)!r}, "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(60)
+        time.sleep(60)
+        """)
+    log = os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT)
     started = time.monotonic()
-    results, interrupted = sw.execute(
-        runs, [sys.executable, "-c", "import os, time; os.environ['DYNFAULT_ENABLE'][0] == 'b' "
-                                     "and time.sleep(30)"],
-        2, 1.0, sw.Progress(stream, 2))
-    assert time.monotonic() - started < 10
-    assert not interrupted
-    assert [(r.target.index, r.outcome, r.returncode) for r in results] == [
-        (0, "passed", 0), (1, "timed out", None)]
-    lines = sorted(stream.getvalue().splitlines())
-    assert [line.split(" (")[0] for line in lines] == [
-        "sweep: [1/2] passed: a.py:1", "sweep: [2/2] timed out: a.py:2"]
+    ended = execute.run_command([sys.executable, "-c", script], clean_env(), 1.0, log,
+                                threading.Event())
+    os.close(log)
+    assert ended.code is None
+    assert time.monotonic() - started < 1.0 + execute.TERM_GRACE + 3
+    pid = int(pids.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+def test_run_command_tells_how_the_command_itself_ended(tmp_path: Path) -> None:
+    log = os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT)
+    codes = [execute.run_command(words, clean_env(), 30.0, log).code for words in (
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        [sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"],
+        ["/nonexistent/program"])]
+    os.close(log)
+    assert codes == [3, -9, 127]
+    assert (tmp_path / "log").read_text() == \
+        "dynfault sweep: /nonexistent/program: No such file or directory\n"
+    assert execute.tail(str(tmp_path / "log"), 1) == \
+        "dynfault sweep: /nonexistent/program: No such file or directory"
 
 
-def test_progress_is_one_rewritten_line_on_a_terminal() -> None:
-    stream = Terminal()
-    progress = sw.Progress(stream, 2, nth=True)
-    progress.update(result(target("a.py", 3, 0), "failed", nth=2))
-    progress.update(result(target("b.py", 1, 0), "passed"))
-    progress.close()
-    assert stream.getvalue() == (
-        "\r\x1b[Ksweep: 1/2 runs, 1 failed, 0 timed out  a.py:3 nth 2"
-        "\r\x1b[Ksweep: 2/2 runs, 1 failed, 0 timed out  b.py:1 nth 1"
-        "\r\x1b[K")
+def test_what_every_process_of_a_run_imports_is_tiny(tmp_path: Path) -> None:
+    probe = ("import sys, dynfault\nbefore = set(sys.modules)\n"
+             "import dynfault.sweep.child\nprint(sorted(set(sys.modules) - before))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split("\n")[0] in ("['atexit', 'dynfault.sweep', 'dynfault.sweep.child']",
+                                          "['dynfault.sweep', 'dynfault.sweep.child']")

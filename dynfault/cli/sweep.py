@@ -1,4 +1,4 @@
-"""The `sweep` command line: options in, `dynfault.sweep` does the work, SweepError -> exit 2."""
+"""The `sweep` command line: options in, `dynfault.sweep.orchestrate` does the work."""
 
 from __future__ import annotations
 
@@ -8,18 +8,14 @@ from types import FrameType
 
 import click
 
-from dynfault.sweep.orchestrate import (
-    DEFAULT_MAX_NTH,
-    Options,
-    SweepError,
-    merge_files,
-    parse_shard,
-)
+from dynfault.errors import DynfaultError
+from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
+from dynfault.sweep.plan import parse_shard
 
 
 def _stop_on_sigterm() -> None:
-    # A cancelled CI job gets SIGTERM: stop like Ctrl-C, so the runs' process groups are killed
+    # A cancelled CI job gets SIGTERM: stop like Ctrl-C, so the runs' process trees are killed
     # instead of orphaned.
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -34,45 +30,73 @@ def _stop_on_sigterm() -> None:
 @click.option("--paths", "paths", multiple=True, metavar="PATH",
               help="find the sites from these files' source instead of a baseline run "
                    "(repeatable); every site found is run")
+@click.option("--select", "select", multiple=True, metavar="QUERY",
+              help="sweep only the sites this control-language query names (repeatable)")
+@click.option("--exclude", "exclude", multiple=True, metavar="QUERY",
+              help="leave out the sites this query names (repeatable)")
 @click.option("--nth", is_flag=True,
               help="one run per hit number n of each site, firing its n-th hit alone")
 @click.option("--max-nth", type=int, default=DEFAULT_MAX_NTH, show_default=True, metavar="K",
               help="with --nth, at most this many hit numbers per site")
+@click.option("--crash", is_flag=True,
+              help="the site kills its process (SIGKILL) instead of firing: with --check, "
+                   "a crash-recovery sweep")
+@click.option("--check", default=None, metavar="CMD",
+              help="a shell command run after every run (no DYNFAULT_* variables); the run "
+                   "fails when it fails")
+@click.option("--all-tests", is_flag=True,
+              help="under pytest, run the whole command for every site, not only the tests "
+                   "that reach it")
+@click.option("--calls", "calls", multiple=True, metavar="NAMES",
+              help="make call sites of these functions too (comma-separated, repeatable)")
 @click.option("-j", "--jobs", type=int, default=0, metavar="N",
-              help="runs at a time [default: the CPU count]")
+              help="runs at a time [default: the CPU count; 1 with --check or --crash]")
 @click.option("--timeout", type=float, default=None, metavar="S",
-              help="seconds per run before its whole process group is killed "
-                   "[default: 10 x the baseline, at least 30; 300 with --paths]")
+              help="seconds per run before its whole process tree is killed "
+                   "[default: 10 x its time in the baseline, at least 30; 300 with --paths]")
 @click.option("--shard", default=None, metavar="I/N",
               help="run only the I-th of N stable shares of the runs (a CI job matrix)")
+@click.option("--baseline", "baseline", default=None, metavar="FILE",
+              help="an earlier sweep's JSON: only runs that fare worse count for the exit "
+                   "status")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="also write the results to FILE as JSON")
+@click.option("--log-dir", "log_dir", default=None, metavar="DIR",
+              help="keep every run's whole output in DIR")
 @click.option("--merge", is_flag=True,
               help="the arguments are shard JSON files: print their joined table")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def sweep(paths: tuple[str, ...], nth: bool, max_nth: int, jobs: int, timeout: float | None,
-          shard: str | None, json_path: str | None, merge: bool,
+def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, ...],
+          nth: bool, max_nth: int, crash: bool, check: str | None, all_tests: bool,
+          calls: tuple[str, ...], jobs: int, timeout: float | None, shard: str | None,
+          baseline: str | None, json_path: str | None, log_dir: str | None, merge: bool,
           command: tuple[str, ...]) -> None:
     """Run COMMAND once per fault site with only that site firing; report what broke.
 
     \b
       dynfault sweep -- python -m pytest -q tests/
+      dynfault sweep --check 'test ! -e app.lock' -- python -m pytest tests/
+      dynfault sweep --crash --check 'python recover.py' -- python -m pytest tests/
       dynfault sweep --nth --shard 2/4 --json shard2.json -- python -m pytest tests/
       dynfault sweep --merge shard*.json
 
-    Exit status: 1 when any run failed or timed out, 0 otherwise, 2 for usage errors.
+    Exit status: 1 when any run failed or timed out, 3 when no run was made, 0 otherwise,
+    2 for usage errors.
     """
     try:
         if merge:
             status = merge_files(list(command), json_path, sys.stdout)
         else:
+            names = ",".join(n.strip() for text in calls for n in text.split(",") if n.strip())
             options = Options(command=list(command), paths=list(paths), nth=nth,
                               max_nth=max_nth, jobs=jobs, timeout=timeout,
                               shard=None if shard is None else parse_shard(shard),
-                              json_path=json_path)
+                              json_path=json_path, log_dir=log_dir, check=check, crash=crash,
+                              all_tests=all_tests, select=list(select), exclude=list(exclude),
+                              baseline=baseline, calls=names)
             _stop_on_sigterm()
             status = run_sweep(options, sys.stdout, sys.stderr)
-    except SweepError as error:
+    except DynfaultError as error:
         click.echo(f"dynfault {error}", err=True)
-        sys.exit(error.status)
+        sys.exit(error.exit_code)
     sys.exit(status)

@@ -114,6 +114,7 @@ def paused(query: str | None = None) -> list[Site]:
 
 def wait_paused(query: str | None = None, count: int = 1, timeout: float = 10.0) -> int:
     """Block until at least `count` threads stand paused at matching sites; return how many."""
+    _check_timeout(timeout)
     parsed = parse_query(query)
     deadline = time.monotonic() + timeout
     with _pause_cond:
@@ -127,6 +128,14 @@ def wait_paused(query: str | None = None, count: int = 1, timeout: float = 10.0)
                     f"dynfault: {have} of {count} threads paused at {query or 'any site'} "
                     f"after {timeout:g} s")
             _pause_cond.wait(min(left, 0.05))
+
+
+def _check_timeout(timeout: object) -> None:
+    # NaN compares false with everything: a deadline of NaN would never come (a spin forever).
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"timeout must be a number of seconds, not {timeout!r}")
+    if not (0 <= timeout < float("inf")):
+        raise ValueError(f"timeout must be a finite number of seconds >= 0, not {timeout!r}")
 
 
 def resume(query: str | None = None) -> int:

@@ -28,11 +28,12 @@ from dynfault.lang import (
     parse,
     parse_query,
 )
+from dynfault.runtime import firing as _firing
 
 # Every program that imports dynfault imports this module: it loads neither typing nor random.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterable, Iterator
+    from collections.abc import Callable, Coroutine, Iterable, Iterator
     from random import Random
     from typing import Any
 
@@ -44,7 +45,7 @@ __all__ = [
 
 
 _ARM_FIELDS = ("state", "frequency", "times", "after", "probability", "delay", "pause",
-               "_times_left", "_after_left")
+               "error", "crash", "_times_left", "_after_left")
 
 
 class Arm:
@@ -60,6 +61,8 @@ class Arm:
         self.probability: float | None = None
         self.delay: float | None = None
         self.pause: float | None = None
+        self.error: str | None = None
+        self.crash = False
         self._times_left = 0
         self._after_left = 0
         self._count = 0  # the kernel's frequency count: control commands never reset it
@@ -74,6 +77,12 @@ class Arm:
             self.delay = command.delay
         if command.pause is not None:
             self.pause = command.pause
+        error = command.error
+        if error is not None:
+            self.error = error
+        crash = command.crash
+        if crash is not None:
+            self.crash = crash
         if command.times is not None:
             self.times = command.times
             self._times_left = command.times
@@ -149,29 +158,52 @@ class Site(Arm):
 
     def fire(self, fault_class: object = None) -> bool:
         """An armed hit: decide, count, and fire (True) or not (False)."""
-        fired, pause, delay = _hit(self)
-        if not fired or (pause is None and delay is None):
-            return fired
-        if pause is not None:
-            from dynfault.runtime.pause import pause_here
-
-            pause_here(self, pause)
-        elif delay is not None:
-            time.sleep(delay / 1000.0)  # releases the GIL: the race window widens
+        effect = _hit(self)
+        if effect is None:
+            return False
+        if _firing.listeners or effect[3]:
+            _announce(self, sys._getframe(1), effect[3])
+        pause, delay = effect[0], effect[1]
+        if pause is None and delay is None:
+            return True
+        _stall(self, pause, delay)
         return False  # a stall, still counted as a fire
+
+    def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A call site: the call `fn(...)` that raises this site's error instead, when it fires.
+
+        The caller evaluated the arguments already; a `delay` or `pause` stalls, then calls.
+        """
+        return _Guard(self, fn)
 
     def dynamic(self, fault_class: str) -> bool:
         """A site whose class is not a literal: the first call names its class."""
         if self.fault_class is None:
             _name_class(self, fault_class)
-        return self._on and self.fire()
+        if not self._on:
+            return False
+        effect = _hit(self)
+        if effect is None:
+            return False
+        if _firing.listeners or effect[3]:
+            _announce(self, sys._getframe(1), effect[3])
+        if effect[0] is None and effect[1] is None:
+            return True
+        _stall(self, effect[0], effect[1])
+        return False
 
     async def fire_async(self, fault_class: object = None) -> bool:
         if not self._on:
             return False
-        fired, pause, delay = _hit(self)
-        if not fired or (pause is None and delay is None):
-            return fired
+        effect = _hit(self)
+        if effect is None:
+            return False
+        if _firing.listeners or effect[3]:
+            # A coroutine's caller is the coroutine that awaits it: the user's code.
+            _announce(self, sys._getframe(1), effect[3])
+        pause, delay = effect[0], effect[1]
+        if pause is None and delay is None:
+            return True
         if pause is not None:
             from dynfault.runtime.pause import pause_async
 
@@ -186,6 +218,45 @@ class Site(Arm):
         if self.fault_class is None:
             _name_class(self, fault_class)
         return self.fire_async()
+
+
+class _Guard:
+    """`site.guard(fn)`: made only when the site's flag is on, called at once with the args."""
+
+    __slots__ = ("site", "fn")
+
+    def __init__(self, site: Site, fn: Callable[..., Any]) -> None:
+        self.site = site
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        site = self.site
+        effect = _hit(site)
+        if effect is not None:
+            if _firing.listeners or effect[3]:
+                _announce(site, sys._getframe(1), effect[3])
+            pause, delay, error = effect[0], effect[1], effect[2]
+            if pause is None and delay is None:
+                raise _firing.injected_error(site, error)
+            _stall(site, pause, delay)
+        return self.fn(*args, **kwargs)
+
+
+def _announce(site: Site, frame: Any, crashing: bool) -> None:
+    """A fire's listeners, then the `crash` kill: both need the user's frame or nothing."""
+    if _firing.listeners:
+        _firing.announce(site, frame, crashing)
+    if crashing:
+        _firing.crash()
+
+
+def _stall(site: Site, pause: float | None, delay: float | None) -> None:
+    if pause is not None:
+        from dynfault.runtime.pause import pause_here
+
+        pause_here(site, pause)
+    elif delay is not None:
+        time.sleep(delay / 1000.0)  # releases the GIL: the race window widens
 
 
 # -- the registry --------------------------------------------------------------------------------
@@ -395,33 +466,34 @@ def _arm_for(site: Site) -> Arm | None:
     return None
 
 
-_PASS: tuple[bool, float | None, float | None] = (False, None, None)
+# What a fire does besides counting: (pause ms, delay ms, error name, crash).
+_Effect = tuple[float | None, float | None, str | None, bool]
 
 
-def _hit(site: Site) -> tuple[bool, float | None, float | None]:
-    """(fired, pause ms, delay ms) for one armed hit."""
+def _hit(site: Site) -> _Effect | None:
+    """One armed hit: None when it passes, else what its fire does."""
     arm = _arm_for(site)
-    return _PASS if arm is None else _decide(site, arm)
+    return None if arm is None else _decide(site, arm)
 
 
-def _decide(site: Site, arm: Arm) -> tuple[bool, float | None, float | None]:
+def _decide(site: Site, arm: Arm) -> _Effect | None:
     """The kernel's __dynamic_fault_enabled(), extended; exact because it holds the lock."""
     with _lock:
         if arm.state == DISABLED:  # another thread's oneshot won the race
             if _reporting:
                 site.hits += 1
-            return False, None, None
+            return None
         site.hits += 1
         if arm._after_left > 0:
             arm._after_left -= 1
-            return False, None, None
+            return None
         if arm.frequency > 1:
             arm._count += 1
             if arm._count < arm.frequency:
-                return False, None, None
+                return None
             arm._count = 0
         if arm.probability is not None and _draw() >= arm.probability:
-            return False, None, None
+            return None
         site.fired += 1
         if arm.state == ONESHOT:
             arm.state = DISABLED
@@ -431,7 +503,7 @@ def _decide(site: Site, arm: Arm) -> tuple[bool, float | None, float | None]:
                 arm.state = DISABLED
         if arm.state == DISABLED and arm is site:
             _sync(site)
-        return True, arm.pause, arm.delay
+        return arm.pause, arm.delay, arm.error, arm.crash
 
 
 def dynamic_fault(fault_class: str) -> bool:
@@ -445,7 +517,17 @@ def dynamic_fault(fault_class: str) -> bool:
     frame = sys._getframe(1)
     known = _frame_sites.get((id(frame.f_code), frame.f_lasti))
     site = known[1] if known is not None else _site_for_frame(frame, fault_class)
-    return site._on and site.fire()
+    if not site._on:
+        return False
+    effect = _hit(site)
+    if effect is None:
+        return False
+    if _firing.listeners or effect[3]:
+        _announce(site, frame, effect[3])
+    if effect[0] is None and effect[1] is None:
+        return True
+    _stall(site, effect[0], effect[1])
+    return False
 
 
 async def _not_fired() -> bool:

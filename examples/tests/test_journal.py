@@ -1,6 +1,8 @@
 """The journal's tests. They pass as they are; `dynfault sweep` runs them once per fault site:
 
     dynfault sweep -- python -m pytest -q examples/tests/test_journal.py
+
+The crash-recovery test is in test_journal_crash.py.
 """
 
 from __future__ import annotations
@@ -24,3 +26,4 @@ def test_torn_last_line_is_dropped(tmp_path: Path) -> None:
     path = tmp_path / "j.log"
     path.write_bytes(b"one\ntwo\nthr")
     assert Journal(str(path)).replay() == ["one", "two"]
+
