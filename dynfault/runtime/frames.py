@@ -43,16 +43,14 @@ class _Lookups:
         self.unscanned: dict[tuple[str, str, int | None, str], Site] = {}
 
 
-_lookups: weakref.WeakKeyDictionary[Registry, _Lookups] = weakref.WeakKeyDictionary()
-
-
 def site_for_frame(registry: Registry, frame: Any, fault_class: str) -> Site:
     """The site of the dynamic_fault() call this frame is making, registered on first sight."""
     code = frame.f_code
     key = (id(code), frame.f_lasti)
-    lookups = _lookups.get(registry)
+    lookups = registry.lookups
     if lookups is None:
-        lookups = _lookups.setdefault(registry, _Lookups())
+        lookups = registry.lookups = _Lookups()
+    assert isinstance(lookups, _Lookups)
     known = lookups.frames.get(key)
     if known is not None and known[0]() is code:
         return known[1]  # type: ignore[no-any-return]

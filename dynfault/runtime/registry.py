@@ -12,6 +12,8 @@ import contextvars
 import threading
 
 from dynfault.lang import (
+    DISABLED,
+    ONESHOT,
     Command,
     Query,
     class_prefixes,
@@ -123,6 +125,7 @@ class Registry:
         self.seed = seed
         self._rng: Random | None = None
         self.resets = 0
+        self.lookups: object = None  # dynfault.runtime.frames' caches for this registry
 
     # -- registration --------------------------------------------------------------------------
 
@@ -267,14 +270,19 @@ class Registry:
         arms = site._arms
         if not arms:
             return None
-        for layer in reversed(self.active.get()):
-            arm = arms.get(layer)
-            if arm is not None:
-                return arm
+        if not self.contexts:
+            if len(arms) == 1:  # the common case: one layer arms it, and it is global
+                for only in arms.values():
+                    return only
+        else:
+            for layer in reversed(self.active.get()):
+                found = arms.get(layer)
+                if found is not None:
+                    return found
         for layer in reversed(self.layers):
-            arm = arms.get(layer)
-            if arm is not None:
-                return arm
+            found = arms.get(layer)
+            if found is not None:
+                return found
         return None
 
     # -- firing --------------------------------------------------------------------------------
@@ -282,15 +290,36 @@ class Registry:
     def decide(self, site: Site) -> Effect | None:
         """One hit of a site whose flag is on: None when it passes, else what its fire does."""
         with self.lock:
-            arm = self.arm_in_force(site)
-            if arm is None or not arm.live:
+            arm: Arm | None = None
+            arms = site._arms
+            if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
+                for arm in arms.values():
+                    pass
+            else:
+                arm = self.arm_in_force(site)
+            if arm is None or arm.spent or arm.state == DISABLED:
                 if self.reporting:
                     site.hits += 1
                     self._touched[site] = None
                 return None
             site.hits += 1
-            if not arm.step(self._draw):
+            # Arm.step(), inlined: this is the enabled path's cost.
+            if arm.after_left > 0:
+                arm.after_left -= 1
                 return None
+            if arm.frequency > 1:
+                arm.count += 1
+                if arm.count < arm.frequency:
+                    return None
+                arm.count = 0
+            if arm.probability is not None and self._draw() >= arm.probability:
+                return None
+            if arm.state == ONESHOT:
+                arm.spent = True
+            elif arm.times is not None:
+                arm.times_left -= 1
+                if arm.times_left <= 0:
+                    arm.spent = True
             site.fired += 1
             if arm.spent:
                 site._live -= 1

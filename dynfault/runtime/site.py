@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from dynfault.lang import DISABLED, ONESHOT, Command
+from dynfault.lang import DISABLED, Command
 from dynfault.runtime import firing as _firing
 from dynfault.runtime import stall as _stall_mod
 
@@ -85,26 +85,6 @@ class Arm:
         self.count = 0
         self.times_left = self.times or 0
         self.after_left = self.after
-
-    def step(self, draw: Callable[[], float]) -> bool:
-        """The kernel's __dynamic_fault_enabled(), extended, for a live arm; under the lock."""
-        if self.after_left > 0:
-            self.after_left -= 1
-            return False
-        if self.frequency > 1:
-            self.count += 1
-            if self.count < self.frequency:
-                return False
-            self.count = 0
-        if self.probability is not None and draw() >= self.probability:
-            return False
-        if self.state == ONESHOT:
-            self.spent = True
-        elif self.times is not None:
-            self.times_left -= 1
-            if self.times_left <= 0:
-                self.spent = True
-        return True
 
     def settings(self) -> str:
         """The state and every non-default setting, in the control language."""
