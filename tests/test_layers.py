@@ -220,7 +220,8 @@ def test_two_hundred_thousand_controls_keep_two_rules_and_two_history_entries() 
         tracemalloc.stop()
     assert len(registry.process.rules) == 1  # one query: one rule, whatever its settings
     assert len(registry.history) == 2
-    assert grown < 64 * 1024
+    # The bug kept a rule per call (+73 MB); 3.13's allocator keeps ~200 KB of its own here.
+    assert grown < 512 * 1024
 
 
 def test_twenty_thousand_execs_keep_one_site_in_bounded_memory() -> None:
