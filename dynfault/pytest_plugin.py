@@ -5,9 +5,10 @@
 - `@pytest.mark.dynfault(CMDS)`: commands for one test.
 - the `dynfault` fixture: control, sites, faults, hits/fired of the current test, pauses.
 
-Every test ends with the rules, site states and counters it started with, and no thread left
-paused, whether it passed or failed. Session commands therefore stay for the whole session, and a
-`oneshot` that one test consumed is armed again for the next.
+Layers (SPEC §3): `--dynfault` and the ini key `dynfault` are the session layer; the marker, the
+fixture and `dynfault.control()` called while a test runs write to that test's layer, which goes
+when the test ends. Every test starts with the process and session layers' progress fresh, so no
+outcome depends on test order; counters only grow, and a test's counts are differences.
 
 The import hook goes in before conftest files and test modules import the code under test.
 Test files and conftests keep pytest's assertion rewriting (their own sites still work, through
@@ -27,10 +28,10 @@ import pytest
 from dynfault import report
 from dynfault.lang import Command, ControlError, Query, parse
 from dynfault.runtime.pause import paused, resume, wait_paused
+from dynfault.runtime.registry import SESSION, TEST, Layer
 from dynfault.runtime.sites import (
-    Rule,
+    REGISTRY,
     Site,
-    Snapshot,
     control,
     faults,
     history,
@@ -52,20 +53,22 @@ class _Session:
     def __init__(self) -> None:
         self.started = False
         self.hook: _HookHandle | None = None
-        self.before: Snapshot | None = None  # the state before the session's commands
-        self.session_rules: list[tuple[str, Rule]] = []
+        self.layer: Layer | None = None  # the session layer
+        self.commands: list[str] = []
+        self.resets = 0  # REGISTRY.resets when the session layer last had its commands
         self.reporting = False
         self.reported_outside = False  # `dynfault run --report -m pytest` collects one too
-        # Each test gives its counters back at its end; the report needs what they reached.
-        self.counted: dict[Site, list[int]] = {}
+        self.unmatched: list[str] = []  # marker or fixture commands that matched nothing
         # Under xdist the controller reports what its workers sent back.
         self.from_workers: list[dict[str, Any]] = []
+        self.worker_unmatched: list[dict[str, Any]] = []
         self.seed_for_workers = False
 
 
 class _TestState:
-    def __init__(self) -> None:
-        self.snapshot = Snapshot(counters=True)
+    def __init__(self, nodeid: str = "") -> None:
+        self.nodeid = nodeid
+        self.layer: Layer | None = None
         self.baseline: dict[Site, tuple[int, int]] = {
             site: (site.hits, site.fired) for site in live_sites()}
 
@@ -81,6 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "every test starts from them")
     group.addoption("--dynfault-report", action="store_true", default=False,
                     help="print each site's hits and fires at the end of the session")
+    parser.addini("dynfault", "dynfault commands for the whole session, as --dynfault",
+                  default="")
     group.addoption("--dynfault-no-hook", action="store_true", default=False,
                     help="do not rewrite sites at import; dynamic_fault() still works, slower")
 
@@ -116,8 +121,8 @@ def _start(config: pytest.Config, options: Any) -> None:
             parse(text)
         except ControlError as error:
             raise pytest.UsageError(f"--dynfault {text!r}: {error}") from None
+    commands += _ini_commands(config)
     state.started = True
-    state.before = Snapshot()
     state.reported_outside = reporting()
     if getattr(options, "dynfault_report", False):
         state.reporting = True
@@ -129,10 +134,31 @@ def _start(config: pytest.Config, options: Any) -> None:
         state.seed_for_workers = True
     if not getattr(options, "dynfault_no_hook", False):
         state.hook = _install_hook()
-    for text in commands:
-        known = len(history())
-        control(text)
-        state.session_rules += [(text, rule) for rule in history()[known:]]
+    state.commands = commands
+    state.layer = REGISTRY.open_layer(SESSION)
+    _give_session(state)
+
+
+def _ini_commands(config: pytest.Config) -> list[str]:
+    try:
+        value = config.getini("dynfault")
+    except (ValueError, KeyError):
+        return []
+    text = value if isinstance(value, str) else "\n".join(value or ())
+    if not text.strip():
+        return []
+    try:
+        parse(text)
+    except ControlError as error:
+        raise pytest.UsageError(f"ini dynfault {text!r}: {error}") from None
+    return [text]
+
+
+def _give_session(state: _Session) -> None:
+    state.resets = REGISTRY.resets
+    if state.layer is not None:
+        for text in state.commands:
+            REGISTRY.apply(state.layer, parse(text))
 
 
 def _will_run_xdist_workers(options: Any) -> bool:
@@ -171,37 +197,53 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         set_reporting(state.reported_outside)
     if state.seed_for_workers:
         os.environ.pop("DYNFAULT_SEED", None)
-    if state.before is not None:
-        state.before.restore()  # an in-process run (pytester inline) leaves its host as it was
-    if state.reported_outside and not os.environ.get("DYNFAULT_SWEEP_DIR"):
-        # Each test gave its counts back; the process's own report (`dynfault run --report`)
-        # must see what the session did. A sweep counts around each test by itself.
-        for site, (hits, fired) in state.counted.items():
-            site.hits += hits
-            site.fired += fired
+    if state.layer is not None:
+        REGISTRY.close_layer(state.layer)  # an in-process run (pytester inline) leaves no rule
+        state.layer = None
 
 
 # -- every test ----------------------------------------------------------------------------------
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
-    test = item.stash[_TEST] = _TestState()
+    state = item.config.stash.get(_SESSION, None)
+    test = item.stash[_TEST] = _TestState(item.nodeid)
+    if state is not None and state.started:
+        _begin_test(state, test)
     try:
         yield
     finally:
-        _end_test(item.config, test)
+        _end_test(state, test)
 
 
-def _end_test(config: pytest.Config, test: _TestState) -> None:
-    resume()  # before the restore: a thread still paused would count after it
-    state = config.stash.get(_SESSION, None)
-    if state is not None and (state.reporting or state.reported_outside):
-        for site in live_sites():
-            hits, fired = test.baseline.get(site, (0, 0))
-            counted = state.counted.setdefault(site, [0, 0])
-            counted[0] += _since(site.hits, hits)
-            counted[1] += _since(site.fired, fired)
-    test.snapshot.restore()
+def _begin_test(state: _Session, test: _TestState) -> None:
+    if REGISTRY.resets != state.resets:  # a reset() emptied the session layer: fill it again
+        _give_session(state)
+    # As at session start: neither a consumed oneshot nor a frequency count carries over.
+    _fresh(state)
+    test.layer = REGISTRY.open_layer(TEST)
+    REGISTRY.target = test.layer
+
+
+def _end_test(state: _Session | None, test: _TestState) -> None:
+    resume()  # before the layer goes: a thread still paused would count after it
+    layer = test.layer
+    if layer is None:
+        return
+    if state is not None:
+        for rule in layer.rules.values():
+            if rule.matched == 0:
+                for entry in report.unmatched([rule], live_sites()):
+                    state.unmatched.append(f"{report.unmatched_line(entry)} in {test.nodeid}")
+    REGISTRY.close_layer(layer)
+    test.layer = None
+    _fresh(state)  # every test ends with all state as it began (SPEC 7)
+
+
+def _fresh(state: _Session | None) -> None:
+    REGISTRY.refresh(REGISTRY.process)
+    if state is not None and state.layer is not None:
+        REGISTRY.refresh(state.layer)
 
 
 def _since(now: int, then: int) -> int:
@@ -227,9 +269,14 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     # Applied once every fixture is set up, so the commands are those of the test body: a
     # fixture that resets dynfault (or arms something) during setup does not undo them.
     # iter_markers gives the closest first; module, class, function order lets the closest win.
+    test = item.stash.get(_TEST, None)
+    layer = test.layer if test is not None else None
     for marker in reversed(list(item.iter_markers("dynfault"))):
         for commands in marker.args:
-            control(commands)
+            if layer is not None:
+                REGISTRY.apply(layer, parse(commands))
+            else:
+                control(commands)
 
 
 def _problem(commands: object) -> str:
@@ -291,7 +338,7 @@ class DynfaultFixture:
         return resume(query)
 
     def reset(self) -> None:
-        """No rules (the session's too, until the test ends), sites disabled, counters zero."""
+        """No rules (the session's too, until the next test), sites disabled, counters zero."""
         reset()
         self._test.baseline = {}
 
@@ -321,9 +368,6 @@ def _report_data(state: _Session) -> dict[str, Any]:
     sites = []
     for site in live_sites():
         entry = site.as_dict()
-        counted = state.counted.get(site, [0, 0])
-        entry["hits"] = site.hits + counted[0]
-        entry["fired"] = site.fired + counted[1]
         entry["settings"] = site.settings()
         sites.append(entry)
     rules = [{"command": rule.command.text, "matched": rule.matched,
@@ -396,17 +440,36 @@ def _query(fields: dict[str, Any]) -> Query:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(_SESSION, None)
-    if state is not None and state.reporting and _is_xdist_worker(config):
-        # xdist sends workeroutput to the controller once this hook is done.
-        config.workeroutput["dynfault"] = _report_data(state)  # type: ignore[attr-defined]
+    if state is None or not state.started or not _is_xdist_worker(config):
+        return
+    # xdist sends workeroutput to the controller once this hook is done.
+    output = config.workeroutput  # type: ignore[attr-defined]
+    if state.reporting:
+        output["dynfault"] = _report_data(state)
+    output["dynfault_unmatched"] = {"session": _session_unmatched(state, str(config.rootpath)),
+                                    "tests": list(state.unmatched)}
+
+
+def _session_unmatched(state: _Session, root: str) -> dict[str, Any]:
+    """Each session command's match count here, and its line should it match nowhere."""
+    entries = {e.command.text: e for e in history()}
+    given = [entries[c.text] for t in state.commands for c in parse(t) if c.text in entries]
+    lines = {u.command: report.unmatched_line(u)
+             for u in report.unmatched(given, live_sites(), root)}
+    return {e.command.text: [e.matched, lines.get(e.command.text, "")] for e in given}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
-    data = getattr(node, "workeroutput", {}).get("dynfault")
+    output = getattr(node, "workeroutput", {})
     state = node.config.stash.get(_SESSION, None)
-    if data is not None and state is not None:
-        state.from_workers.append(data)
+    if state is None:
+        return
+    if output.get("dynfault") is not None:
+        state.from_workers.append(output["dynfault"])
+    missed = output.get("dynfault_unmatched")
+    if missed is not None:
+        state.worker_unmatched.append(missed)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -415,13 +478,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     if state is None or not state.started or _is_xdist_worker(config):
         return
     distributed = _runs_xdist_workers(config)
+    if distributed:
+        missing = _merged_unmatched(state.worker_unmatched)
+    else:
+        data = _session_unmatched(state, str(config.rootpath))
+        missing = [line for matched, line in data.values() if not matched and line]
+        missing += _distinct(state.unmatched)
     if not state.reporting:
-        if distributed:
-            return  # the controller imports no code under test: its match counts mean nothing
-        # Without a report, only the session's own commands: a typo there would go unnoticed.
-        rules: list[Any] = [rule for _, rule in state.session_rules]
-        for entry in report.unmatched(rules, live_sites(), str(config.rootpath)):
-            terminalreporter.write_line(report.unmatched_line(entry))
+        for line in missing:
+            terminalreporter.write_line(line)
         return
     # Under xdist the workers' counts are the session's; the controller ran no test.
     parts = state.from_workers if distributed else [_report_data(state)]
@@ -431,6 +496,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     text = report.table(sites, seeds[0] if seeds else seed(), missed, str(config.rootpath))
     for line in text.splitlines():
         terminalreporter.write_line(line)
+    for line in _distinct(state.unmatched if not distributed else [
+            t for part in state.worker_unmatched for t in part["tests"]]):
+        terminalreporter.write_line(line)
     if len(seeds) > 1:
         terminalreporter.write_line("dynfault: the workers drew with seeds "
                                     + ", ".join(str(s) for s in seeds))
+
+
+def _distinct(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
+
+
+def _merged_unmatched(parts: list[dict[str, Any]]) -> list[str]:
+    """Session commands that matched in no worker, then each test's unmatched commands."""
+    matched: dict[str, int] = {}
+    lines: dict[str, str] = {}
+    for part in parts:
+        for text, (count, line) in part["session"].items():
+            matched[text] = matched.get(text, 0) + count
+            lines.setdefault(text, line)
+    missing = [lines[t] for t, count in matched.items() if not count and lines[t]]
+    return missing + _distinct([t for part in parts for t in part["tests"]])

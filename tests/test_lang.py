@@ -341,14 +341,14 @@ def test_malformed_is_rejected_with_exact_message(text: str, message: str) -> No
 def test_malformed_applies_nothing(text: str, message: str) -> None:
     site = sites_module.register("m", "f", "/virtual/control/applies_nothing.py", 1, "race", 0)
     dynfault.control("race frequency 7 after 1")
-    before = (site.settings(), len(sites_module._rules), len(dynfault.sites()),
+    before = (site.settings(), len(sites_module.REGISTRY.target.rules), len(dynfault.sites()),
               len(sites_module.history()))
     with pytest.raises(ControlError):
         dynfault.control("race times 2; " + text)
     with pytest.raises(ControlError):
         with dynfault.faults("race times 2; " + text):
             pass  # pragma: no cover
-    after = (site.settings(), len(sites_module._rules), len(dynfault.sites()),
+    after = (site.settings(), len(sites_module.REGISTRY.target.rules), len(dynfault.sites()),
              len(sites_module.history()))
     assert after == before == ("enabled frequency 7 after 1", 1, before[2], before[3])
 

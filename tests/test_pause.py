@@ -258,7 +258,8 @@ def test_resume_racing_the_timeout_does_not_warn(monkeypatch: pytest.MonkeyPatch
             assert dynfault.resume() == 1  # arrives as the wait gives up
             return False
 
-    monkeypatch.setattr(P, "threading", types.SimpleNamespace(Event=LateEvent))
+    stall = importlib.import_module("dynfault.runtime.stall")
+    monkeypatch.setattr(stall, "threading", types.SimpleNamespace(Event=LateEvent))
     dynfault.control("class pz:a pause 10")
     assert site_a() is False
     assert capsys.readouterr().err == ""

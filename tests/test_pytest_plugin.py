@@ -96,8 +96,10 @@ def test_fails_after_changing_everything(dynfault):
 def test_all_restored_after_the_failure(dynfault):
     race, = dynfault.sites("class store:race")
     io, = dynfault.sites("class store:io")
-    assert (race.state, race.frequency, race.hits, race.fired) == ("disabled", 0, 0, 0)
-    assert (io.state, io.hits, io.fired) == ("oneshot", 0, 0)
+    # The test's layer went with it; the counters only grow, this test's counts start at 0.
+    assert (race.state, race.frequency, dynfault.hits("class store:race")) == ("disabled", 0, 0)
+    assert (io.state, dynfault.hits("class store:io"), dynfault.fired("class store:io")) == (
+        "oneshot", 0, 0)
 
 
 @pytest.mark.dynfault("local:t oneshot")
@@ -352,3 +354,81 @@ def test_fixture_pauses_and_resumes(dynfault: DynfaultFixture) -> None:
     thread.join(5)
     assert results == ["done"]
     assert dynfault.fired("class plugin:stall") == 1
+
+
+ORDERED = '''
+import app.store as store
+
+
+def test_a(dynfault):
+    print("OUT a", store.lookup("k"), dynfault.fired("class store:race"))
+
+
+def test_b(dynfault):
+    print("OUT b", store.lookup("k"), store.lookup("k"), dynfault.fired("class store:race"))
+
+
+@dynfault_marker
+def test_c(dynfault):
+    print("OUT c", store.lookup("k"), dynfault.fired("class store:race"))
+'''
+
+
+def _outcomes(project: pytest.Pytester, order: list[str]) -> dict[str, str]:
+    result = project.runpytest_subprocess(
+        "-s", "-p", "no:randomly", "--dynfault", "class store:race frequency 2",
+        *[f"test_ordered.py::{name}" for name in order])
+    result.assert_outcomes(passed=3)
+    # With -s a test's print follows its file name on the same line.
+    lines = [line[line.index("OUT "):].split(" ", 2) for line in result.outlines
+             if "OUT " in line]
+    return {name: rest.rstrip(".") for _, name, rest in lines}
+
+
+def test_no_outcome_depends_on_test_order(project: pytest.Pytester) -> None:
+    project.makepyfile(test_ordered=ORDERED.replace(
+        "@dynfault_marker", '@__import__("pytest").mark.dynfault("class store:race oneshot")'))
+    forward = _outcomes(project, ["test_a", "test_b", "test_c"])
+    backward = _outcomes(project, ["test_c", "test_b", "test_a"])
+    assert forward == backward == {"a": "K 0", "b": "K None 1", "c": "None 1"}
+
+
+def test_a_marker_command_that_matched_nothing_is_reported_naming_its_test(
+        project: pytest.Pytester) -> None:
+    project.makepyfile(test_typo='''
+        import pytest
+        import app.store as store
+
+        @pytest.mark.dynfault("class stor:io")
+        def test_typo():
+            store.save("x")
+
+        def test_fixture_typo(dynfault):
+            dynfault.control("class store:raec")
+            store.lookup("k")
+    ''')
+    result = project.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "dynfault: 'class stor:io' matched no site (did you mean *) in test_typo.py::test_typo",
+        "dynfault: 'class store:raec' matched no site (did you mean *) in "
+        "test_typo.py::test_fixture_typo",
+    ])
+
+
+def test_xdist_workers_unmatched_commands_reach_the_controller(project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project.makepyfile(test_typo='''
+        import pytest
+        import app.store as store
+
+        @pytest.mark.dynfault("class stor:io")
+        def test_typo():
+            store.save("x")
+    ''')
+    result = project.runpytest_subprocess("-n", "2", "--dynfault", "class nothing:here")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "dynfault: 'class nothing:here' matched no site*",
+        "dynfault: 'class stor:io' matched no site (did you mean *) in test_typo.py::test_typo",
+    ])

@@ -18,6 +18,7 @@ import pytest
 import dynfault
 from dynfault import ControlError, dynamic_fault
 from dynfault.instrument.scan import scan_file
+from dynfault.runtime.registry import Registry
 from dynfault.runtime.sites import Site
 from dynfault.runtime.sites import register as _register
 
@@ -26,10 +27,8 @@ S = importlib.import_module("dynfault.runtime.sites")
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A private, empty registry: register() tests neither see nor leave other tests' sites."""
-    for name, value in (("_sites", []), ("_by_key", {}), ("_by_class", {}), ("_rules", []),
-                        ("_history", []), ("_scopes", [])):
-        monkeypatch.setattr(S, name, value)
+    """A registry of its own as the process's: tests neither see nor leave other tests' sites."""
+    monkeypatch.setattr(S, "REGISTRY", Registry(S.REGISTRY.seed))
     yield
     S.reset()
 
@@ -123,7 +122,9 @@ def test_control_counts_distinct_loaded_sites(registry: None) -> None:
     reg("m", "f", "/a.py", 2, "cnt:b", 1)
     assert dynfault.control("class cnt; class cnt:a; class nomatch") == 2
     assert dynfault.control("class nomatch") == 0
-    assert [r.matched for r in S.history()] == [2, 1, 0, 0]
+    # One entry per distinct command text, however often it was given.
+    assert [(e.command.text, e.matched) for e in S.history()] == [
+        ("class cnt", 2), ("class cnt:a", 1), ("class nomatch", 0)]
 
 
 def test_sites_query_in_registration_order(registry: None) -> None:
@@ -141,8 +142,8 @@ def test_reset(registry: None) -> None:
     dynfault.control("rs frequency 2")
     site.hits, site.fired = 5, 2
     dynfault.reset()
-    assert (site.settings(), site.hits, site.fired, S._rules, S._slow) == (
-        "disabled", 0, 0, [], False)
+    assert (site.settings(), site.hits, site.fired, S.REGISTRY.process.rules,
+            S.REGISTRY.slow) == ("disabled", 0, 0, {}, False)
     assert reg("m", "f", "/a.py", 2, "rs", 1).state == "disabled"
 
 
@@ -151,7 +152,7 @@ def test_register_once_per_file_and_index(registry: None) -> None:
     again = reg("m", "f", "/a.py", 1, "once", 0)
     assert again is first
     assert dynfault.sites() == [first]
-    assert S._by_class["once"] == [first]
+    assert dynfault.sites("class once") == [first]
 
 
 def test_class_change_leaves_no_stale_index_entry(registry: None) -> None:
@@ -171,13 +172,12 @@ def test_naming_a_class_keeps_matched_and_context_exact(registry: None) -> None:
     dynfault.control("file a.py frequency 4 disable")
     with dynfault.faults("file a.py", scope="context"):
         site = reg("m", "f", "/a.py", 1, None, 0)
-        S._name_class(site, "named")
-        S._name_class(site, "other")  # the first call's class stays
+        S.REGISTRY.name_class(site, "named")
+        S.REGISTRY.name_class(site, "other")  # the first call's class stays
         assert site.fault_class == "named"
-        assert site._ctx == 1
-    assert site._ctx == 0
-    assert site._on is False
-    assert [r.matched for r in S.history()] == [1]
+        assert (site.settings(), site._on) == ("enabled", True)  # the block decides here
+    assert (site.settings(), site._on) == ("disabled frequency 4", False)
+    assert [e.matched for e in S.history()] == [1, 1]
     dynfault.control("class named oneshot")
     assert site.settings() == "oneshot frequency 4"
 
@@ -187,14 +187,15 @@ def test_faults_restores_rules_and_states(registry: None) -> None:
     dynfault.control("fl frequency 2")
     with dynfault.faults("fl oneshot times 3") as matched:
         assert matched == 1
-        assert site.settings() == "oneshot frequency 2 times 3"
+        # The block decides, with its own settings only: layers are not merged.
+        assert site.settings() == "oneshot times 3"
         inside = reg("m", "g", "/a.py", 2, "fl", 1)
-        assert inside.settings() == "oneshot frequency 2 times 3"
-        assert [site.fire(), site.fire()] == [False, True]  # fires and disables itself
+        assert inside.settings() == "oneshot times 3"
+        assert [site.fire(), site.fire()] == [True, False]  # fires and is spent
         assert site.state == "disabled"
     assert site.settings() == "enabled frequency 2"
     assert inside.settings() == "enabled frequency 2"
-    assert [r.command.text for r in S._rules] == ["fl frequency 2"]
+    assert [r.command.text for r in S.REGISTRY.process.rules.values()] == ["fl frequency 2"]
 
 
 def test_faults_restores_after_an_exception(registry: None) -> None:
@@ -203,7 +204,8 @@ def test_faults_restores_after_an_exception(registry: None) -> None:
         with dynfault.faults("fe"):
             inside = reg("m", "g", "/a.py", 2, "fe", 1)
             raise KeyError("boom")
-    assert (site.state, inside.state, S._rules, S._slow) == ("disabled", "disabled", [], False)
+    assert (site.state, inside.state, S.REGISTRY.layers, S.REGISTRY.slow) == (
+        "disabled", "disabled", [S.REGISTRY.process], False)
     with pytest.raises(ValueError, match="scope must be"):
         with dynfault.faults("fe", scope="thread"):
             pass  # pragma: no cover
@@ -224,7 +226,7 @@ def test_context_scope_fires_only_in_its_thread() -> None:
     assert seen == [False]
     assert site_ctx() is False
     (site,) = dynfault.sites("class ctx:t")
-    assert (site.hits, site.fired, site._ctx, site._on) == (2, 2, 0, False)
+    assert (site.hits, site.fired, S.REGISTRY.contexts, site._on) == (2, 2, [], False)
 
 
 def test_context_scope_fires_only_in_its_task() -> None:
@@ -261,7 +263,7 @@ def test_context_scopes_nest_and_survive_exceptions() -> None:
                 raise RuntimeError
         assert site_ctx() is True
     (site,) = dynfault.sites("class ctx:t")
-    assert (site._ctx, S._scopes, S._slow) == (0, [], False)
+    assert (site._on, S.REGISTRY.contexts, S.REGISTRY.slow) == (False, [], False)
 
 
 def test_disabled_path_walks_no_frame(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -512,7 +514,7 @@ def test_exec_code_without_source_registers_once() -> None:
 
 
 def test_dynamic_fault_async_when_nothing_is_armed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(S, "_site_for_frame", None)  # no frame walk, no lookup
+    monkeypatch.setattr(S, "_frames", None)  # no frame walk, no lookup
 
     async def main() -> list[bool]:
         task = asyncio.create_task(dynfault.dynamic_fault_async("nothing:armed"))
@@ -529,7 +531,7 @@ def test_fork_child_gets_working_locks() -> None:
     site = S.register("m", "f", "/fork/a.py", 1, "fork", 0)
 
     def hold() -> None:
-        with S._lock:  # fork() must wait for it, then the child finds the lock free
+        with S.REGISTRY.lock:  # fork() must wait for it, then the child finds the lock free
             time.sleep(0.2)
 
     holder = threading.Thread(target=hold)
@@ -558,6 +560,6 @@ def test_context_scope_arms_sites_that_load_during_the_block(registry: None) -> 
         thread.start()
         thread.join()
         assert [site.fire(), site.fire(), site.fire()] == [True, True, False]
-        assert (site.state, site._ctx, site._on) == ("disabled", 1, True)
+        assert (site.state, len(S.REGISTRY.contexts), site._on) == ("disabled", 1, False)
     assert fired_elsewhere == [False]
-    assert (site._ctx, site._on, site.hits, site.fired) == (0, False, 2, 2)
+    assert (S.REGISTRY.contexts, site._on, site.hits, site.fired) == ([], False, 2, 2)

@@ -1,0 +1,513 @@
+"""The registry: the sites of a process, the layers of rules over them, and every armed hit.
+
+Layers, outermost first: the process, the pytest session, the test, then each open `faults()`
+block; a context-scope block (contextvars) outranks every global layer in its own thread or task.
+The innermost active layer with an arm for a site decides a hit, with all of that arm's
+settings, and only its progress moves. One lock guards it all; the disabled path never takes it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+
+from dynfault.lang import (
+    DISABLED,
+    ONESHOT,
+    Command,
+    Query,
+    class_prefixes,
+    file_matches,
+    func_matches,
+)
+from dynfault.runtime import stall as _stall
+from dynfault.runtime.site import Arm, Effect, PendingSite, Site
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from random import Random
+    from typing import Any
+
+__all__ = ["Registry", "Layer", "Rule", "Entry", "PROCESS", "SESSION", "TEST", "BLOCK"]
+
+PROCESS, SESSION, TEST, BLOCK = 0, 1, 2, 3
+_NAMED = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash")
+
+
+class Entry:
+    """One distinct command text ever given, and how many sites it matched: the unmatched
+    report prints each once, however often it was given."""
+
+    __slots__ = ("command", "matched")
+
+    def __init__(self, command: Command) -> None:
+        self.command = command
+        self.matched = 0
+
+
+class Rule:
+    """All the commands a layer was given with one query, merged: per setting, the value and the
+    order number of the last command that named it. Sites that load later take these."""
+
+    __slots__ = ("query", "command", "matched", "given", "entries", "_seen", "_numbers")
+
+    def __init__(self, command: Command) -> None:
+        self.query = command.query
+        self.command = command  # the last one given
+        self.matched = 0
+        self.given: dict[str, tuple[int, object]] = {}
+        self.entries: dict[str, Entry] = {}
+        self._seen = 0
+        self._numbers: dict[int, int] = {}  # site seq -> its `index` number for this query
+
+    def give(self, command: Command, seq: int) -> None:
+        self.command = command
+        self.given["state"] = (seq, command.state)
+        for name in _NAMED:
+            value = getattr(command, name)
+            if value is not None:
+                self.given[name] = (seq, value)
+
+    def number(self, site: Site) -> int:
+        number = self._numbers.get(site._seq)
+        if number is None:
+            number = self._numbers[site._seq] = self._seen
+            self._seen += 1
+        return number
+
+    def selects(self, site: Site) -> bool:
+        if not _matches(self.query, site):
+            return False
+        index = self.query.index
+        return index is None or index[0] <= self.number(site) <= index[1]
+
+
+def _matches(query: Query, site: Site) -> bool:
+    if query.site is not None and not query.site[0] <= site.index <= query.site[1]:
+        return False
+    return query.matches(site)
+
+
+class Layer:
+    __slots__ = ("rank", "context", "rules", "arms", "__weakref__")
+
+    def __init__(self, rank: int, context: bool = False) -> None:
+        self.rank = rank
+        self.context = context
+        self.rules: dict[Query, Rule] = {}
+        self.arms: dict[Site, Arm] = {}
+
+
+class Registry:
+    def __init__(self, seed: int = 0) -> None:
+        self.lock = threading.RLock()
+        self.sites: list[Site] = []
+        self.by_key: dict[tuple[str, int], Site] = {}
+        self._by_class: dict[str, list[Site]] = {}  # every `:` prefix of a class -> its sites
+        self._by_file: dict[str, list[Site]] = {}
+        self._by_func: dict[str, list[Site]] = {}
+        self._by_module: dict[str, list[Site]] = {}
+        self.process = Layer(PROCESS)
+        self.layers: list[Layer] = [self.process]  # the global ones, outermost first
+        self.contexts: list[Layer] = []  # open context blocks, of all threads
+        self.active: contextvars.ContextVar[tuple[Layer, ...]] = contextvars.ContextVar(
+            "dynfault_layers", default=())
+        self.target = self.process  # where control() writes (a test's layer under pytest)
+        self.history: dict[str, Entry] = {}
+        self.reporting = False
+        self.slow = False  # any rule, block or report: the runtime function walks frames
+        self.awake = False  # has the program asked for its sites yet?
+        self._pending: list[tuple[dict[str, Any], str, tuple[tuple[int, int, str, str | None],
+                                                              ...]]] = []
+        self._seq = 0
+        self._touched: dict[Site, None] = {}  # sites with counters or arms: what reset() visits
+        self.seed = seed
+        self._rng: Random | None = None
+        self.resets = 0
+        self.lookups: object = None  # dynfault.runtime.frames' caches for this registry
+
+    # -- registration --------------------------------------------------------------------------
+
+    def register(self, module: str, function: str, filename: str, line: int,
+                 fault_class: str | None, index: int) -> Site:
+        """The site at (filename, index), created on first sight; a reload re-binds it."""
+        key = (filename, index)
+        with self.lock:
+            self._wake()
+            site = self.by_key.get(key)
+            if site is not None:
+                if site.function != function:
+                    _unindex(self._by_func, site.function, site)
+                    site.function = function
+                    _index(self._by_func, function, site)
+                site.line = line
+                if fault_class is not None and site.fault_class != fault_class:
+                    self._reclass(site, fault_class)
+                return site
+            site = Site(module, function, filename, line, fault_class, index, len(self.sites),
+                        self)
+            self.sites.append(site)
+            self.by_key[key] = site
+            _index(self._by_file, filename, site)
+            _index(self._by_func, function, site)
+            _index(self._by_module, module, site)
+            self._index_class(site)
+            self._take_rules(site)
+            return site
+
+    def bind(self, namespace: dict[str, Any], filename: str,
+             table: tuple[tuple[int, int, str, str | None], ...]) -> None:
+        """A rewritten module's sites: flags now, registration once the program asks."""
+        from dynfault.instrument.names import DESCRIPTOR, FLAG
+
+        with self.lock:
+            if not (self.awake or self.slow):
+                for entry in table:
+                    namespace[FLAG + str(entry[0])] = False
+                    namespace[DESCRIPTOR + str(entry[0])] = PendingSite(entry[0])
+                self._pending.append((namespace, filename, table))
+                return
+            module = namespace.get("__name__", "?")
+            for index, line, function, fault_class in table:
+                pending = namespace.get(DESCRIPTOR + str(index))
+                if fault_class is None and isinstance(pending, PendingSite):
+                    fault_class = pending.named  # a non-literal site called while pending
+                site = self.register(module, function, filename, line, fault_class, index)
+                site._bindings[module] = namespace
+                namespace[DESCRIPTOR + str(index)] = site
+                namespace[FLAG + str(index)] = site._on
+
+    def _wake(self) -> None:
+        if self.awake:
+            return
+        self.awake = True
+        pending, self._pending = self._pending, []
+        for namespace, filename, table in pending:
+            self.bind(namespace, filename, table)
+
+    def wake(self) -> None:
+        with self.lock:
+            self._wake()
+
+    def _index_class(self, site: Site) -> None:
+        if site.fault_class is not None:
+            for prefix in class_prefixes(site.fault_class):
+                bucket = self._by_class.setdefault(prefix, [])
+                bucket.append(site)
+                if len(bucket) > 1 and bucket[-2]._seq > site._seq:
+                    bucket.sort(key=_seq)
+
+    def _take_rules(self, site: Site, recount: bool = True) -> None:
+        for layer in (*self.layers, *self.contexts):
+            if not layer.rules:
+                continue
+            chosen = [rule for rule in layer.rules.values() if rule.selects(site)]
+            if not chosen:
+                continue
+            arm = Arm()
+            for _, name, value in sorted((seq, name, value) for rule in chosen
+                                         for name, (seq, value) in rule.given.items()):
+                arm.set(name, value)
+            self._put(layer, site, arm)
+            for rule in chosen:
+                if recount or rule.query.fault_class is not None:
+                    rule.matched += 1
+                    for entry in rule.entries.values():
+                        entry.matched += 1
+        self._sync(site)
+
+    def _reclass(self, site: Site, fault_class: str) -> None:
+        """A site's class is named (first call of a non-literal site) or changed (a reload after
+        an edit): it takes the rules again, as a site of that class registering now."""
+        if site.fault_class is not None:
+            for prefix in class_prefixes(site.fault_class):
+                _unindex(self._by_class, prefix, site)
+        site.fault_class = fault_class
+        self._index_class(site)
+        for layer in list(site._arms):
+            self._drop(layer, site)  # type: ignore[arg-type]
+        self._take_rules(site, recount=False)
+
+    def name_class(self, site: Site, fault_class: str) -> None:
+        with self.lock:
+            if site.fault_class is None:
+                self._reclass(site, str(fault_class))
+
+    # -- arms and flags ------------------------------------------------------------------------
+
+    def _put(self, layer: Layer, site: Site, arm: Arm) -> None:
+        old = layer.arms.get(site)
+        if old is not None and old.live:
+            site._live -= 1
+        layer.arms[site] = site._arms[layer] = arm
+        if arm.live:
+            site._live += 1
+        self._touched[site] = None
+
+    def _drop(self, layer: Layer, site: Site) -> None:
+        arm = layer.arms.pop(site, None)
+        site._arms.pop(layer, None)
+        if arm is not None and arm.live:
+            site._live -= 1
+
+    def _sync(self, site: Site) -> None:
+        on = site._live > 0 or self.reporting
+        if on is not site._on:
+            site._on = on
+            from dynfault.instrument.names import FLAG
+
+            name = FLAG + str(site.index)
+            for namespace in site._bindings.values():
+                namespace[name] = on
+
+    def _set_slow(self) -> None:
+        self.slow = self.reporting or bool(self.contexts) or any(
+            layer.rules for layer in self.layers)
+
+    def arm_in_force(self, site: Site) -> Arm | None:
+        """The arm of the innermost layer active here that has one for the site."""
+        arms = site._arms
+        if not arms:
+            return None
+        if not self.contexts:
+            if len(arms) == 1:  # the common case: one layer arms it, and it is global
+                for only in arms.values():
+                    return only
+        else:
+            for layer in reversed(self.active.get()):
+                found = arms.get(layer)
+                if found is not None:
+                    return found
+        for layer in reversed(self.layers):
+            found = arms.get(layer)
+            if found is not None:
+                return found
+        return None
+
+    # -- firing --------------------------------------------------------------------------------
+
+    def decide(self, site: Site) -> Effect | None:
+        """One hit of a site whose flag is on: None when it passes, else what its fire does."""
+        with self.lock:
+            arm: Arm | None = None
+            arms = site._arms
+            if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
+                for arm in arms.values():
+                    pass
+            else:
+                arm = self.arm_in_force(site)
+            if arm is None or arm.spent or arm.state == DISABLED:
+                if self.reporting:
+                    site.hits += 1
+                    self._touched[site] = None
+                return None
+            site.hits += 1
+            # Arm.step(), inlined: this is the enabled path's cost.
+            if arm.after_left > 0:
+                arm.after_left -= 1
+                return None
+            if arm.frequency > 1:
+                arm.count += 1
+                if arm.count < arm.frequency:
+                    return None
+                arm.count = 0
+            if arm.probability is not None and self._draw() >= arm.probability:
+                return None
+            if arm.state == ONESHOT:
+                arm.spent = True
+            elif arm.times is not None:
+                arm.times_left -= 1
+                if arm.times_left <= 0:
+                    arm.spent = True
+            site.fired += 1
+            if arm.spent:
+                site._live -= 1
+                self._sync(site)
+            return arm.pause, arm.delay, arm.error, arm.crash
+
+    def count_hit(self, site: Site) -> None:
+        """A disabled site's hit, while a report is collected."""
+        with self.lock:
+            site.hits += 1
+            self._touched[site] = None
+
+    def _draw(self) -> float:
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random(self.seed)
+        return self._rng.random()
+
+    def set_seed(self, value: int) -> None:
+        with self.lock:
+            self.seed = int(value)
+            if self._rng is not None:
+                self._rng.seed(self.seed)
+
+    # -- selecting -----------------------------------------------------------------------------
+
+    def _candidates(self, query: Query) -> Iterable[Site]:
+        """The sites that may match, each pattern tried once per distinct file, function,
+        module or class, in registration order."""
+        pattern = query.fault_class
+        if pattern is not None and not _glob(pattern):
+            return list(self._by_class.get(pattern, ()))
+        pools: list[list[Site]] | None = None
+        file, func, module = query.file, query.func, query.module
+        if file is not None:
+            pools = _pick(self._by_file, lambda f: file_matches(file, f))
+        elif func is not None:
+            pools = _pick(self._by_func, lambda f: func_matches(func, f))
+        elif module is not None:
+            from fnmatch import fnmatchcase
+
+            pools = _pick(self._by_module, lambda m: fnmatchcase(m, module))
+        elif pattern is not None:
+            # A class is in the query's class when one of its `:` prefixes matches the glob.
+            from fnmatch import fnmatchcase
+
+            found = {s: None for pool in _pick(self._by_class, lambda c: fnmatchcase(c, pattern))
+                     for s in pool}
+            return sorted(found, key=_seq)
+        if pools is None:
+            return list(self.sites)
+        if len(pools) == 1:
+            return list(pools[0])
+        return sorted((s for pool in pools for s in pool), key=_seq)
+
+    def _select(self, query: Query) -> list[Site]:
+        matched = [s for s in self._candidates(query) if _matches(query, s)]
+        if query.index is not None:
+            matched = matched[query.index[0]:query.index[1] + 1]
+        return matched
+
+    def select(self, query: Query) -> list[Site]:
+        with self.lock:
+            self._wake()
+            return self._select(query)
+
+    # -- layers --------------------------------------------------------------------------------
+
+    def open_layer(self, rank: int, context: bool = False) -> Layer:
+        layer = Layer(rank, context)
+        with self.lock:
+            if context:
+                self.contexts.append(layer)
+            else:
+                at = len(self.layers)
+                while at > 0 and self.layers[at - 1].rank > rank:
+                    at -= 1
+                self.layers.insert(at, layer)
+            self._set_slow()
+        return layer
+
+    def close_layer(self, layer: Layer) -> None:
+        """Its commands and progress go; no other layer changes."""
+        with self.lock:
+            if layer in self.contexts:
+                self.contexts.remove(layer)
+            elif layer in self.layers and layer is not self.process:
+                self.layers.remove(layer)
+            if self.target is layer:
+                self.target = self.process
+            for site in list(layer.arms):
+                self._drop(layer, site)
+                self._sync(site)
+            layer.rules.clear()
+            self._set_slow()
+
+    def apply(self, layer: Layer, commands: tuple[Command, ...]) -> int:
+        """Give commands to a layer; return how many distinct loaded sites they matched."""
+        touched: dict[Site, None] = {}
+        with self.lock:
+            self._wake()
+            for command in commands:
+                self._seq += 1
+                rule = layer.rules.get(command.query)
+                if rule is None:
+                    rule = layer.rules[command.query] = Rule(command)
+                rule.give(command, self._seq)
+                entry = self.history.get(command.text)
+                if entry is None:
+                    entry = self.history[command.text] = Entry(command)
+                rule.entries[command.text] = entry
+                for site in self._candidates(command.query):
+                    if not rule.selects(site):
+                        continue
+                    arm = layer.arms.get(site)
+                    was = arm is not None and arm.live
+                    if arm is None:
+                        arm = layer.arms[site] = site._arms[layer] = Arm()
+                        self._touched[site] = None
+                    arm.apply(command)
+                    site._live += arm.live - was
+                    rule.matched += 1
+                    entry.matched += 1
+                    touched[site] = None
+            for site in touched:
+                self._sync(site)
+            self._set_slow()
+        return len(touched)
+
+    def refresh(self, layer: Layer) -> None:
+        """A layer's progress as if its commands had just been given."""
+        with self.lock:
+            for site, arm in layer.arms.items():
+                was = arm.live
+                arm.refresh()
+                if arm.live != was:
+                    site._live += arm.live - was
+                    self._sync(site)
+
+    def set_reporting(self, on: bool) -> None:
+        with self.lock:
+            self._wake()
+            self.reporting = on
+            for site in self.sites:
+                self._sync(site)
+            self._set_slow()
+
+    def reset(self) -> None:
+        """Every open layer emptied (in all threads), counters zero, paused threads released."""
+        with self.lock:
+            for layer in (*self.layers, *self.contexts):
+                for site in list(layer.arms):
+                    self._drop(layer, site)
+                layer.rules.clear()
+            if self._rng is not None:
+                self._rng.seed(self.seed)
+            for site in self._touched:
+                site.hits = site.fired = 0
+                self._sync(site)
+            self._touched = {}
+            self.resets += 1
+            self._set_slow()
+        _stall.release()
+
+
+def _seq(site: Site) -> int:
+    return site._seq
+
+
+def _glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern or "[" in pattern
+
+
+def _index(table: dict[str, list[Site]], key: str, site: Site) -> None:
+    bucket = table.setdefault(key, [])
+    bucket.append(site)
+    if len(bucket) > 1 and bucket[-2]._seq > site._seq:
+        bucket.sort(key=_seq)
+
+
+def _unindex(table: dict[str, list[Site]], key: str, site: Site) -> None:
+    bucket = table.get(key)
+    if bucket is not None and site in bucket:
+        bucket.remove(site)
+        if not bucket:
+            del table[key]
+
+
+def _pick(table: dict[str, list[Site]], keep: Callable[[str], bool]) -> list[list[Site]]:
+    return [sites for key, sites in table.items() if keep(key)]
