@@ -30,7 +30,9 @@ from dynfault.runtime.sites import (
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Iterable
+
+    from dynfault.instrument.hook import ImportHook
 
 from dynfault.version import __version__  # noqa: E402
 
@@ -41,11 +43,16 @@ __all__ = [
 ]
 
 
-def install_import_hook(include: Any = None, exclude: Any = None) -> Any:
-    """Rewrite the sites of modules imported from now on; see dynfault.instrument.hook."""
+def install_import_hook(include: str | Iterable[str] | None = None,
+                        exclude: str | Iterable[str] | None = None, *,
+                        roots: Iterable[str] | None = None,
+                        calls: Iterable[str] = ()) -> ImportHook:
+    """Rewrite the sites of modules imported from now on (module globs `include`/`exclude`;
+    with `roots`, only modules under those folders; `calls`: functions whose calls become
+    sites). The handle's `uninstall()` takes the hook out again."""
     from dynfault.instrument.hook import install_import_hook as install
 
-    return install(include=include, exclude=exclude)
+    return install(include, exclude, roots=roots, calls=calls)
 
 
 def uninstall_import_hook() -> None:

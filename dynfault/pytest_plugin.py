@@ -18,7 +18,6 @@ the runtime function); application modules get dynfault's rewriting.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -86,6 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="print each site's hits and fires at the end of the session")
     parser.addini("dynfault", "dynfault commands for the whole session, as --dynfault",
                   default="")
+    group.addoption("--dynfault-calls", action="append", default=[], metavar="NAMES",
+                    help="make a fault site of every call to these functions in the project's "
+                         "modules (comma-separated, repeatable: os.fsync,.execute,@fs)")
     group.addoption("--dynfault-no-hook", action="store_true", default=False,
                     help="do not rewrite sites at import; dynamic_fault() still works, slower")
 
@@ -115,6 +117,15 @@ def _start(config: pytest.Config, options: Any) -> None:
 
     if _startup.deferred_error is not None:
         raise pytest.UsageError(str(_startup.deferred_error))
+    from dynfault.config import load_config
+    from dynfault.errors import ConfigError
+
+    try:
+        project = load_config(str(config.rootpath))
+    except ConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+    if project.enable:
+        _apply_project_enable(project.path or "pyproject.toml", project.enable)
     commands: list[str] = list(getattr(options, "dynfault", None) or [])
     for text in commands:
         try:
@@ -133,7 +144,8 @@ def _start(config: pytest.Config, options: Any) -> None:
         os.environ["DYNFAULT_SEED"] = str(seed())
         state.seed_for_workers = True
     if not getattr(options, "dynfault_no_hook", False):
-        state.hook = _install_hook()
+        calls = _calls(project.calls, getattr(options, "dynfault_calls", None) or [])
+        state.hook = _install_hook(str(config.rootpath), project.include, project.exclude, calls)
     state.commands = commands
     state.layer = REGISTRY.open_layer(SESSION)
     _give_session(state)
@@ -167,20 +179,52 @@ def _will_run_xdist_workers(options: Any) -> bool:
         0, None)
 
 
-def _install_hook() -> _HookHandle | None:
-    """Install the import hook; None when one was in place already (`dynfault run -m pytest`):
-    that one is not ours to take out at the end.
+def _apply_project_enable(path: str, texts: tuple[str, ...]) -> None:
+    """`enable` of [tool.dynfault] goes first, into the process layer; DYNFAULT_ENABLE, which
+    importing dynfault applied already, is given again after it, so it still wins."""
+    from dynfault.runtime.sites import control
 
-    Its place on sys.meta_path does not matter to pytest: our finder asks the other finders
-    first and only takes over plain source modules, so test files and conftests, which pytest's
-    assertion rewriter claims with its own loader, stay with it and keep assert introspection.
+    try:
+        for text in texts:
+            control(text)
+        environment = os.environ.get("DYNFAULT_ENABLE", "")
+        if environment.strip():
+            control(environment)
+    except ControlError as error:
+        raise pytest.UsageError(f"{path}: [tool.dynfault] enable: {error}") from None
+
+
+def _calls(project: tuple[str, ...], options: list[str]) -> tuple[str, ...]:
+    """The call sites to make: [tool.dynfault] calls, DYNFAULT_CALLS, then --dynfault-calls;
+    handed on to child processes through DYNFAULT_CALLS, as `dynfault run` does."""
+    given = [*project, os.environ.get("DYNFAULT_CALLS", ""), *options]
+    names = tuple(dict.fromkeys(n.strip() for text in given for n in text.split(",")
+                                if n.strip()))
+    if names:
+        os.environ["DYNFAULT_CALLS"] = ",".join(names)
+    return names
+
+
+def _install_hook(rootdir: str, include: tuple[str, ...], exclude: tuple[str, ...],
+                  calls: tuple[str, ...]) -> _HookHandle | None:
+    """Install the import hook for the project under pytest's rootdir (SPEC §7: its own modules
+    and those `include` names, never the rest of site-packages, and nothing written outside
+    it); None when one was in place already (`dynfault run -m pytest`): that one is not ours
+    to take out at the end.
+
+    The finder sits just before PathFinder: test files and conftests, which pytest's assertion
+    rewriter claims earlier on sys.meta_path, stay with it and keep assert introspection.
     """
-    from dynfault.instrument.hook import install_import_hook
+    from dynfault.errors import DynfaultError
+    from dynfault.instrument.hook import install_import_hook, installed_hook
 
-    before = {id(finder) for finder in sys.meta_path}
-    handle: _HookHandle = install_import_hook()
-    if all(id(finder) in before for finder in sys.meta_path):
+    if installed_hook() is not None:
         return None
+    try:
+        handle: _HookHandle = install_import_hook(include or None, exclude or None,
+                                                  roots=(rootdir,), calls=calls)
+    except DynfaultError as error:  # a bad call name
+        raise pytest.UsageError(str(error)) from None
     return handle
 
 

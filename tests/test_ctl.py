@@ -567,13 +567,13 @@ def test_a_path_too_long_for_sockaddr_still_serves(tmp_path: Path) -> None:
 # -- the command line ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("args", "code", "stderr"), [
-    (("class race frequncy 3",), 2, "dynfault ctl: error: unknown word 'frequncy' (did you mean "
+    (("class race frequncy 3",), 2, "dynfault ctl: unknown word 'frequncy' (did you mean "
                                     "'frequency'?) at column 12\n"),
-    (("class a", "class"), 2, "dynfault ctl: error: 'class' needs a value at column 1\n"),
+    (("class a", "class"), 2, "dynfault ctl: 'class' needs a value at column 1\n"),
     (("--resume", "class a enable"), 2,
-     "dynfault ctl: error: a query takes no settings: 'class a enable'\n"),
+     "dynfault ctl: a query takes no settings: 'class a enable'\n"),
     (("--list", "class a; class b"), 2,
-     "dynfault ctl: error: a query is one command, got 2: 'class a; class b'\n"),
+     "dynfault ctl: a query is one command, got 2: 'class a; class b'\n"),
     (("--paused", "--resume", "", ), 2,
      "dynfault ctl: --paused and --resume cannot be given together\n"),
     (("--list", "x", "class a"), 2, "dynfault ctl: --list and commands cannot be given together\n"),

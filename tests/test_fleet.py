@@ -301,7 +301,7 @@ def test_ctl_with_an_empty_fleet(url: str) -> None:
 def test_a_bad_command_reaches_no_process_and_is_not_kept(url: str, client: Any) -> None:
     result = run_ctl("--redis", url, "class a", "class b frequncy 2")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("dynfault ctl: error: unknown word 'frequncy' (did you mean "
+    assert result.stderr == ("dynfault ctl: unknown word 'frequncy' (did you mean "
                              "'frequency'?) at column 9\n")
     assert client.xlen(fleet.STREAM) == 0
 

@@ -301,7 +301,7 @@ def test_nothing_to_run_exits_3_with_one_line(tmp_path: Path) -> None:
     (["--log-dir", "app.py/logs"], "dynfault sweep: --log-dir app.py/logs: Not a directory"),
     (["--select", "class 'open"], "dynfault sweep: --select \"class 'open\": "),
     (["--check", " "], "dynfault sweep: --check needs a shell command"),
-    (["--baseline", "missing.json"], "dynfault sweep --baseline: missing.json: No such file"),
+    (["--baseline", "missing.json"], "dynfault sweep: --baseline: missing.json: No such file"),
 ])
 def test_bad_paths_and_queries_are_usage_errors_before_any_run(
         tmp_path: Path, args: list[str], message: str) -> None:
@@ -319,7 +319,8 @@ def test_a_child_that_fails_before_the_program_starts_says_so(tmp_path: Path) ->
     assert done.returncode == 1
     last = done.stderr.splitlines()[-1]
     assert last == ("dynfault sweep: the command fails before its program starts: "
-                    "dynfault: DYNFAULT_SEED: 'not-a-number' is not a whole number")
+                    "dynfault: child process not instrumented: DYNFAULT_SEED: 'not-a-number' "
+                    "is not a whole number")
 
 
 @pytest.mark.slow
@@ -333,3 +334,22 @@ def test_a_baseline_sweep_makes_only_new_breakage_count(tmp_path: Path) -> None:
     wider = sweep(project, "--exclude", "class locks:write", "--baseline", "before.json")
     assert wider.returncode == 1  # locks:parse's failure is new
     assert "sweep: 1 run worse than in before.json\n" in wider.stdout
+
+
+def test_the_projects_check_and_timeout_are_the_sweeps_defaults(tmp_path: Path) -> None:
+    project = write(tmp_path, {**LOCKS, "pyproject.toml": '''\
+        [tool.dynfault]
+        check = "test ! -e state.txt.lock"
+        timeout = 45
+        '''})
+    done = sweep(project, "--select", "class locks:write", "--json", "out.json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    (run,) = runs_of(project / "out.json")
+    assert (run["outcome"], run["reason"]) == ("failed", "check")
+    assert ", timeout 45 s" in done.stderr
+    os.unlink(project / "state.txt.lock")
+    (project / "pyproject.toml").write_text('[tool.dynfault]\njobs = "two"\n')
+    bad = sweep(project, "--select", "class locks:write")
+    assert (bad.returncode, bad.stderr) == (
+        2, "dynfault sweep: pyproject.toml: [tool.dynfault] jobs: must be a whole number of 1 "
+           "or more, not 'two'\n")

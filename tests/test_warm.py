@@ -38,4 +38,4 @@ def test_warm_then_run_without_writing_bytecode(tmp_path: Path) -> None:
 def test_warm_a_bad_path_is_one_line(tmp_path: Path) -> None:
     proc = dynfault_cli("warm", "missing", cwd=tmp_path)
     assert (proc.stdout, proc.stderr, proc.returncode) == (
-        "", "dynfault: warm: no such file or directory: missing\n", 2)
+        "", "dynfault warm: no such file or directory: missing\n", 2)

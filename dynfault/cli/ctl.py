@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import NoReturn
 
 import click
 
@@ -21,9 +20,10 @@ __all__ = ["ctl"]
 ENVIRONMENT = "DYNFAULT_CONTROL"
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"dynfault ctl: {message}", err=True)
-    raise SystemExit(code)
+class NoProcess(DynfaultError):
+    """No addressed process answered: nothing was listed or controlled."""
+
+    exit_code = ExitCode.FAILED
 
 
 def _request(listing: str | None, paused: str | None, resume: str | None,
@@ -94,24 +94,18 @@ def ctl(socket_path: str | None, redis_url: str | None, pids: tuple[int, ...],
     answers or a socket is not the user's own.
     """
     stop()  # a client, never a target, whatever DYNFAULT_CONTROL says
-    try:
-        request = _request(listing, paused, resume, commands)
-        target, fleet = _where(socket_path, redis_url)
-        if hosts and not fleet:
-            raise UsageError("--host picks processes of a fleet; it needs --redis")
-    except UsageError as error:
-        _fail(str(error), ExitCode.USAGE)
-    except DynfaultError as error:  # a bad command or query: sent nowhere
-        _fail(f"error: {error}", ExitCode.USAGE)
-    try:
-        if fleet:
-            from dynfault.ctl.fleet_client import ask_fleet
+    # A bad command or query is a ControlError here, before anything is sent anywhere; every
+    # DynfaultError is worded and mapped to its exit status by the click group.
+    request = _request(listing, paused, resume, commands)
+    target, fleet = _where(socket_path, redis_url)
+    if hosts and not fleet:
+        raise UsageError("--host picks processes of a fleet; it needs --redis")
+    if fleet:
+        from dynfault.ctl.fleet_client import ask_fleet
 
-            outcome = ask_fleet(target, request, pids, hosts, timeout)
-        else:
-            outcome = ask_local(target, request, pids, timeout)
-    except DynfaultError as error:
-        _fail(str(error), error.exit_code)
+        outcome = ask_fleet(target, request, pids, hosts, timeout)
+    else:
+        outcome = ask_local(target, request, pids, timeout)
     _report(request, outcome, target, as_json)
 
 
@@ -129,9 +123,9 @@ def _report(request: Request, outcome: Outcome, target: str, as_json: bool) -> N
         _print(request, good)
     if not outcome.replies:
         if request.verb == "control" and "://" in target:
-            _fail(f"no live process at {target}; the commands are kept for processes that "
-                  f"join", ExitCode.FAILED)
-        _fail(f"no live process at {target}", ExitCode.FAILED)
+            raise NoProcess(f"no live process at {target}; the commands are kept for "
+                            "processes that join")
+        raise NoProcess(f"no live process at {target}")
     if errors:
         raise SystemExit(ExitCode.USAGE)
     if outcome.silent:

@@ -15,7 +15,7 @@ from dynfault.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dynfault.runtime.sites import Rule
+    from dynfault.runtime.registry import Entry
 
 __all__ = ["run"]
 
@@ -71,22 +71,25 @@ def _names(option: str, values: Sequence[str]) -> list[str]:
     return found
 
 
-def apply_rules(sourced: Sequence[Sourced]) -> list[tuple[str, Rule]]:
+def apply_rules(sourced: Sequence[Sourced]) -> list[tuple[str, Entry]]:
     """Apply the command lists in order; each rule made, with where it was given.
 
     Importing dynfault applied DYNFAULT_ENABLE already; when pyproject.toml or a file comes
     first, DYNFAULT_ENABLE is applied again after them, so the last command still wins."""
     from dynfault import startup
+    from dynfault.lang import parse
     from dynfault.runtime.sites import control, history
 
-    labelled: list[tuple[str, Rule]] = []
+    labelled: list[tuple[str, Entry]] = []
     for number, (label, text) in enumerate(sourced):
         if label == "DYNFAULT_ENABLE" and startup.applied and number == 0:
             labelled += [(label, rule) for rule in history()]
             continue
-        before = len(history())
         control(text)
-        labelled += [(label, rule) for rule in history()[before:]]
+        # history() holds each distinct command text once: a text given in two places is
+        # labelled with both.
+        texts = {command.text for command in parse(text)}
+        labelled += [(label, entry) for entry in history() if entry.command.text in texts]
     return labelled
 
 
@@ -95,7 +98,7 @@ class _AtExit:
     processes forked from it, print nothing."""
 
     def __init__(self, text: bool, json_path: str | None,
-                 labelled: list[tuple[str, Rule]]) -> None:
+                 labelled: list[tuple[str, Entry]]) -> None:
         self.pid = os.getpid()
         self.cwd: str | None  # the program may chdir; paths are shown as the user started
         try:
@@ -121,7 +124,8 @@ class _AtExit:
         loaded = sites()
         known = {id(rule) for _, rule in self.labelled}
         # The program's own control() calls count too; they were given nowhere we can name.
-        rules = [*self.labelled, *(("", r) for r in history() if id(r) not in known)]
+        rules: list[tuple[str, Entry]] = [
+            *self.labelled, *(("", r) for r in history() if id(r) not in known)]
         missed = unmatched(rules, loaded, self.cwd)
         out = "".join(f"{unmatched_line(m)}\n" for m in missed)
         if self.text:

@@ -8,7 +8,6 @@ from types import FrameType
 
 import click
 
-from dynfault.errors import DynfaultError
 from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
 from dynfault.sweep.plan import parse_shard
@@ -83,20 +82,27 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
     Exit status: 1 when any run failed or timed out, 3 when no run was made, 0 otherwise,
     2 for usage errors.
     """
-    try:
-        if merge:
-            status = merge_files(list(command), json_path, sys.stdout)
-        else:
-            names = ",".join(n.strip() for text in calls for n in text.split(",") if n.strip())
-            options = Options(command=list(command), paths=list(paths), nth=nth,
-                              max_nth=max_nth, jobs=jobs, timeout=timeout,
-                              shard=None if shard is None else parse_shard(shard),
-                              json_path=json_path, log_dir=log_dir, check=check, crash=crash,
-                              all_tests=all_tests, select=list(select), exclude=list(exclude),
-                              baseline=baseline, calls=names)
-            _stop_on_sigterm()
-            status = run_sweep(options, sys.stdout, sys.stderr)
-    except DynfaultError as error:
-        click.echo(f"dynfault {error}", err=True)
-        sys.exit(error.exit_code)
+    # Every DynfaultError (a usage error, a sweep that cannot start, exit 3 when nothing ran)
+    # is worded and mapped to its exit status by the click group.
+    if merge:
+        status = merge_files(list(command), json_path, sys.stdout)
+    else:
+        from dynfault.config import load_config
+
+        # [tool.dynfault] gives the defaults; what the command line says wins.
+        project = load_config()
+        if jobs == 0 and project.jobs is not None:
+            jobs = project.jobs
+        timeout = project.timeout if timeout is None else timeout
+        check = project.check if check is None else check
+        given = [*project.calls, *calls]
+        names = ",".join(n.strip() for text in given for n in text.split(",") if n.strip())
+        options = Options(command=list(command), paths=list(paths), nth=nth,
+                          max_nth=max_nth, jobs=jobs, timeout=timeout,
+                          shard=None if shard is None else parse_shard(shard),
+                          json_path=json_path, log_dir=log_dir, check=check, crash=crash,
+                          all_tests=all_tests, select=list(select), exclude=list(exclude),
+                          baseline=baseline, calls=names)
+        _stop_on_sigterm()
+        status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

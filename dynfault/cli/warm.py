@@ -36,7 +36,7 @@ def warm(paths: tuple[str, ...], calls: tuple[str, ...]) -> None:
 
     for path in paths:
         if not os.path.exists(path):
-            raise _BadPath(f"warm: no such file or directory: {one_line(path)[:200]}")
+            raise _BadPath(f"no such file or directory: {one_line(path)[:200]}")
     names = tuple(n.strip() for group in calls for n in group.split(",") if n.strip())
     key = calls_key(names)
     sys.dont_write_bytecode = False  # writing the cache is what this command is for

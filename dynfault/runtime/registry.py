@@ -293,8 +293,7 @@ class Registry:
             arm: Arm | None = None
             arms = site._arms
             if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
-                for arm in arms.values():
-                    pass
+                (arm,) = arms.values()
             else:
                 arm = self.arm_in_force(site)
             if arm is None or arm.spent or arm.state == DISABLED:

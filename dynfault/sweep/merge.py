@@ -28,9 +28,9 @@ def read_json(path: str, what: str) -> object:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except OSError as error:
-        raise UsageError(f"sweep {what}: {path}: {error.strerror or error}") from None
+        raise UsageError(f"{what}: {path}: {error.strerror or error}") from None
     except ValueError as error:
-        raise UsageError(f"sweep {what}: {path}: not JSON ({error})") from None
+        raise UsageError(f"{what}: {path}: not JSON ({error})") from None
 
 
 def merge(reports: Sequence[tuple[str, object]]) -> Merged:
@@ -45,7 +45,7 @@ def merge(reports: Sequence[tuple[str, object]]) -> Merged:
         try:
             got, missed = from_json(data)
         except ValueError as error:
-            raise UsageError(f"sweep --merge: {name}: {error}") from None
+            raise UsageError(f"--merge: {name}: {error}") from None
         assert isinstance(data, dict)
         if first is None:
             first = (name, data)
@@ -53,21 +53,21 @@ def merge(reports: Sequence[tuple[str, object]]) -> Merged:
             for key, what in (("command", "commands"), ("cwd", "working directories"),
                               ("options", "options")):
                 if data.get(key) != first[1].get(key):
-                    raise UsageError(f"sweep --merge: {first[0]} and {name} are not shards of "
+                    raise UsageError(f"--merge: {first[0]} and {name} are not shards of "
                                      f"one sweep (different {what})")
         shard = data.get("shard")
         if not isinstance(shard, str):
-            raise UsageError(f"sweep --merge: {name} is a whole sweep, not a shard (--shard)")
+            raise UsageError(f"--merge: {name} is a whole sweep, not a shard (--shard)")
         try:
             i, n = parse_shard(shard)
         except UsageError:
-            raise UsageError(f"sweep --merge: {name}: bad shard {shard!r}") from None
+            raise UsageError(f"--merge: {name}: bad shard {shard!r}") from None
         if total and n != total:
-            raise UsageError(f"sweep --merge: {name} is shard {shard}, the others are of "
+            raise UsageError(f"--merge: {name} is shard {shard}, the others are of "
                              f"{total}")
         total = n
         if i in shards:
-            raise UsageError(f"sweep --merge: shard {shard} given twice ({shards[i]} and {name})")
+            raise UsageError(f"--merge: shard {shard} given twice ({shards[i]} and {name})")
         shards[i] = name
         for result in got:
             results.setdefault(result.order, result)
@@ -76,7 +76,7 @@ def merge(reports: Sequence[tuple[str, object]]) -> Merged:
     assert first is not None
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in shards]
     if missing:
-        raise UsageError(f"sweep --merge: shard {', '.join(missing)} missing")
+        raise UsageError(f"--merge: shard {', '.join(missing)} missing")
     options = first[1].get("options")
     command, cwd = first[1].get("command"), first[1].get("cwd")
     return Merged(sorted(results.values(), key=lambda r: r.order),

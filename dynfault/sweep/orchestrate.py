@@ -93,45 +93,45 @@ class Options:
 def _validate(options: Options) -> None:
     command = options.command
     if not command:
-        raise UsageError("sweep: no command given (dynfault sweep [OPTIONS] -- COMMAND...)")
+        raise UsageError("no command given (dynfault sweep [OPTIONS] -- COMMAND...)")
     if options.max_nth < 1:
-        raise UsageError("sweep: --max-nth must be at least 1")
+        raise UsageError("--max-nth must be at least 1")
     if options.jobs < 0:
-        raise UsageError("sweep: -j must be at least 1")
+        raise UsageError("-j must be at least 1")
     if options.timeout is not None and options.timeout <= 0:
-        raise UsageError("sweep: --timeout must be more than 0 seconds")
+        raise UsageError("--timeout must be more than 0 seconds")
     if options.check is not None and not options.check.strip():
-        raise UsageError("sweep: --check needs a shell command")
+        raise UsageError("--check needs a shell command")
     for path in options.paths:
         if not os.path.exists(path):
-            raise UsageError(f"sweep: --paths {path}: no such file or directory")
+            raise UsageError(f"--paths {path}: no such file or directory")
     if options.json_path is not None:
         _writable_file(options.json_path, "--json")
     if options.log_dir is not None:
         try:
             os.makedirs(options.log_dir, exist_ok=True)
         except OSError as error:
-            raise UsageError(f"sweep: --log-dir {options.log_dir}: "
+            raise UsageError(f"--log-dir {options.log_dir}: "
                              f"{error.strerror or error}") from None
         if not os.access(options.log_dir, os.W_OK | os.X_OK):
-            raise UsageError(f"sweep: --log-dir {options.log_dir}: not writable")
+            raise UsageError(f"--log-dir {options.log_dir}: not writable")
     program = command[0]
     if os.sep in program:
         if not os.access(program, os.X_OK) or os.path.isdir(program):
-            raise UsageError(f"sweep: {program}: not an executable file")
+            raise UsageError(f"{program}: not an executable file")
     elif shutil.which(program) is None:
-        raise UsageError(f"sweep: {program}: command not found")
+        raise UsageError(f"{program}: command not found")
 
 
 def _writable_file(path: str, option: str) -> None:
     folder = os.path.dirname(path) or "."
     if os.path.isdir(path):
-        raise UsageError(f"sweep: {option} {path}: is a directory")
+        raise UsageError(f"{option} {path}: is a directory")
     if not os.path.isdir(folder):
-        raise UsageError(f"sweep: {option} {path}: no such directory: {folder}")
+        raise UsageError(f"{option} {path}: no such directory: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK) \
             or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"sweep: {option} {path}: not writable")
+        raise UsageError(f"{option} {path}: not writable")
 
 
 def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
@@ -203,17 +203,17 @@ def _baseline(state: _Sweep, timeout: float | None, progress: Progress) -> tuple
     try:
         got = state.execute("", None, timeout, "baseline.log", None)
     except KeyboardInterrupt:
-        raise Interrupted("sweep: interrupted during the baseline run") from None
+        raise Interrupted("interrupted during the baseline run") from None
     assert got is not None
     code, seconds, report, check_failed, log = got
     if code is None:
-        raise SweepFailed(f"sweep: the baseline run (no fault enabled) timed out after "
+        raise SweepFailed(f"the baseline run (no fault enabled) timed out after "
                           f"{seconds_text(timeout or 0)}")
     if code != 0:
         raise SweepFailed(_baseline_failure(code, report, log))
     if check_failed:
         last = tail(log, 1)
-        raise SweepFailed("sweep: --check fails after the baseline run, with no fault "
+        raise SweepFailed("--check fails after the baseline run, with no fault "
                           f"enabled: {last}")
     progress.say(f"baseline: passed in {seconds_text(seconds)}")
     return report, seconds
@@ -231,10 +231,10 @@ def _baseline_failure(code: int, report: RunReport, log: str) -> str:
     if not report.processes and own:
         # No process of the run got as far as the sweep's reporting: dynfault itself failed
         # in the child (a bad DYNFAULT_SEED, a broken install) before the program started.
-        return f"sweep: the command fails before its program starts: {own[0]}"
+        return f"the command fails before its program starts: {own[0]}"
     failing = f" ({', '.join(report.failing[:3])} failed)" if report.failing else ""
     last = f": {lines[-1].strip()}" if lines else ""
-    return (f"sweep: the command fails with no fault enabled (exit {code}){failing}; a sweep "
+    return (f"the command fails with no fault enabled (exit {code}){failing}; a sweep "
             f"needs a passing baseline{last}")
 
 
@@ -255,7 +255,7 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
         try:
             earlier = from_json(read_json(options.baseline, "--baseline"))[0]
         except ValueError as error:
-            raise UsageError(f"sweep --baseline: {options.baseline}: {error}") from None
+            raise UsageError(f"--baseline: {options.baseline}: {error}") from None
     cwd = os.getcwd()
     started = time.monotonic()
     jobs = options.jobs or (1 if options.check or options.crash else os.cpu_count() or 1)
@@ -269,7 +269,7 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
         if options.paths:
             sites = _static(options.paths, cwd)
             if not sites:
-                raise NothingRan("sweep: no fault sites under " + " ".join(options.paths)
+                raise NothingRan("no fault sites under " + " ".join(options.paths)
                                  + "; no run made")
             found = f"{plural(len(sites), 'site')} in source"
         else:
@@ -281,12 +281,12 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
             sites = [s for s in every if seen.sites[s.key].hits]
             unreached = [s for s in every if not seen.sites[s.key].hits]
             if not every:
-                raise NothingRan("sweep: the command loaded no fault sites (does it run the "
+                raise NothingRan("the command loaded no fault sites (does it run the "
                                  "Python that dynfault is installed in?); no run made")
             found = (f"{plural(len(sites), 'site')} reached, {len(unreached)} unreached")
         chosen = choose(sites, select, exclude)
         if (select or exclude) and not chosen:
-            raise NothingRan(f"sweep: --select/--exclude leave none of the "
+            raise NothingRan(f"--select/--exclude leave none of the "
                              f"{plural(len(sites), 'site')}; no run made")
         unreached = choose(unreached, select, exclude)
         if select or exclude:
@@ -299,7 +299,7 @@ def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
             shard = options.shard
             runs = [r for r in runs if in_shard(r, shard)]
         if not runs:
-            raise NothingRan(f"sweep: {found}: no run to make")
+            raise NothingRan(f"{found}: no run to make")
         durations = {} if seen is None else seen.durations
         timeouts = [options.timeout or run_timeout(r.tests, durations, baseline_seconds)
                     for r in runs]
@@ -367,16 +367,16 @@ def _calls(options: Options) -> str:
 def _write_json(path: str, data: dict[str, object]) -> None:
     text = json.dumps(data, indent=1) + "\n"
     if not atomic_write(path, text.encode("utf-8")):
-        raise UsageError(f"sweep: --json {path}: cannot be written")
+        raise UsageError(f"--json {path}: cannot be written")
 
 
 def merge_files(paths: Sequence[str], json_path: str | None, out: IO[str]) -> int:
     """`sweep --merge FILE...`: one table from the shards' JSON; the exit status."""
     if not paths:
-        raise UsageError("sweep --merge: no files given")
+        raise UsageError("--merge: no files given")
     for path in paths:
         if path.startswith("-") and path != "-":
-            raise UsageError(f"sweep --merge: options go before the files: {path}")
+            raise UsageError(f"--merge: options go before the files: {path}")
     if json_path is not None:
         _writable_file(json_path, "--json")
     merged = merge([(path, read_json(path, "--merge")) for path in paths])

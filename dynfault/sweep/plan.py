@@ -68,7 +68,7 @@ def parse_queries(texts: Sequence[str], option: str) -> list[Query]:
         try:
             queries.append(parse_query(text))
         except ControlError as error:
-            raise UsageError(f"sweep: {option} {text!r}: {error}") from None
+            raise UsageError(f"{option} {text!r}: {error}") from None
     return queries
 
 
@@ -131,7 +131,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         i = n = 0
     if not slash or n < 1 or not 1 <= i <= n:
-        raise UsageError(f"sweep: --shard takes I/N with 1 <= I <= N, not '{text}'")
+        raise UsageError(f"--shard takes I/N with 1 <= I <= N, not '{text}'")
     return i, n
 
 
