@@ -77,7 +77,7 @@ def test_select_and_exclude_by_query() -> None:
         ("a.py", 0), ("b.py", 0), ("b.py", 1)]
     assert [s.key for s in plan.choose(sites, pick(["class io index 1"], "--select"), [])] \
         == [("a.py", 1)]
-    with pytest.raises(UsageError, match=r"^sweep: --exclude 'line 9-1': "):
+    with pytest.raises(UsageError, match=r"^--exclude 'line 9-1': "):
         pick(["line 9-1"], "--exclude")
 
 
@@ -221,25 +221,25 @@ def test_json_round_trip_and_merge_refuses_what_is_not_one_sweep() -> None:
     assert [r.order for r in joined.results] == [a.key + (1,), b.key + (1,)]
     assert (joined.command, joined.cwd, joined.options) == (["cmd"], "/p", {"nth": False})
     problems: list[tuple[list[tuple[str, object]], str]] = [
-        ([("one", one)], "sweep --merge: shard 2/2 missing"),
-        ([("one", one), ("again", one)], "sweep --merge: shard 1/2 given twice (one and again)"),
+        ([("one", one)], "--merge: shard 2/2 missing"),
+        ([("one", one), ("again", one)], "--merge: shard 1/2 given twice (one and again)"),
         ([("one", one), ("x", {**two, "command": ["other"]})],
-         "sweep --merge: one and x are not shards of one sweep (different commands)"),
+         "--merge: one and x are not shards of one sweep (different commands)"),
         ([("one", one), ("x", {**two, "cwd": "/elsewhere"})],
-         "sweep --merge: one and x are not shards of one sweep (different working directories)"),
+         "--merge: one and x are not shards of one sweep (different working directories)"),
         ([("one", one), ("x", {**two, "options": {"nth": True}})],
-         "sweep --merge: one and x are not shards of one sweep (different options)"),
+         "--merge: one and x are not shards of one sweep (different options)"),
         ([("one", one), ("x", {**two, "shard": "2/3"})],
-         "sweep --merge: x is shard 2/3, the others are of 2"),
+         "--merge: x is shard 2/3, the others are of 2"),
         ([("one", {**one, "shard": None})],
-         "sweep --merge: one is a whole sweep, not a shard (--shard)"),
-        ([("x", {**one, "version": 2})], "sweep --merge: x: version 2, not 1"),
+         "--merge: one is a whole sweep, not a shard (--shard)"),
+        ([("x", {**one, "version": 2})], "--merge: x: version 2, not 1"),
         ([("x", {"runs": 1})],
-         "sweep --merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
+         "--merge: x: not a sweep report (needs 'runs' and 'unreached' lists)"),
         ([("x", {**one, "runs": [{"outcome": "passed"}]})],
-         "sweep --merge: x: a site has no 'module'"),
+         "--merge: x: a site has no 'module'"),
         ([("x", {**one, "runs": [{**one["runs"][0], "reason": "bad"}]})],  # type: ignore[index]
-         "sweep --merge: x: unknown reason 'bad'"),
+         "--merge: x: unknown reason 'bad'"),
     ]
     for reports, message in problems:
         with pytest.raises(UsageError) as error:

@@ -394,9 +394,9 @@ def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
     (["--timeout", "0", "--", "true"], "dynfault sweep: --timeout must be more than 0"),
     (["--", "no-such-command-xyz"], "dynfault sweep: no-such-command-xyz: command not found"),
     (["--paths", "nowhere", "--", "true"], "dynfault sweep: --paths nowhere: no such file"),
-    (["--merge"], "dynfault sweep --merge: no files given"),
-    (["--merge", "missing.json"], "dynfault sweep --merge: missing.json: No such file"),
-    (["--merge", "a.json", "--json", "b"], "dynfault sweep --merge: options go before the files"),
+    (["--merge"], "dynfault sweep: --merge: no files given"),
+    (["--merge", "missing.json"], "dynfault sweep: --merge: missing.json: No such file"),
+    (["--merge", "a.json", "--json", "b"], "dynfault sweep: --merge: options go before the files"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str],
                                               message: str) -> None:

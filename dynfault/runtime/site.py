@@ -78,6 +78,8 @@ class Arm:
             self.spent = False
             if command.times is None and self.times is not None:
                 self.times_left = self.times
+            if command.after is None:
+                self.after_left = self.after
 
     def refresh(self) -> None:
         """Progress as if every command had just been given (a new pytest test)."""
