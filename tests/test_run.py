@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import clean_env, dynfault_cli, python, write
 
 PROBE = """\
 import json, sys
@@ -34,30 +35,9 @@ print(json.dumps({
 """
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
-    env.update(extra)
-    return env
-
-
-def python(*args: str, cwd: Path, env: dict[str, str] | None = None,
-           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env or clean_env(),
-                          input=stdin if stdin is not None else "", capture_output=True,
-                          text=True, timeout=60)
-
-
 def dynfault(*args: str, cwd: Path, env: dict[str, str] | None = None,
              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return python("-m", "dynfault", *args, cwd=cwd, env=env, stdin=stdin)
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
+    return dynfault_cli(*args, cwd=cwd, env=env, stdin=stdin)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from dynfault.ctl.paths import (
     check_socket,
     owner_name,
     peer_uid,
+    pid_exists,
 )
 from dynfault.ctl.protocol import MAX_REPLY, MAX_REQUEST, ProtocolError, Request, decode, encode
 
@@ -63,7 +64,7 @@ def targets(path: str, pids: tuple[int, ...] = ()) -> list[tuple[int | None, str
         if match is None:
             continue
         pid = int(match[1])
-        if (pids and pid not in pids) or not _pid_exists(pid):
+        if (pids and pid not in pids) or not pid_exists(pid):
             continue  # a dead process's leftover says nothing, and is not asked
         socket_file = os.path.join(path, name)
         check_socket(socket_file)
@@ -129,13 +130,6 @@ def _why(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
 
 
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
     return True
 
 
@@ -153,7 +147,7 @@ def ask_local(path: str, request: Request, pids: tuple[int, ...] = (),
             try:
                 sock = _connect(target, deadline)
             except OSError as error:
-                if pid is None or _pid_exists(pid):
+                if pid is None or pid_exists(pid):
                     silent.append(f"{target}: {_why(error)}")
                 continue
             connected.append((pid, target, sock))

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 
 from dynfault.errors import Refused
 
-__all__ = ["SOCKET_NAME", "UntrustedPath", "socket_path", "owner_name", "check_parents",
-           "make_private_directory", "check_private_directory", "check_socket", "peer_uid",
+__all__ = ["SOCKET_NAME", "pid_exists", "UntrustedPath", "socket_path", "owner_name",
+           "check_parents", "make_private_directory", "check_private_directory", "check_socket", "peer_uid",
            "address", "MAX_SUN_PATH"]
 
 SOCKET_NAME = re.compile(r"^([0-9]+)\.sock$")
@@ -186,3 +186,15 @@ def address(path: str) -> Iterator[str]:
         yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
     finally:
         os.close(fd)
+
+
+def pid_exists(pid: int) -> bool:
+    """Is a process of that pid alive (ours or another user's)? A socket of a dead pid is
+    stale: the server removes it, the client skips it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as someone else's process
+    return True

@@ -26,6 +26,7 @@ from dynfault.ctl.paths import (
     address,
     make_private_directory,
     peer_uid,
+    pid_exists,
     socket_path,
 )
 from dynfault.ctl.protocol import MAX_REPLY, MAX_REQUEST, answer_line, encode, error_reply
@@ -253,16 +254,6 @@ def _is_live(path: str) -> bool:
         probe.close()
 
 
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, as someone else's process
-    return True
-
-
 def _sweep(directory: str) -> None:
     """Remove sockets left by processes that died without cleaning up (SIGKILL, os._exit)."""
     try:
@@ -271,7 +262,7 @@ def _sweep(directory: str) -> None:
         return
     for name in names:
         match = SOCKET_NAME.match(name) or _HIDDEN_NAME.match(name)
-        if match is None or int(match[1]) == os.getpid() or _pid_exists(int(match[1])):
+        if match is None or int(match[1]) == os.getpid() or pid_exists(int(match[1])):
             continue
         path = os.path.join(directory, name)
         try:
