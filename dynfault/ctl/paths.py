@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dynfault.errors import Refused
 
 __all__ = ["SOCKET_NAME", "pid_exists", "UntrustedPath", "socket_path", "owner_name",
-           "check_parents", "make_private_directory", "check_private_directory", "check_socket", "peer_uid",
-           "address", "MAX_SUN_PATH"]
+           "check_parents", "make_private_directory", "check_private_directory",
+           "check_socket", "peer_uid", "address", "MAX_SUN_PATH"]
 
 SOCKET_NAME = re.compile(r"^([0-9]+)\.sock$")
 # sockaddr_un holds 108 bytes on Linux; longer paths are reached through /proc/self/fd.
