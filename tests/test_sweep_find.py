@@ -353,3 +353,37 @@ def test_the_projects_check_and_timeout_are_the_sweeps_defaults(tmp_path: Path) 
     assert (bad.returncode, bad.stderr) == (
         2, "dynfault sweep: pyproject.toml: [tool.dynfault] jobs: must be a whole number of 1 "
            "or more, not 'two'\n")
+
+
+def test_an_error_raised_later_by_a_callee_is_not_escaped(tmp_path: Path) -> None:
+    # The site's fault is handled; a function called afterwards fails. The error passes
+    # through the site's frame but was not raised there (found trying the sweep on diskcache).
+    project = write(tmp_path, {"app.py": '''\
+        from dynfault import dynamic_fault
+
+        handled = []
+
+        def later():
+            if handled:
+                raise ValueError("unrelated")
+
+        def work():
+            try:
+                if dynamic_fault("app:handled"):
+                    raise OSError("injected")
+            except OSError:
+                handled.append(True)
+            later()
+
+        def direct():
+            if dynamic_fault("app:direct"):
+                raise OSError("injected")
+
+        work()
+        direct()
+        '''})
+    done = sweep(project, "--json", "out.json", command=[sys.executable, "app.py"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    reasons = {run["fault_class"]: (run["outcome"], run["reason"])
+               for run in runs_of(project / "out.json")}
+    assert reasons == {"app:handled": ("failed", "failed"), "app:direct": ("failed", "escaped")}

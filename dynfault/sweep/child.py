@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["REPORT_DIR_ENV", "TESTS_ENV", "report_to", "split_tests", "join_tests"]
 
 REPORT_DIR_ENV = "DYNFAULT_SWEEP_DIR"
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 TESTS_ENV = "DYNFAULT_SWEEP_TESTS"
 # A site that fires in a loop must not keep every frame it fired in alive: the first few are
 # the ones an escaping exception passes through.
@@ -122,17 +123,22 @@ def _on_fire(site: object, frame: FrameType | None, crashing: bool) -> None:
 
 
 def _escaped(error: BaseException | None) -> bool:
-    """Did `error` pass through a frame where a site fired (so it left that frame after the
-    fire)? The traceback holds one entry per frame it propagated out of."""
+    """Was `error` raised in a frame where a site fired (after the fire: the frame is that
+    call's own) and did it propagate out of it? The traceback's innermost entry outside
+    dynfault is where it was raised (a call site raises from dynfault's own frame, on behalf of
+    the user's); an error a callee raised later, after the site's fault was handled, passes
+    through the frame but was not raised there."""
     if error is None or not _fired_frames:
         return False
-    fired = {id(frame) for frame in _fired_frames}
+    raised_in = None
     tb = error.__traceback__
     while tb is not None:
-        if id(tb.tb_frame) in fired:
-            return True
+        if not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+            raised_in = tb.tb_frame
         tb = tb.tb_next
-    return False
+    if raised_in is None:
+        return False
+    return any(frame is raised_in for frame in _fired_frames)
 
 
 def _checkpoint() -> dict[Key, int]:

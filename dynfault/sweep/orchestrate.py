@@ -212,7 +212,7 @@ def _baseline(state: _Sweep, timeout: float | None, progress: Progress) -> tuple
     if code != 0:
         raise SweepFailed(_baseline_failure(code, report, log))
     if check_failed:
-        last = tail(log, 1)
+        last = tail(log, 1).strip() or "it printed nothing"
         raise SweepFailed("--check fails after the baseline run, with no fault "
                           f"enabled: {last}")
     progress.say(f"baseline: passed in {seconds_text(seconds)}")
