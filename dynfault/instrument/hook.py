@@ -18,6 +18,7 @@ import types
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 from dynfault.instrument import cache
+from dynfault.instrument.calls import expand_calls
 from dynfault.instrument.compile import (
     cached_code,
     compile_plain,
@@ -177,7 +178,7 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
-        self.calls = tuple(calls)
+        self.calls = expand_calls(calls)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -331,7 +332,7 @@ def code_for_path(path: str, calls: Iterable[str] | None = None) -> types.CodeTy
     if calls is None:
         hook = installed_hook()
         calls = hook.finder.calls if hook is not None else ()
-    names = tuple(calls)
+    names = expand_calls(calls)
     with open(path, "rb") as f:
         source = f.read()
     if not may_have_sites(source, names):

@@ -7,6 +7,14 @@ rewrite agree on every identity); this module only replaces each of them, in pla
     dynamic_fault(expr)         ->  _dynfault_s3.dynamic(expr)
     dynamic_fault_async("x")    ->  _dynfault_s3.fire_async("x")
     dynamic_fault_async(expr)   ->  _dynfault_s3.dynamic_async(expr)
+    os.fsync(fd)                ->  (_dynfault_s3.guard(os.fsync) if _dynfault_f3 else os.fsync)(fd)
+
+The last is a call site (`--calls os.fsync`): the callee expression is evaluated once either
+way, then the arguments, then the call. Disabled, that is one global read before the call as
+written; firing, the guard gets the evaluated arguments and raises instead of calling: the
+arguments ARE evaluated (their side effects happen) before the site raises, exactly as they
+would be before a real failing call. Call sites are transformed in the `ast` tree directly (the
+callee node itself stays in place, so every position is the user's); libcst never sees them.
 
 `_dynfault_f3` is a module global that site 3 keeps equal to "armed", so a disabled site costs
 one global read and a branch. The names start with one underscore, which class-body name
@@ -27,13 +35,16 @@ inserts it (see `compile.insert_header`). Nothing here knows about the import sy
 from __future__ import annotations
 
 import ast
+import copy
 import io
 import re
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from dynfault.instrument.calls import expand_calls
 from dynfault.instrument.names import DESCRIPTOR, FLAG
 from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
@@ -56,11 +67,13 @@ class Rewritten:
     tree: ast.Module | None = None  # to compile, with the user's positions; None: no sites
 
 
-def rewrite(source: str | bytes, filename: str = "<unknown>") -> Rewritten:
-    """Replace every site of `source`. Raises SyntaxError as compile() would, RewriteError when
-    libcst cannot keep the structure (the caller then runs the original)."""
+def rewrite(source: str | bytes, filename: str = "<unknown>",
+            calls: tuple[str, ...] = ()) -> Rewritten:
+    """Replace every site of `source`, and make a call site of each call to a function `calls`
+    names. Raises SyntaxError as compile() would, RewriteError when libcst cannot keep the
+    structure (the caller then runs the original), UsageError for a bad calls name."""
     text = _decode(source)
-    scan = analyse(text, filename)
+    scan = analyse(text, filename, expand_calls(calls))
     if not scan.sites:
         return Rewritten(text)
     assert scan.tree is not None
@@ -84,6 +97,10 @@ def _decode(source: str | bytes) -> str:
     return source.decode(encoding)  # "utf-8-sig" drops the BOM
 
 
+_Offset = Callable[[int, int], int]
+_Piece = tuple[int, int, "str | Callable[[str], str]"]
+
+
 def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     tree = scan.tree
     assert tree is not None
@@ -98,9 +115,65 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
             data = encoded[line] = text[starts[line - 1]:end].encode("utf-8", "surrogatepass")
         return starts[line - 1] + len(data[:byte_col].decode("utf-8", "surrogatepass"))
 
+    pieces: list[_Piece] = []
+    if any(site.call is None for site in scan.sites):
+        pieces += _rewrite_faults(text, scan, filename, offset)
+    pieces += _rewrite_calls(scan, offset)
+    pieces.sort(key=lambda piece: (piece[0], -piece[1]))
+    return Rewritten(_splice(text, pieces), scan.sites, header(scan.sites), tree)
+
+
+def _splice(text: str, pieces: list[_Piece]) -> str:
+    """The text with each (start, end) span replaced; a function's span gets the text of its
+    span with the spans nested in it replaced first (`open(p).write` holds `open`)."""
+    def spliced(low: int, high: int, at: int) -> tuple[str, int]:
+        out = []
+        done = low
+        while at < len(pieces) and pieces[at][0] < high:
+            start, end, replacement = pieces[at]
+            inner, at = spliced(start, end, at + 1)
+            out += [text[done:start], replacement if isinstance(replacement, str)
+                    else replacement(inner)]
+            done = end
+        out.append(text[done:high])
+        return "".join(out), at
+
+    return spliced(0, len(text), 0)[0]
+
+
+def _rewrite_calls(scan: Scan, offset: _Offset) -> list[_Piece]:
+    """Turn each call site's callee into `(guard(callee) if flag else callee)`, in the ast tree
+    (what is compiled) and as a text piece (what `show` prints)."""
+    found = [(site, node) for site, node in zip(scan.sites, scan.nodes) if site.call is not None]
+    # Innermost first: the callee copied into the guard must hold its own call sites rewritten.
+    found.sort(key=lambda item: (item[1].end_lineno or 0, item[1].end_col_offset or 0))
+    pieces: list[_Piece] = []
+    for site, node in found:
+        func = node.func
+        flag, descriptor = f"{FLAG}{site.index}", f"{DESCRIPTOR}{site.index}"
+        holder = ast.Name(descriptor, ast.Load())
+        method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
+        guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
+        choice = ast.IfExp(test=ast.Name(flag, ast.Load()), body=guard, orelse=func)
+        for new in (choice, choice.test, guard, method, holder):
+            _place(new, func)
+        node.func = choice
+
+        def text(callee: str, flag: str = flag, descriptor: str = descriptor) -> str:
+            return f"({descriptor}.guard({callee}) if {flag} else {callee})"
+
+        pieces.append((offset(func.lineno, func.col_offset),
+                       offset(func.end_lineno or func.lineno, func.end_col_offset or 0), text))
+    return pieces
+
+
+def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> list[_Piece]:
+    """The dynamic_fault sites, through libcst: their replacement texts, the ast tree's calls
+    replaced in place."""
+    nodes = [node for site, node in zip(scan.sites, scan.nodes) if site.call is None]
     # The outermost site calls: a site inside another's arguments is rewritten with it.
     outers: list[tuple[int, int, ast.Call]] = []
-    for node in scan.nodes:
+    for node in nodes:
         start = offset(node.lineno, node.col_offset)
         if outers and start < outers[-1][1]:
             continue
@@ -127,7 +200,7 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     if transformer.seen != len(order):
         raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
                            f"not {len(order)}")
-    missing = [s for s in scan.sites if s.index not in transformer.replaced]
+    missing = [s for s in scan.sites if s.call is None and s.index not in transformer.replaced]
     if missing:
         raise RewriteError(f"site at line {missing[0].line} not found by libcst")
     replacements = []
@@ -152,15 +225,10 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
             _become(old, parsed.value)
     except RecursionError:
         raise RewriteError("too deeply nested to map its positions") from None
-    if mapper.mapped != len(scan.sites):
+    if mapper.mapped != len(nodes):
         raise RewriteError("a site moved")
-    out = []
-    done = 0
-    for (start, end, _), replacement in zip(outers, replacements):
-        out += [text[done:start], replacement]
-        done = end
-    out.append(text[done:])
-    return Rewritten("".join(out), scan.sites, header(scan.sites), tree)
+    return [(start, end, replacement)
+            for (start, end, _), replacement in zip(outers, replacements)]
 
 
 def _line_count(text: str) -> int:
@@ -239,7 +307,8 @@ class _Positions:
     """Gives every node of a rewritten statement the position of the node it came from."""
 
     def __init__(self, scan: Scan) -> None:
-        self.sites = {id(node): index for index, node in enumerate(scan.nodes)}
+        self.sites = {id(node): site.index for site, node in zip(scan.sites, scan.nodes)
+                      if site.call is None}
         self.mapped = 0
 
     def copy(self, old: ast.AST, new: ast.AST) -> None:
