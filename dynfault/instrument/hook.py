@@ -288,16 +288,20 @@ def _settings(finder: DynfaultFinder) -> tuple[object, ...]:
 def install_import_hook(include: str | Iterable[str] | None = None,
                         exclude: str | Iterable[str] | None = None, *,
                         roots: Iterable[str] | None = None,
-                        calls: Iterable[str] = ()) -> ImportHook:
+                        calls: Iterable[str] | None = None) -> ImportHook:
     """Rewrite the sites of modules imported from now on.
 
     `include` and `exclude` are module-name globs (`pkg` also covers `pkg.*`). With `roots`
     (directories), only modules under a root or named by `include` are rewritten, and nothing
-    is written outside the roots. `calls` names the functions whose calls become sites.
+    is written outside the roots. `calls` names the functions whose calls become sites (names or
+    @groups); None means those of DYNFAULT_CALLS, which `run` and `sweep` hand their children, so
+    that a second install in such a child (pytest's plugin) keeps them.
     Installing again with the same arguments returns the same handle; with others, it replaces
     the hook.
     """
     global _hook
+    if calls is None:
+        calls = os.environ.get("DYNFAULT_CALLS", "").split(",")
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
