@@ -295,7 +295,7 @@ def test_list_and_show_take_calls(tmp_path: Path) -> None:
     shown = dynfault_cli("show", "--calls", "os.fsync", "app.py", cwd=tmp_path)
     assert shown.returncode == 0
     assert shown.stdout.splitlines()[4] == (
-        "    (_dynfault_s0.guard(os.fsync) if _dynfault_f0 else os.fsync)(fd)")
+        "    (_dynfault_s0.guard(os.fsync)(fd) if _dynfault_f0 else os.fsync(fd))")
     assert shown.stdout.count("\n") == APP.count("\n") + 1  # the header line, nothing moved
     bad = dynfault_cli("list", "--calls", "os..x", "app.py", cwd=tmp_path)
     assert (bad.stdout, bad.returncode) == ("", 2)

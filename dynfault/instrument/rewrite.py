@@ -7,14 +7,16 @@ rewrite agree on every identity); this module only replaces each of them, in pla
     dynamic_fault(expr)         ->  _dynfault_s3.dynamic(expr)
     dynamic_fault_async("x")    ->  _dynfault_s3.fire_async("x")
     dynamic_fault_async(expr)   ->  _dynfault_s3.dynamic_async(expr)
-    os.fsync(fd)                ->  (_dynfault_s3.guard(os.fsync) if _dynfault_f3 else os.fsync)(fd)
+    os.fsync(fd)                ->  (_dynfault_s3.guard(os.fsync)(fd) if _dynfault_f3
+                                     else os.fsync(fd))
 
-The last is a call site (`--calls os.fsync`): the callee expression is evaluated once either
-way, then the arguments, then the call. Disabled, that is one global read before the call as
-written; firing, the guard gets the evaluated arguments and raises instead of calling: the
-arguments ARE evaluated (their side effects happen) before the site raises, exactly as they
-would be before a real failing call. Call sites are transformed in the `ast` tree directly (the
-callee node itself stays in place, so every position is the user's); libcst never sees them.
+The last is a call site (`--calls os.fsync`). Either branch evaluates the callee expression
+once, then the arguments, then calls. Disabled, that is one global read, then the user's own
+call node, unchanged (same bytecode, a method call stays one). Firing, the guard gets the
+evaluated arguments and raises instead of calling: the arguments ARE evaluated (their side
+effects happen) before the site raises, as they would be before a real call that fails. Call
+sites are transformed in the `ast` tree directly, every new node at the position of the node it
+stands for, so tracebacks are the user's; libcst never sees them.
 
 `_dynfault_f3` is a module global that site 3 keeps equal to "armed", so a disabled site costs
 one global read and a branch. The names start with one underscore, which class-body name
@@ -98,7 +100,7 @@ def _decode(source: str | bytes) -> str:
 
 
 _Offset = Callable[[int, int], int]
-_Piece = tuple[int, int, "str | Callable[[str], str]"]
+_Piece = tuple[int, int, "str | Callable[[Callable[[int, int], str]], str]"]
 
 
 def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
@@ -118,34 +120,47 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     pieces: list[_Piece] = []
     if any(site.call is None for site in scan.sites):
         pieces += _rewrite_faults(text, scan, filename, offset)
-    pieces += _rewrite_calls(scan, offset)
+    pieces += _rewrite_calls(text, scan, offset)
     pieces.sort(key=lambda piece: (piece[0], -piece[1]))
     return Rewritten(_splice(text, pieces), scan.sites, header(scan.sites), tree)
 
 
 def _splice(text: str, pieces: list[_Piece]) -> str:
-    """The text with each (start, end) span replaced; a function's span gets the text of its
-    span with the spans nested in it replaced first (`open(p).write` holds `open`)."""
-    def spliced(low: int, high: int, at: int) -> tuple[str, int]:
+    """The text with each (start, end) span replaced: by a string, or by what a function makes
+    of the spliced text of parts of its span (`spliced(low, high)`), so that a call site's
+    rewrite holds the sites nested in it rewritten too (`open(p).write` holds `open(p)`)."""
+    def spliced(low: int, high: int) -> str:
         out = []
         done = low
-        while at < len(pieces) and pieces[at][0] < high:
-            start, end, replacement = pieces[at]
-            inner, at = spliced(start, end, at + 1)
+        for start, end, replacement in pieces:  # sorted by start; few per file
+            if start < done or end > high:
+                continue
             out += [text[done:start], replacement if isinstance(replacement, str)
-                    else replacement(inner)]
+                    else replacement(spliced)]
             done = end
         out.append(text[done:high])
-        return "".join(out), at
+        return "".join(out)
 
-    return spliced(0, len(text), 0)[0]
+    return spliced(0, len(text))
 
 
-def _rewrite_calls(scan: Scan, offset: _Offset) -> list[_Piece]:
-    """Turn each call site's callee into `(guard(callee) if flag else callee)`, in the ast tree
-    (what is compiled) and as a text piece (what `show` prints)."""
+def _arguments_start(text: str, at: int) -> int:
+    """Where a call's `(` is, from the end of its callee: only closing parentheses, white space
+    and comments can come between."""
+    while text[at] != "(":
+        if text[at] == "#":
+            at = text.index("\n", at)
+        at += 1
+    return at
+
+
+def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
+    """Turn each call site `f(args)` into `(guard(f)(args) if flag else f(args))`, in the ast
+    tree (what is compiled) and as a text piece (what `show` prints). The disabled branch is
+    the user's own call node, so it compiles to exactly the bytecode of the original (a method
+    call stays a method call) after one global read."""
     found = [(site, node) for site, node in zip(scan.sites, scan.nodes) if site.call is not None]
-    # Innermost first: the callee copied into the guard must hold its own call sites rewritten.
+    # Innermost first: the copy in the firing branch must hold its own call sites rewritten.
     found.sort(key=lambda item: (item[1].end_lineno or 0, item[1].end_col_offset or 0))
     pieces: list[_Piece] = []
     for site, node in found:
@@ -154,16 +169,30 @@ def _rewrite_calls(scan: Scan, offset: _Offset) -> list[_Piece]:
         holder = ast.Name(descriptor, ast.Load())
         method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
         guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
-        choice = ast.IfExp(test=ast.Name(flag, ast.Load()), body=guard, orelse=func)
-        for new in (choice, choice.test, guard, method, holder):
+        firing = ast.Call(func=guard, args=copy.deepcopy(node.args),
+                          keywords=copy.deepcopy(node.keywords))
+        original = ast.Call(func=func, args=node.args, keywords=node.keywords)
+        test = ast.Name(flag, ast.Load())
+        choice = ast.IfExp(test=test, body=firing, orelse=original)
+        for new in (test, guard, method, holder):
             _place(new, func)
-        node.func = choice
+        for new in (choice, firing, original):
+            _place(new, node)
+        _become(node, choice)
 
-        def text(callee: str, flag: str = flag, descriptor: str = descriptor) -> str:
-            return f"({descriptor}.guard({callee}) if {flag} else {callee})"
+        call_start = offset(node.lineno, node.col_offset)
+        call_end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+        opening = _arguments_start(text, offset(func.end_lineno or func.lineno,
+                                                func.end_col_offset or 0))
 
-        pieces.append((offset(func.lineno, func.col_offset),
-                       offset(func.end_lineno or func.lineno, func.end_col_offset or 0), text))
+        def rewritten(spliced: Callable[[int, int], str], flag: str = flag,
+                      descriptor: str = descriptor, start: int = call_start,
+                      opening: int = opening, end: int = call_end) -> str:
+            callee, arguments = spliced(start, opening), spliced(opening, end)
+            return (f"({descriptor}.guard({callee}){arguments} if {flag} "
+                    f"else {callee}{arguments})")
+
+        pieces.append((call_start, call_end, rewritten))
     return pieces
 
 
