@@ -174,9 +174,11 @@ def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
         original = ast.Call(func=func, args=node.args, keywords=node.keywords)
         test = ast.Name(flag, ast.Load())
         choice = ast.IfExp(test=test, body=firing, orelse=original)
-        for new in (test, guard, method, holder):
+        made: tuple[ast.AST, ...] = (test, guard, method, holder)
+        for new in made:
             _place(new, func)
-        for new in (choice, firing, original):
+        made = (choice, firing, original)
+        for new in made:
             _place(new, node)
         _become(node, choice)
 
