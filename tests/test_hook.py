@@ -475,7 +475,7 @@ def test_a_rewrite_failure_runs_the_original_with_one_warning(
         tmp_path: Path) -> None:
     from dynfault.instrument import rewrite as rewrite_module
 
-    def broken(source: object, filename: str) -> object:
+    def broken(source: object, filename: str, calls: object = ()) -> object:
         raise rewrite_module.RewriteError("libcst cannot parse it: new syntax")
 
     monkeypatch.setattr(rewrite_module, "rewrite", broken)

@@ -15,12 +15,21 @@ from dynfault.util import warn
 __all__ = ["list_sites", "static_sites", "would_apply"]
 
 
-def static_sites(paths: Sequence[str]) -> list[tuple[str, Site]]:
-    """(shown path, site) for every site under the paths, from source: nothing is imported."""
+def static_sites(paths: Sequence[str],
+                 calls: Sequence[str] = ()) -> list[tuple[str, Site]]:
+    """(shown path, site) for every site under the paths, from source: nothing is imported.
+    `calls` (names or @groups, expanded) adds the call sites the hook would make."""
     from dynfault.instrument.listing import scan_paths
 
     return [(shown, Site(r.module, r.function, r.filename, r.line, r.fault_class, r.index, seq))
-            for seq, (shown, r) in enumerate(scan_paths(paths, warn))]
+            for seq, (shown, r) in enumerate(scan_paths(paths, warn, calls))]
+
+
+def call_names(options: Sequence[str]) -> tuple[str, ...]:
+    """`--calls` words: comma-separated, repeatable, groups expanded (UsageError if bad)."""
+    from dynfault.instrument.calls import expand_calls
+
+    return expand_calls(name for text in options for name in text.split(","))
 
 
 def would_apply(texts: Sequence[tuple[str, str]], found: Sequence[Site]) \
@@ -43,23 +52,31 @@ def would_apply(texts: Sequence[tuple[str, str]], found: Sequence[Site]) \
               help="Show the state these commands (after DYNFAULT_ENABLE) would give.")
 @click.option("--enable-file", "enable_files", multiple=True, metavar="FILE",
               help="Show the state the commands in FILE would give (before --enable).")
+@click.option("--calls", "calls", multiple=True, metavar="NAMES",
+              help="Also list a site for each call to these (os.fsync, open, .execute, @fs); "
+                   "comma-separated, repeatable.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def list_sites(as_json_output: bool, enables: tuple[str, ...], enable_files: tuple[str, ...],
-               paths: tuple[str, ...]) -> None:
+               calls: tuple[str, ...], paths: tuple[str, ...]) -> None:
     """Every fault site in the files and folders, found from source without importing it,
     one line each as the kernel's control file shows it, in the state that pyproject.toml,
     DYNFAULT_ENABLE and --enable would give it."""
     from dynfault.report import as_json, control_line, unmatched, unmatched_line
 
-    sourced = gather(project_config(), enable_files, enables)
-    found = static_sites(paths)
+    config = project_config()
+    names = call_names([*config.calls, *calls])
+    sourced = gather(config, enable_files, enables)
+    found = static_sites(paths, names)
     sites = [site for _, site in found]
     missed = unmatched(would_apply(sourced, sites), sites)
     if as_json_output:
         import json
 
         records = [SiteRecord.from_dict(site.as_dict()) for site in sites]
-        click.echo(json.dumps(as_json(records, None, missed), indent=2))
+        document = as_json(records, None, missed)
+        if names:
+            document["calls"] = list(names)  # what the names and groups expanded to
+        click.echo(json.dumps(document, indent=2))
     else:
         for shown, site in found:
             click.echo(control_line(site, path=shown))

@@ -208,7 +208,7 @@ def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple
         set_reporting(True)
     include = [*config.include, *includes]
     exclude = [*config.exclude, *excludes]
-    install_import_hook(include=include or None, exclude=exclude or None)
+    install_import_hook(include=include or None, exclude=exclude or None, calls=all_calls)
     # Registered before the program runs, so it runs after every exit handler of the program.
     at_exit = _AtExit(report, json_path, labelled)
     atexit.register(at_exit)

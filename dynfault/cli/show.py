@@ -34,9 +34,16 @@ def header_line(source: bytes, header: str, filename: str) -> int:
 
 
 @click.command("show", short_help="Print a file as the import hook rewrites it.")
+@click.option("--calls", "calls", multiple=True, metavar="NAMES",
+              help="Also rewrite each call to these (os.fsync, open, .execute, @fs) as a site; "
+                   "comma-separated, repeatable.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def show(file: str) -> None:
+def show(calls: tuple[str, ...], file: str) -> None:
     """Print FILE as the import hook rewrites it."""
+    from dynfault.cli.list import call_names
+    from dynfault.cli.rules import project_config
+
+    names = call_names([*project_config().calls, *calls])
     try:
         with open(file, "rb") as f:
             data = f.read()
@@ -48,7 +55,7 @@ def show(file: str) -> None:
 
     try:
         ast.parse(data, file)  # a file without sites is not parsed by rewrite(): check it here
-        result = rewrite(data, os.path.abspath(file))
+        result = rewrite(data, os.path.abspath(file), names)
     except SyntaxError as error:
         where = f"{file}:{error.lineno}" if error.lineno else file  # no line for a NUL byte
         raise UsageError(f"{where}: {error.msg}") from None

@@ -37,7 +37,9 @@ def warm(paths: tuple[str, ...], calls: tuple[str, ...]) -> None:
     for path in paths:
         if not os.path.exists(path):
             raise _BadPath(f"no such file or directory: {one_line(path)[:200]}")
-    names = tuple(n.strip() for group in calls for n in group.split(",") if n.strip())
+    from dynfault.cli.list import call_names
+
+    names = call_names(calls)
     key = calls_key(names)
     sys.dont_write_bytecode = False  # writing the cache is what this command is for
     sources = with_sites = written = 0

@@ -8,6 +8,7 @@ warning line: its sites then run through the slower runtime function.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -21,6 +22,7 @@ from dynfault.instrument.cache import (
     stamp,
     write_cache,
 )
+from dynfault.instrument.calls import markers
 from dynfault.instrument.scan import MARKER, parse_lock
 from dynfault.util import warn
 
@@ -33,8 +35,15 @@ __all__ = ["cached_code", "compile_plain", "compile_source", "compile_with_sites
 
 
 def may_have_sites(source: bytes, calls: tuple[str, ...] = ()) -> bool:
-    """The byte prefilter: False means the module certainly has no site."""
-    return MARKER in source
+    """The byte prefilter: False means the module certainly has no site (nor call site)."""
+    if MARKER in source:
+        return True
+    return any(marker in source for marker in _markers(calls)) if calls else False
+
+
+@functools.lru_cache(maxsize=8)
+def _markers(calls: tuple[str, ...]) -> tuple[bytes, ...]:
+    return markers(calls)
 
 
 def _first_line(statement: ast.stmt) -> int:
@@ -85,7 +94,7 @@ def compile_with_sites(source: bytes, filename: str,
         # imports libcst: only here, only on a cold cache
         from dynfault.instrument.rewrite import rewrite
 
-        rewritten = rewrite(source, filename)
+        rewritten = rewrite(source, filename, calls)
         if rewritten.tree is None:
             return compile_plain(source, filename), True
         insert_header(rewritten.tree, rewritten.header)

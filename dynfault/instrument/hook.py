@@ -18,6 +18,7 @@ import types
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 from dynfault.instrument import cache
+from dynfault.instrument.calls import expand_calls
 from dynfault.instrument.compile import (
     cached_code,
     compile_plain,
@@ -38,7 +39,10 @@ __all__ = [
     "install_import_hook", "insert_header", "installed_hook", "uninstall_import_hook",
 ]
 
-_NEVER = ("dynfault", "libcst")
+# dynfault and what it runs on, and the test harness around the code under test: pytest's own
+# modules made into call sites (`--calls @fs`) would fail the runner, not the code it tests.
+_NEVER = ("dynfault", "libcst", "click", "pytest", "_pytest", "pluggy", "xdist", "execnet",
+          "hypothesis", "pyperf", "redis")
 _LEAVE, _IN_MEMORY, _CACHED = 0, 1, 2  # what the policy says of a module
 
 
@@ -177,7 +181,7 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
-        self.calls = tuple(calls)
+        self.calls = expand_calls(calls)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -287,16 +291,20 @@ def _settings(finder: DynfaultFinder) -> tuple[object, ...]:
 def install_import_hook(include: str | Iterable[str] | None = None,
                         exclude: str | Iterable[str] | None = None, *,
                         roots: Iterable[str] | None = None,
-                        calls: Iterable[str] = ()) -> ImportHook:
+                        calls: Iterable[str] | None = None) -> ImportHook:
     """Rewrite the sites of modules imported from now on.
 
     `include` and `exclude` are module-name globs (`pkg` also covers `pkg.*`). With `roots`
     (directories), only modules under a root or named by `include` are rewritten, and nothing
-    is written outside the roots. `calls` names the functions whose calls become sites.
+    is written outside the roots. `calls` names the functions whose calls become sites (names or
+    @groups); None means those of DYNFAULT_CALLS, which `run` and `sweep` hand their children, so
+    that a second install in such a child (pytest's plugin) keeps them.
     Installing again with the same arguments returns the same handle; with others, it replaces
     the hook.
     """
     global _hook
+    if calls is None:
+        calls = os.environ.get("DYNFAULT_CALLS", "").split(",")
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
@@ -331,7 +339,7 @@ def code_for_path(path: str, calls: Iterable[str] | None = None) -> types.CodeTy
     if calls is None:
         hook = installed_hook()
         calls = hook.finder.calls if hook is not None else ()
-    names = tuple(calls)
+    names = expand_calls(calls)
     with open(path, "rb") as f:
         source = f.read()
     if not may_have_sites(source, names):

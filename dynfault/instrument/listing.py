@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 
+from dynfault.instrument.calls import expand_calls
 from dynfault.instrument.scan import scan_source
 from dynfault.record import SiteRecord
 from dynfault.util import one_line
@@ -51,17 +52,19 @@ def module_name(path: str) -> str:
     return ".".join(parts) or stem
 
 
-def scan_paths(paths: Sequence[str],
-               warn: Callable[[str], None]) -> list[tuple[str, SiteRecord]]:
-    """(shown path, site) for every site under the paths, in file and source order; a file
-    that cannot be read or parsed is skipped with one warning line naming it."""
+def scan_paths(paths: Sequence[str], warn: Callable[[str], None],
+               calls: Sequence[str] = ()) -> list[tuple[str, SiteRecord]]:
+    """(shown path, site) for every site under the paths, in file and source order, with the
+    call sites of `calls` (names or @groups); a file that cannot be read or parsed is skipped
+    with one warning line naming it. A bad calls name raises UsageError before any file."""
+    names = expand_calls(calls)
     found: list[tuple[str, SiteRecord]] = []
     for shown in python_files(paths, warn):
         full = os.path.abspath(shown)
         try:
             with open(full, "rb") as f:
                 data = f.read()
-            scanned = scan_source(data, full)
+            scanned = scan_source(data, full, names)
         except OSError as error:
             warn(f"skipping {shown}: {error.strerror or error}")
             continue

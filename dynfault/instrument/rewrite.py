@@ -7,6 +7,16 @@ rewrite agree on every identity); this module only replaces each of them, in pla
     dynamic_fault(expr)         ->  _dynfault_s3.dynamic(expr)
     dynamic_fault_async("x")    ->  _dynfault_s3.fire_async("x")
     dynamic_fault_async(expr)   ->  _dynfault_s3.dynamic_async(expr)
+    os.fsync(fd)                ->  (_dynfault_s3.guard(os.fsync)(fd) if _dynfault_f3
+                                     else os.fsync(fd))
+
+The last is a call site (`--calls os.fsync`). Either branch evaluates the callee expression
+once, then the arguments, then calls. Disabled, that is one global read, then the user's own
+call node, unchanged (same bytecode, a method call stays one). Firing, the guard gets the
+evaluated arguments and raises instead of calling: the arguments ARE evaluated (their side
+effects happen) before the site raises, as they would be before a real call that fails. Call
+sites are transformed in the `ast` tree directly, every new node at the position of the node it
+stands for, so tracebacks are the user's; libcst never sees them.
 
 `_dynfault_f3` is a module global that site 3 keeps equal to "armed", so a disabled site costs
 one global read and a branch. The names start with one underscore, which class-body name
@@ -27,13 +37,16 @@ inserts it (see `compile.insert_header`). Nothing here knows about the import sy
 from __future__ import annotations
 
 import ast
+import copy
 import io
 import re
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from dynfault.instrument.calls import expand_calls
 from dynfault.instrument.names import DESCRIPTOR, FLAG
 from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
@@ -56,11 +69,13 @@ class Rewritten:
     tree: ast.Module | None = None  # to compile, with the user's positions; None: no sites
 
 
-def rewrite(source: str | bytes, filename: str = "<unknown>") -> Rewritten:
-    """Replace every site of `source`. Raises SyntaxError as compile() would, RewriteError when
-    libcst cannot keep the structure (the caller then runs the original)."""
+def rewrite(source: str | bytes, filename: str = "<unknown>",
+            calls: tuple[str, ...] = ()) -> Rewritten:
+    """Replace every site of `source`, and make a call site of each call to a function `calls`
+    names. Raises SyntaxError as compile() would, RewriteError when libcst cannot keep the
+    structure (the caller then runs the original), UsageError for a bad calls name."""
     text = _decode(source)
-    scan = analyse(text, filename)
+    scan = analyse(text, filename, expand_calls(calls))
     if not scan.sites:
         return Rewritten(text)
     assert scan.tree is not None
@@ -84,6 +99,10 @@ def _decode(source: str | bytes) -> str:
     return source.decode(encoding)  # "utf-8-sig" drops the BOM
 
 
+_Offset = Callable[[int, int], int]
+_Piece = tuple[int, int, "str | Callable[[Callable[[int, int], str]], str]"]
+
+
 def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     tree = scan.tree
     assert tree is not None
@@ -98,9 +117,94 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
             data = encoded[line] = text[starts[line - 1]:end].encode("utf-8", "surrogatepass")
         return starts[line - 1] + len(data[:byte_col].decode("utf-8", "surrogatepass"))
 
+    pieces: list[_Piece] = []
+    if any(site.call is None for site in scan.sites):
+        pieces += _rewrite_faults(text, scan, filename, offset)
+    pieces += _rewrite_calls(text, scan, offset)
+    pieces.sort(key=lambda piece: (piece[0], -piece[1]))
+    return Rewritten(_splice(text, pieces), scan.sites, header(scan.sites), tree)
+
+
+def _splice(text: str, pieces: list[_Piece]) -> str:
+    """The text with each (start, end) span replaced: by a string, or by what a function makes
+    of the spliced text of parts of its span (`spliced(low, high)`), so that a call site's
+    rewrite holds the sites nested in it rewritten too (`open(p).write` holds `open(p)`)."""
+    def spliced(low: int, high: int) -> str:
+        out = []
+        done = low
+        for start, end, replacement in pieces:  # sorted by start; few per file
+            if start < done or end > high:
+                continue
+            out += [text[done:start], replacement if isinstance(replacement, str)
+                    else replacement(spliced)]
+            done = end
+        out.append(text[done:high])
+        return "".join(out)
+
+    return spliced(0, len(text))
+
+
+def _arguments_start(text: str, at: int) -> int:
+    """Where a call's `(` is, from the end of its callee: only closing parentheses, white space
+    and comments can come between."""
+    while text[at] != "(":
+        if text[at] == "#":
+            at = text.index("\n", at)
+        at += 1
+    return at
+
+
+def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
+    """Turn each call site `f(args)` into `(guard(f)(args) if flag else f(args))`, in the ast
+    tree (what is compiled) and as a text piece (what `show` prints). The disabled branch is
+    the user's own call node, so it compiles to exactly the bytecode of the original (a method
+    call stays a method call) after one global read."""
+    found = [(site, node) for site, node in zip(scan.sites, scan.nodes) if site.call is not None]
+    # Innermost first: the copy in the firing branch must hold its own call sites rewritten.
+    found.sort(key=lambda item: (item[1].end_lineno or 0, item[1].end_col_offset or 0))
+    pieces: list[_Piece] = []
+    for site, node in found:
+        func = node.func
+        flag, descriptor = f"{FLAG}{site.index}", f"{DESCRIPTOR}{site.index}"
+        holder = ast.Name(descriptor, ast.Load())
+        method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
+        guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
+        firing = ast.Call(func=guard, args=copy.deepcopy(node.args),
+                          keywords=copy.deepcopy(node.keywords))
+        original = ast.Call(func=func, args=node.args, keywords=node.keywords)
+        test = ast.Name(flag, ast.Load())
+        choice = ast.IfExp(test=test, body=firing, orelse=original)
+        made: tuple[ast.AST, ...] = (test, guard, method, holder)
+        for new in made:
+            _place(new, func)
+        made = (choice, firing, original)
+        for new in made:
+            _place(new, node)
+        _become(node, choice)
+
+        call_start = offset(node.lineno, node.col_offset)
+        call_end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+        opening = _arguments_start(text, offset(func.end_lineno or func.lineno,
+                                                func.end_col_offset or 0))
+
+        def rewritten(spliced: Callable[[int, int], str], flag: str = flag,
+                      descriptor: str = descriptor, start: int = call_start,
+                      opening: int = opening, end: int = call_end) -> str:
+            callee, arguments = spliced(start, opening), spliced(opening, end)
+            return (f"({descriptor}.guard({callee}){arguments} if {flag} "
+                    f"else {callee}{arguments})")
+
+        pieces.append((call_start, call_end, rewritten))
+    return pieces
+
+
+def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> list[_Piece]:
+    """The dynamic_fault sites, through libcst: their replacement texts, the ast tree's calls
+    replaced in place."""
+    nodes = [node for site, node in zip(scan.sites, scan.nodes) if site.call is None]
     # The outermost site calls: a site inside another's arguments is rewritten with it.
     outers: list[tuple[int, int, ast.Call]] = []
-    for node in scan.nodes:
+    for node in nodes:
         start = offset(node.lineno, node.col_offset)
         if outers and start < outers[-1][1]:
             continue
@@ -127,7 +231,7 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
     if transformer.seen != len(order):
         raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
                            f"not {len(order)}")
-    missing = [s for s in scan.sites if s.index not in transformer.replaced]
+    missing = [s for s in scan.sites if s.call is None and s.index not in transformer.replaced]
     if missing:
         raise RewriteError(f"site at line {missing[0].line} not found by libcst")
     replacements = []
@@ -152,15 +256,10 @@ def _rewrite(text: str, scan: Scan, filename: str) -> Rewritten:
             _become(old, parsed.value)
     except RecursionError:
         raise RewriteError("too deeply nested to map its positions") from None
-    if mapper.mapped != len(scan.sites):
+    if mapper.mapped != len(nodes):
         raise RewriteError("a site moved")
-    out = []
-    done = 0
-    for (start, end, _), replacement in zip(outers, replacements):
-        out += [text[done:start], replacement]
-        done = end
-    out.append(text[done:])
-    return Rewritten("".join(out), scan.sites, header(scan.sites), tree)
+    return [(start, end, replacement)
+            for (start, end, _), replacement in zip(outers, replacements)]
 
 
 def _line_count(text: str) -> int:
@@ -239,7 +338,8 @@ class _Positions:
     """Gives every node of a rewritten statement the position of the node it came from."""
 
     def __init__(self, scan: Scan) -> None:
-        self.sites = {id(node): index for index, node in enumerate(scan.nodes)}
+        self.sites = {id(node): site.index for site, node in zip(scan.sites, scan.nodes)
+                      if site.call is None}
         self.mapped = 0
 
     def copy(self, old: ast.AST, new: ast.AST) -> None:

@@ -7,8 +7,10 @@ function, line and index.
 
 from __future__ import annotations
 
+import builtins
 import threading
 
+from dynfault.instrument.calls import markers
 from dynfault.record import Record
 
 TYPE_CHECKING = False
@@ -22,6 +24,7 @@ FUNCTIONS = ("dynamic_fault", "dynamic_fault_async")
 MODULES = ("dynfault", "dynfault.runtime.sites")
 _MODULE_BINDING = "module"
 _OTHER = "other"
+_IMPORTED = "="
 # CPython 3.11 counts the AST constructor's depth in one place for all threads: two parses at
 # once (the runtime function's first call in many threads) can fail with SystemError
 # (python/cpython#106905).
@@ -30,7 +33,7 @@ parse_lock = threading.Lock()
 
 class ScannedSite(Record):
     __slots__ = ("index", "line", "col", "end_line", "end_col", "char_col", "function",
-                 "fault_class", "is_async")
+                 "fault_class", "is_async", "call")
     index: int
     line: int
     col: int  # UTF-8 byte offsets, as ast and co_positions() give them
@@ -40,13 +43,14 @@ class ScannedSite(Record):
     function: str
     fault_class: str | None  # None: not a string literal, named by its first call
     is_async: bool
+    call: str | None  # a call site: the name from the calls list it matched; else None
 
     def __init__(self, index: int, line: int, col: int, end_line: int, end_col: int,
                  char_col: int, function: str, fault_class: str | None,
-                 is_async: bool) -> None:
+                 is_async: bool, call: str | None = None) -> None:
         self._init(index=index, line=line, col=col, end_line=end_line, end_col=end_col,
                    char_col=char_col, function=function, fault_class=fault_class,
-                   is_async=is_async)
+                   is_async=is_async, call=call)
 
 
 class _Scope:
@@ -91,9 +95,11 @@ class _Scope:
 class _Finder:
     """ast.NodeVisitor's walk, written out: subclassing it would import ast with this module."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_call: bool = False) -> None:
         self.scope = _Scope("module", None, "<module>")
         self.calls: list[tuple[ast.Call, _Scope, str, str]] = []  # call, scope, kind, name
+        self.every_call = every_call  # a calls list was given: each call may be a call site
+        self.all_calls: list[tuple[ast.Call, _Scope]] = []
         self.in_except = 0
 
     def visit(self, node: ast.AST) -> None:
@@ -168,11 +174,13 @@ class _Finder:
     # -- bindings ------------------------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
+            # "=NAME": bound to that module, for call sites (`import os as o; o.fsync`)
             if alias.asname:
-                self.bind(alias.asname, _MODULE_BINDING if alias.name in MODULES else _OTHER)
+                self.bind(alias.asname, _MODULE_BINDING if alias.name in MODULES
+                          else _IMPORTED + alias.name)
             else:
                 top = alias.name.split(".")[0]
-                self.bind(top, _MODULE_BINDING if top == "dynfault" else _OTHER)
+                self.bind(top, _MODULE_BINDING if top == "dynfault" else _IMPORTED + top)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         ours = node.level == 0 and node.module in MODULES
@@ -182,7 +190,12 @@ class _Finder:
                     for name in FUNCTIONS:
                         self.bind(name, name)
                 continue
-            what = alias.name if ours and alias.name in FUNCTIONS else _OTHER
+            if ours:
+                what = alias.name if alias.name in FUNCTIONS else _OTHER
+            elif node.level == 0 and node.module:
+                what = f"{_IMPORTED}{node.module}.{alias.name}"
+            else:
+                what = _OTHER  # relative: not a name the calls list can spell
             self.bind(alias.asname or alias.name, what)
 
     def visit_Name(self, node: ast.Name) -> None:
@@ -212,12 +225,48 @@ class _Finder:
         elif (isinstance(func, ast.Attribute) and func.attr in FUNCTIONS
               and isinstance(func.value, ast.Name)):
             self.calls.append((node, self.scope, "attribute", func.value.id))
+        if self.every_call:
+            self.all_calls.append((node, self.scope))
         self.generic_visit(node)
 
 
 def _is_ours(bindings: list[tuple[str, bool]], want: tuple[str, ...]) -> bool:
     real = [what for what, fallback in bindings if not fallback] or [w for w, _ in bindings]
     return bool(real) and all(what in want for what in real)
+
+
+def _dotted(func: ast.expr, scope: _Scope) -> str | None:
+    """The dotted name a callee resolves to through the module's imports (`o.path.join` after
+    `import os as o` is os.path.join, `open` unbound anywhere is the builtin), else None: a
+    parameter, assignment or local function of that name shadows it."""
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None
+    bindings = scope.resolve(func.id)
+    if not bindings:
+        base = func.id if hasattr(builtins, func.id) else None
+    else:
+        real = {what for what, fallback in bindings if not fallback} or {w for w, _ in bindings}
+        only = real.pop() if len(real) == 1 else ""
+        base = only[len(_IMPORTED):] if only.startswith(_IMPORTED) else None
+    if base is None:
+        return None
+    return ".".join([base, *reversed(parts)])
+
+
+def _call_name(call: ast.Call, scope: _Scope, dotted: frozenset[str],
+               methods: frozenset[str]) -> str | None:
+    """The calls-list name this call matches: its dotted function first, else `.method`."""
+    if dotted:
+        name = _dotted(call.func, scope)
+        if name in dotted:
+            return name
+    if isinstance(call.func, ast.Attribute) and "." + call.func.attr in methods:
+        return "." + call.func.attr
+    return None
 
 
 def _fault_class_arg(call: ast.Call) -> tuple[bool, str | None]:
@@ -253,18 +302,23 @@ class Scan:
         self.names = names
 
 
-def scan_source(source: str | bytes, filename: str = "<unknown>") -> list[ScannedSite]:
-    """Every site in a module's source, in source order. Raises SyntaxError as compile() would."""
-    return analyse(source, filename).sites
+def scan_source(source: str | bytes, filename: str = "<unknown>",
+                calls: tuple[str, ...] = ()) -> list[ScannedSite]:
+    """Every site in a module's source, in source order, with a call site for each call to a
+    function `calls` names (expanded: see `calls.expand_calls`). Raises SyntaxError as
+    compile() would."""
+    return analyse(source, filename, calls).sites
 
 
 _EMPTY = frozenset[str]()
 
 
-def analyse(source: str | bytes, filename: str = "<unknown>") -> Scan:
-    """Parse once and find every site. Raises SyntaxError as compile() would."""
+def analyse(source: str | bytes, filename: str = "<unknown>",
+            calls: tuple[str, ...] = ()) -> Scan:
+    """Parse once and find every site (the call sites of `calls` too). Raises SyntaxError as
+    compile() would."""
     data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
-    if MARKER not in data:
+    if MARKER not in data and not any(m in data for m in markers(calls)):
         return Scan(None, "", [], [], [], _EMPTY)
     # Bound here, for the whole module, on the first file that may hold a site: a process
     # that never scans (a warm `dynfault run`, a plain import of dynfault) never loads ast.
@@ -274,9 +328,9 @@ def analyse(source: str | bytes, filename: str = "<unknown>") -> Scan:
     # A str is decoded already: parsing its UTF-8 bytes would apply a coding cookie a second time.
     with parse_lock:
         tree = ast.parse(source, filename)
-    finder = _Finder()
+    finder = _Finder(bool(calls))
     finder.visit(tree)
-    found: list[tuple[ast.Call, str, bool, str | None]] = []
+    found: list[tuple[ast.Call, str, bool, str | None, str | None]] = []
     shaped: list[ast.Call] = []
     names: set[str] = set()
     for call, scope, kind, name in finder.calls:
@@ -293,10 +347,14 @@ def analyse(source: str | bytes, filename: str = "<unknown>") -> Scan:
         is_site, fault_class = _fault_class_arg(call)
         if is_site:
             found.append((call, scope.qualname, function_name.endswith("_async"),
-                          fault_class))
+                          fault_class, None))
             if kind == "name":
                 names.add(name)
-    found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+    found.extend(_call_sites(finder, found, calls))
+    # Source order; a call that starts where another does (`open(p).write(x)`) comes after
+    # the call that holds it, as the ast walk meets them.
+    found.sort(key=lambda item: (item[0].lineno, item[0].col_offset,
+                                 -(item[0].end_lineno or 0), -(item[0].end_col_offset or 0)))
     if not found:
         return Scan(tree, "", [], [], [], _EMPTY)
     for call, _, kind, name in finder.calls:
@@ -314,17 +372,44 @@ def analyse(source: str | bytes, filename: str = "<unknown>") -> Scan:
     result = []
     nodes = []
     index_of: dict[int, int] = {}
-    for index, (call, function, is_async, fault_class) in enumerate(found):
+    for index, (call, function, is_async, fault_class, call_name) in enumerate(found):
         text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""
         char_col = len(text.encode("utf-8")[:call.col_offset].decode("utf-8", "replace"))
         result.append(ScannedSite(
             index=index, line=call.lineno, col=call.col_offset,
             end_line=call.end_lineno or call.lineno, end_col=call.end_col_offset or 0,
-            char_col=char_col, function=function, fault_class=fault_class, is_async=is_async))
+            char_col=char_col, function=function, fault_class=fault_class, is_async=is_async,
+            call=call_name))
         nodes.append(call)
-        index_of[id(call)] = index
+        if call_name is None:
+            index_of[id(call)] = index
     candidates = [(call, index_of.get(id(call))) for call in shaped]
     return Scan(tree, decoded, result, nodes, candidates, frozenset(names))
+
+
+def _call_sites(finder: _Finder, found: list[tuple[ast.Call, str, bool, str | None, str | None]],
+                calls: tuple[str, ...]) -> list[tuple[ast.Call, str, bool, str | None, str | None]]:
+    """The call sites: each call that matches a name in `calls`, except the dynamic_fault sites
+    themselves and the calls inside their arguments (a fault class is computed, not done)."""
+    if not calls:
+        return []
+    dotted = frozenset(name for name in calls if not name.startswith("."))
+    methods = frozenset(name for name in calls if name.startswith("."))
+    sites = {id(item[0]) for item in found}
+    spans = [((c.lineno, c.col_offset), (c.end_lineno or 0, c.end_col_offset or 0))
+             for c, *_ in found]
+    out: list[tuple[ast.Call, str, bool, str | None, str | None]] = []
+    for call, scope in finder.all_calls:
+        if id(call) in sites:
+            continue
+        name = _call_name(call, scope, dotted, methods)
+        if name is None:
+            continue
+        start = (call.lineno, call.col_offset)
+        if any(low <= start < high for low, high in spans):
+            continue
+        out.append((call, scope.qualname, False, f"call:{name}", name))
+    return out
 
 
 def scan_file(path: str) -> list[ScannedSite] | None:
