@@ -25,8 +25,7 @@ def _start() -> None:
         from dynfault.sweep.child import report_to
 
         report_to(report_dir)
-    calls = [name.strip() for name in os.environ.get("DYNFAULT_CALLS", "").split(",")]
-    install_import_hook(calls=tuple(name for name in calls if name))
+    install_import_hook()  # its calls default to DYNFAULT_CALLS
 
 
 _start()

@@ -198,8 +198,9 @@ def _calls(project: tuple[str, ...], options: list[str]) -> tuple[str, ...]:
     """The call sites to make: [tool.dynfault] calls, DYNFAULT_CALLS, then --dynfault-calls;
     handed on to child processes through DYNFAULT_CALLS, as `dynfault run` does."""
     given = [*project, os.environ.get("DYNFAULT_CALLS", ""), *options]
-    names = tuple(dict.fromkeys(n.strip() for text in given for n in text.split(",")
-                                if n.strip()))
+    from dynfault.instrument.calls import split_calls
+
+    names = split_calls(given)
     if names:
         os.environ["DYNFAULT_CALLS"] = ",".join(names)
     return names

@@ -8,6 +8,7 @@ import socket
 
 import click
 
+from dynfault.cli.options import SECONDS
 from dynfault.ctl import is_fleet, stop
 from dynfault.ctl.client import Outcome, ask_local
 from dynfault.ctl.protocol import Request
@@ -74,7 +75,7 @@ def _where(socket_path: str | None, redis_url: str | None) -> tuple[str, bool]:
 @click.option("--host", "hosts", multiple=True, metavar="HOST",
               help="Address only the fleet's processes on this host (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+@click.option("--timeout", type=SECONDS, default=5.0, show_default=True,
               metavar="SECONDS", help="How long the whole exchange may take.")
 @click.option("--list", "listing", metavar="QUERY",
               help="List the live sites the query matches, with their counters (the default).")

@@ -27,9 +27,9 @@ def static_sites(paths: Sequence[str],
 
 def call_names(options: Sequence[str]) -> tuple[str, ...]:
     """`--calls` words: comma-separated, repeatable, groups expanded (UsageError if bad)."""
-    from dynfault.instrument.calls import expand_calls
+    from dynfault.instrument.calls import expand_calls, split_calls
 
-    return expand_calls(name for text in options for name in text.split(","))
+    return expand_calls(split_calls(options))
 
 
 def would_apply(texts: Sequence[tuple[str, str]], found: Sequence[Site]) \

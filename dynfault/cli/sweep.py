@@ -8,6 +8,8 @@ from types import FrameType
 
 import click
 
+from dynfault.cli.options import SECONDS
+from dynfault.instrument.calls import split_calls
 from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
 from dynfault.sweep.plan import parse_shard
@@ -50,7 +52,7 @@ def _stop_on_sigterm() -> None:
               help="make call sites of these functions too (comma-separated, repeatable)")
 @click.option("-j", "--jobs", type=int, default=0, metavar="N",
               help="runs at a time [default: the CPU count; 1 with --check or --crash]")
-@click.option("--timeout", type=float, default=None, metavar="S",
+@click.option("--timeout", type=SECONDS, default=None, metavar="S",
               help="seconds per run before its whole process tree is killed "
                    "[default: 10 x its time in the baseline, at least 30; 300 with --paths]")
 @click.option("--shard", default=None, metavar="I/N",
@@ -96,7 +98,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
         timeout = project.timeout if timeout is None else timeout
         check = project.check if check is None else check
         given = [*project.calls, *calls]
-        names = ",".join(n.strip() for text in given for n in text.split(",") if n.strip())
+        names = ",".join(split_calls(given))
         options = Options(command=list(command), paths=list(paths), nth=nth,
                           max_nth=max_nth, jobs=jobs, timeout=timeout,
                           shard=None if shard is None else parse_shard(shard),

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from dynfault.errors import UsageError
 
-__all__ = ["GROUPS", "expand_calls", "markers"]
+__all__ = ["GROUPS", "expand_calls", "markers", "split_calls"]
 
 # The calls that fail in practice, each for a reason a program should handle: a full or
 # read-only disk (ENOSPC, EROFS, EDQUOT: open, write, flush, fsync, close, mkdir, copy), a
@@ -51,6 +51,13 @@ def _valid(name: str) -> bool:
     if name.startswith("."):
         return len(parts) == 1
     return len(parts) > 1 or hasattr(builtins, name)
+
+
+def split_calls(texts: Iterable[str]) -> tuple[str, ...]:
+    """The names of comma-separated lists (`--calls os.fsync,open --calls .flush`,
+    DYNFAULT_CALLS, `calls = [...]`), each once, in order; groups are left to expand_calls."""
+    return tuple(dict.fromkeys(name.strip() for text in texts for name in text.split(",")
+                               if name.strip()))
 
 
 def expand_calls(names: Iterable[str]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import types
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 from dynfault.instrument import cache
-from dynfault.instrument.calls import expand_calls
+from dynfault.instrument.calls import expand_calls, split_calls
 from dynfault.instrument.compile import (
     cached_code,
     compile_plain,
@@ -304,7 +304,7 @@ def install_import_hook(include: str | Iterable[str] | None = None,
     """
     global _hook
     if calls is None:
-        calls = os.environ.get("DYNFAULT_CALLS", "").split(",")
+        calls = split_calls([os.environ.get("DYNFAULT_CALLS", "")])
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
