@@ -136,16 +136,20 @@ def test_list_and_ctl_quote_an_odd_path_the_same_way(tmp_path: Path) -> None:
     assert done.stdout == '"dir with space/m.py":3 class:odd:path module:m func:f disabled\n'
 
 
-@pytest.mark.parametrize("command", [["ctl", "--socket", "."], ["sweep"]])
-@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "x"])
+@pytest.mark.parametrize(("command", "value", "reason"), [
+    (["ctl", "--socket", "."], "nan", "is not a finite number of seconds"),
+    (["ctl", "--socket", "."], "inf", "is not a finite number of seconds"),
+    (["ctl", "--socket", "."], "0", "is not a number of seconds above 0"),
+    (["ctl", "--socket", "."], "-1", "is not a number of seconds above 0"),
+    (["ctl", "--socket", "."], "x", "is not a number of seconds"),
+    (["sweep"], "nan", "is not a finite number of seconds"),
+    (["sweep"], "inf", "is not a finite number of seconds"),
+])
 def test_a_timeout_that_is_not_a_finite_positive_number_is_a_usage_error(
-        tmp_path: Path, command: list[str], value: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "dynfault", *command, "--timeout", value,
-                           "--", "true"] if command == ["sweep"] else
-                          [sys.executable, "-m", "dynfault", *command, "--timeout", value],
+        tmp_path: Path, command: list[str], value: str, reason: str) -> None:
+    tail = ["--", "true"] if command == ["sweep"] else []
+    done = subprocess.run([sys.executable, "-m", "dynfault", *command, "--timeout", value, *tail],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    reason = "is not a number of seconds" if value == "x" else \
-        "is not a finite number of seconds above 0"
     assert (done.returncode, done.stdout, done.stderr) == (
         2, "", f"dynfault {command[0]}: Invalid value for '--timeout': {value!r} {reason} "
                "(see --help)\n")

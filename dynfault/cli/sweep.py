@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from dynfault.cli.options import SECONDS
+from dynfault.cli.options import FINITE_SECONDS
 from dynfault.instrument.calls import split_calls
 from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
@@ -52,7 +52,7 @@ def _stop_on_sigterm() -> None:
               help="make call sites of these functions too (comma-separated, repeatable)")
 @click.option("-j", "--jobs", type=int, default=0, metavar="N",
               help="runs at a time [default: the CPU count; 1 with --check or --crash]")
-@click.option("--timeout", type=SECONDS, default=None, metavar="S",
+@click.option("--timeout", type=FINITE_SECONDS, default=None, metavar="S",
               help="seconds per run before its whole process tree is killed "
                    "[default: 10 x its time in the baseline, at least 30; 300 with --paths]")
 @click.option("--shard", default=None, metavar="I/N",
