@@ -15,6 +15,7 @@ pytest` and its child processes); pytest's assertion rewriting has nothing to do
 
 from __future__ import annotations
 
+from dynfault.errors import DynfaultWarning
 from dynfault.lang import ControlError
 from dynfault.runtime.pause import resume, wait_paused
 from dynfault.runtime.sites import (
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 from dynfault.version import __version__  # noqa: E402
 
 __all__ = [
-    "ControlError", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
+    "ControlError", "DynfaultWarning", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
     "install_import_hook", "reset", "resume", "seed", "sites", "uninstall_import_hook",
     "wait_paused", "__version__",
 ]

@@ -41,3 +41,31 @@ class Refused(DynfaultError):
     """Something dynfault will not do for safety (a control socket of another user)."""
 
     exit_code = ExitCode.FAILED
+
+
+# -- warnings (SPEC §3): everything dynfault warns about at run time goes through `warnings` ------
+
+class DynfaultWarning(UserWarning):
+    """Something dynfault did not do as asked, or cannot vouch for; pytest's warnings summary
+    shows it, `-W error::dynfault.DynfaultWarning` makes it fatal, and outside pytest it prints
+    as one `dynfault: ...` line on stderr."""
+
+
+class UnmatchedWarning(DynfaultWarning):
+    """A command that matched no site, or a `--calls` name that made no site."""
+
+
+class PauseWarning(DynfaultWarning):
+    """A `pause` that timed out (nothing called resume()) or was refused on an event loop."""
+
+
+class HookWarning(DynfaultWarning):
+    """The import hook could not rewrite a module, or a module was imported before it."""
+
+
+class ControlWarning(DynfaultWarning):
+    """Live control is unavailable: a control socket or a fleet that cannot be reached."""
+
+
+class PowercutWarning(DynfaultWarning):
+    """powercut cannot explain a file (written from C, mmap, O_DIRECT): it is left out."""

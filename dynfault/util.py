@@ -9,17 +9,65 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warn", "first_line", "one_line", "clip", "atomic_write", "shown_path",
+__all__ = ["warn", "say", "first_line", "one_line", "clip", "atomic_write", "shown_path",
            "find_pyproject"]
 
 
-def warn(message: str) -> None:
-    """Print `dynfault: message`; a closed or missing stderr must never break the program."""
+def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 2) -> None:
+    """Warn through `warnings` as `category` (a DynfaultWarning by default): under pytest it
+    reaches the warnings summary and its filters (`-W error::dynfault.DynfaultWarning` raises
+    it here); elsewhere it prints as one `dynfault: message` line on stderr. `warnings` is
+    imported only when there is something to say."""
+    import warnings
+
+    from dynfault.errors import DynfaultWarning
+
+    _one_line_warnings(warnings)
+    warnings.warn(message, category or DynfaultWarning, stacklevel=stacklevel + 1)
+
+
+def say(message: str) -> None:
+    """Print `dynfault: message` on stderr (a note that is not a warning); a closed or missing
+    stderr must never break the program."""
     try:
         sys.stderr.write(f"dynfault: {message}\n")
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+_shown: list[object] = []  # the showwarning we wrap, once installed
+
+
+def _one_line_warnings(warnings: object) -> None:
+    """Show a DynfaultWarning as one `dynfault: ...` line; any other warning as before.
+
+    Installed over whatever `warnings.showwarning` is now; pytest swaps in its own recorder
+    around each test and hook, so there our warnings reach its summary instead."""
+    import warnings as module
+
+    current = module.showwarning
+    if _shown and current is _show:
+        return
+    _shown[:] = [current]
+    module.showwarning = _show
+
+
+def _show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+          file: object = None, line: str | None = None) -> None:
+    from dynfault.errors import DynfaultWarning
+
+    if isinstance(category, type) and issubclass(category, DynfaultWarning):
+        stream = file if file is not None else sys.stderr
+        try:
+            stream.write(f"dynfault: {message}\n")  # type: ignore[union-attr]
+            stream.flush()  # type: ignore[union-attr]
+        except (OSError, ValueError, AttributeError):
+            pass
+        return
+    previous = _shown[0] if _shown else None
+    if callable(previous):
+        previous(message, category, filename, lineno, file, line)
 
 
 def first_line(error: BaseException) -> str:
