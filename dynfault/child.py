@@ -20,6 +20,12 @@ from dynfault.instrument.hook import install_import_hook  # importing dynfault a
 
 
 def _start() -> None:
+    if os.environ.get("DYNFAULT_POWERCUT_JOURNAL"):  # `dynfault powercut`: record file operations
+        from dynfault.powercut.record import start
+
+        start()
+    if not (os.environ.get("DYNFAULT_CHILD") or os.environ.get("DYNFAULT_CALLS")):
+        return
     report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
     if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
         from dynfault.sweep.child import report_to
