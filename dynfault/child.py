@@ -20,10 +20,6 @@ from dynfault.instrument.hook import install_import_hook  # importing dynfault a
 
 
 def _start() -> None:
-    if os.environ.get("DYNFAULT_POWERCUT_JOURNAL"):  # `dynfault powercut`: record file operations
-        from dynfault.powercut.record import start
-
-        start()
     if not (os.environ.get("DYNFAULT_CHILD") or os.environ.get("DYNFAULT_CALLS")):
         return
     report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
