@@ -26,6 +26,7 @@ import pytest
 
 from dynfault import report
 from dynfault.lang import Command, ControlError, Query, parse
+from dynfault.record import SiteRecord, merge
 from dynfault.runtime.pause import paused, resume, wait_paused
 from dynfault.runtime.registry import SESSION, TEST, Layer
 from dynfault.runtime.sites import (
@@ -410,36 +411,10 @@ def _runs_xdist_workers(config: pytest.Config) -> bool:
 
 def _report_data(state: _Session) -> dict[str, Any]:
     """This process's sites with the counts the whole session reached, and its commands."""
-    sites = []
-    for site in live_sites():
-        entry = site.as_dict()
-        entry["settings"] = site.settings()
-        sites.append(entry)
+    sites = [site.record().as_dict() for site in live_sites()]
     rules = [{"command": rule.command.text, "matched": rule.matched,
               "query": rule.command.query.as_dict()} for rule in history()]
     return {"sites": sites, "rules": rules, "seed": seed()}
-
-
-class _SiteTotal:
-    """A site as the report shows it: its identity, its state now, its session's counts."""
-
-    def __init__(self, entry: dict[str, Any]) -> None:
-        self.entry = entry
-        self.module: str = entry["module"]
-        self.function: str = entry["function"]
-        self.filename: str = entry["filename"]
-        self.line: int = entry["line"]
-        self.fault_class: str | None = entry["fault_class"]
-        self.index: int = entry["index"]
-        self.hits: int = entry["hits"]
-        self.fired: int = entry["fired"]
-
-    def settings(self) -> str:
-        return str(self.entry["settings"])
-
-    def as_dict(self) -> dict[str, object]:
-        fields = {k: v for k, v in self.entry.items() if k != "settings"}
-        return dict(fields, hits=self.hits, fired=self.fired)
 
 
 class _RuleTotal:
@@ -448,19 +423,12 @@ class _RuleTotal:
         self.matched = matched
 
 
-def _merge(parts: list[dict[str, Any]]) -> tuple[list[_SiteTotal], list[_RuleTotal], list[int]]:
+def _merge(parts: list[dict[str, Any]]) -> tuple[list[SiteRecord], list[_RuleTotal], list[int]]:
     """One list of sites, of commands and of seeds from several processes' report data."""
-    sites: dict[tuple[str, int], _SiteTotal] = {}
+    sites = merge(SiteRecord.from_dict(entry) for part in parts for entry in part["sites"])
     rules: dict[str, _RuleTotal] = {}
     seeds: list[int] = []
     for part in parts:
-        for entry in part["sites"]:
-            key = (entry["filename"], entry["index"])
-            if key in sites:
-                sites[key].hits += entry["hits"]
-                sites[key].fired += entry["fired"]
-            else:
-                sites[key] = _SiteTotal(entry)
         for rule in part["rules"]:
             # A marker's command is applied anew for each test: it matched if any of them did.
             if rule["command"] in rules:
@@ -470,7 +438,7 @@ def _merge(parts: list[dict[str, Any]]) -> tuple[list[_SiteTotal], list[_RuleTot
                                                     rule["matched"])
         if part["seed"] not in seeds:
             seeds.append(part["seed"])
-    return list(sites.values()), list(rules.values()), seeds
+    return sites, list(rules.values()), seeds
 
 
 def _query(fields: dict[str, Any]) -> Query:

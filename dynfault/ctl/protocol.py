@@ -28,7 +28,7 @@ import sys
 
 from dynfault.errors import ControlError
 from dynfault.lang import parse, parse_query
-from dynfault.record import JSON_VERSION, SiteRecord
+from dynfault.record import JSON_VERSION
 from dynfault.runtime.pause import paused, resume
 from dynfault.runtime.sites import Site, control, sites
 from dynfault.util import first_line, one_line
@@ -139,7 +139,7 @@ def decode(line: bytes) -> dict[str, object]:
 
 def site_records(listed: list[Site]) -> list[dict[str, object]]:
     """Sites in their one JSON form (dynfault.record)."""
-    return [SiteRecord.from_dict(site.as_dict()).as_dict() for site in listed]
+    return [site.record().as_dict() for site in listed]
 
 
 def error_reply(message: str) -> dict[str, object]:
