@@ -102,6 +102,33 @@ def test_shadowed_names_are_left_alone() -> None:
     assert classes("from . import os\nos.fsync(1)\n", "os.fsync") == []
 
 
+@pytest.mark.parametrize("pattern", [
+    "[open]", "{'k': open}", "Point(x=open)", "open", "_ as open", "[*open]", "{**open}",
+    "[1, open] | [open, 1]", "(open, 2)",
+])
+def test_a_match_capture_shadows_like_an_assignment(pattern: str) -> None:
+    source = f"""\
+        import os
+        def f(value, p):
+            match value:
+                case {pattern}:
+                    open(p)
+            os.fsync(1)
+        """
+    assert classes(source, "open", "os.fsync") == [(6, "call:os.fsync", "f")]
+
+
+def test_a_match_value_pattern_does_not_shadow() -> None:
+    # a dotted name in a pattern is a value looked up, not a capture
+    assert classes("""\
+        import os
+        def f(value, p):
+            match value:
+                case os.sep:
+                    open(p)
+        """, "open") == [(5, "call:open", "f")]
+
+
 def test_call_sites_take_their_places_among_dynamic_fault_sites() -> None:
     assert classes("""\
         import os

@@ -203,6 +203,22 @@ class _Finder:
         if not isinstance(node.ctx, ast.Load):
             self.bind(node.id)
 
+    # A `match` capture binds like an assignment: `case [open]:`, `case {"k": open}`,
+    # `case Point(x=open)`, `case open:`, `case _ as open`, `case [*open]`, `case {**open}`.
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.name:
+            self.bind(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bind(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        if node.rest:
+            self.bind(node.rest)
+        self.generic_visit(node)
+
     def visit_Global(self, node: ast.Global) -> None:
         self.scope.declared_global.update(node.names)
 
