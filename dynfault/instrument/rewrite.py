@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from dynfault.instrument.calls import expand_calls
-from dynfault.instrument.names import DESCRIPTOR, FLAG
+from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
 from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
 __all__ = ["Rewritten", "RewriteError", "header", "rewrite"]
@@ -165,7 +165,8 @@ def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
     pieces: list[_Piece] = []
     for site, node in found:
         func = node.func
-        flag, descriptor = f"{FLAG}{site.index}", f"{DESCRIPTOR}{site.index}"
+        suffix = slot(site.index, site.fault_class)
+        flag, descriptor = f"{FLAG}{suffix}", f"{DESCRIPTOR}{suffix}"
         holder = ast.Name(descriptor, ast.Load())
         method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
         guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
@@ -231,7 +232,8 @@ def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> li
     if transformer.seen != len(order):
         raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
                            f"not {len(order)}")
-    missing = [s for s in scan.sites if s.call is None and s.index not in transformer.replaced]
+    missing = [s for position, s in enumerate(scan.sites)
+               if s.call is None and position not in transformer.replaced]
     if missing:
         raise RewriteError(f"site at line {missing[0].line} not found by libcst")
     replacements = []
@@ -282,10 +284,10 @@ class _SiteTransformer(cst.CSTTransformer):
     def __init__(self, scan: Scan, order: list[int | None]) -> None:
         super().__init__()
         self.names = scan.names
-        self.order = order
+        self.order = order  # the position in scan.sites of each call shaped like a site, or None
         self.sites = scan.sites
         self.seen = 0
-        self.pending: dict[int, ScannedSite] = {}
+        self.pending: dict[int, int] = {}  # id of a libcst call -> its site's position
         self.replaced: set[int] = set()
 
     def visit_Call(self, node: cst.Call) -> bool:
@@ -298,30 +300,32 @@ class _SiteTransformer(cst.CSTTransformer):
             shaped = False
         if shaped:
             if self.seen < len(self.order):
-                index = self.order[self.seen]
-                if index is not None:
-                    self.pending[id(node)] = self.sites[index]
+                position = self.order[self.seen]
+                if position is not None:
+                    self.pending[id(node)] = position
             self.seen += 1
         return True
 
     def leave_Call(self, original_node: cst.Call,
                    updated_node: cst.Call) -> cst.BaseExpression:
-        site = self.pending.pop(id(original_node), None)
-        if site is None:
+        position = self.pending.pop(id(original_node), None)
+        if position is None:
             return updated_node
-        self.replaced.add(site.index)
+        self.replaced.add(position)
+        site = self.sites[position]
+        suffix = slot(site.index, site.fault_class)
         literal = site.fault_class is not None
         if site.is_async:
             method = "fire_async" if literal else "dynamic_async"
         else:
             method = "fire" if literal else "dynamic"
         call = updated_node.with_changes(
-            func=cst.Attribute(value=cst.Name(f"{DESCRIPTOR}{site.index}"), attr=cst.Name(method)))
+            func=cst.Attribute(value=cst.Name(f"{DESCRIPTOR}{suffix}"), attr=cst.Name(method)))
         if site.is_async or not literal:
             return call
         # The flag read comes first and short-circuits: a disabled site makes no call at all.
         return cst.BooleanOperation(
-            left=cst.Name(f"{FLAG}{site.index}"),
+            left=cst.Name(f"{FLAG}{suffix}"),
             operator=cst.And(),
             right=call.with_changes(lpar=(), rpar=()),
             lpar=(*updated_node.lpar, cst.LeftParen()),
@@ -338,16 +342,16 @@ class _Positions:
     """Gives every node of a rewritten statement the position of the node it came from."""
 
     def __init__(self, scan: Scan) -> None:
-        self.sites = {id(node): site.index for site, node in zip(scan.sites, scan.nodes)
-                      if site.call is None}
+        self.sites = {id(node): slot(site.index, site.fault_class)
+                      for site, node in zip(scan.sites, scan.nodes) if site.call is None}
         self.mapped = 0
 
     def copy(self, old: ast.AST, new: ast.AST) -> None:
         if old.__class__ is not new.__class__:
-            index = self.sites.get(id(old))
-            if index is None or not isinstance(old, ast.Call):
+            suffix = self.sites.get(id(old))
+            if suffix is None or not isinstance(old, ast.Call):
                 raise RewriteError(f"line {getattr(old, 'lineno', '?')} changed shape")
-            self._site(old, new, index)
+            self._site(old, new, suffix)
             return
         if isinstance(old, ast.Call) and id(old) in self.sites:
             self._site(old, new, self.sites[id(old)])
@@ -373,7 +377,7 @@ class _Positions:
                     raise RewriteError("a node vanished")
                 self.copy(a, b)
 
-    def _site(self, old: ast.Call, new: ast.AST, index: int) -> None:
+    def _site(self, old: ast.Call, new: ast.AST, suffix: str) -> None:
         """`(flag and desc.fire(args))` or `desc.method(args)`: the call, its callee and the flag
         all take the original call's and callee's positions."""
         call = new
@@ -384,8 +388,8 @@ class _Positions:
             call = new.values[1]
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                 and isinstance(call.func.value, ast.Name)
-                and call.func.value.id == f"{DESCRIPTOR}{index}"):
-            raise RewriteError(f"site {index} not where it was")
+                and call.func.value.id == f"{DESCRIPTOR}{suffix}"):
+            raise RewriteError(f"site {suffix} not where it was")
         _place(call, old)
         _place(call.func, old.func)
         inner = old.func.value if isinstance(old.func, ast.Attribute) else old.func

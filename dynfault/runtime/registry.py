@@ -117,7 +117,7 @@ class Registry:
     def __init__(self, seed: int = 0) -> None:
         self.lock = threading.RLock()
         self.sites: list[Site] = []
-        self.by_key: dict[tuple[str, int], Site] = {}
+        self.by_key: dict[tuple[str, str], Site] = {}  # (filename, names.slot) -> its site
         self._by_class: dict[str, list[Site]] = {}  # every `:` prefix of a class -> its sites
         self._by_file: dict[str, list[Site]] = {}
         self._by_func: dict[str, list[Site]] = {}
@@ -146,8 +146,11 @@ class Registry:
 
     def register(self, module: str, function: str, filename: str, line: int,
                  fault_class: str | None, index: int) -> Site:
-        """The site at (filename, index), created on first sight; a reload re-binds it."""
-        key = (filename, index)
+        """The site at (filename, index among its kind), created on first sight; a reload
+        re-binds it."""
+        from dynfault.instrument.names import slot
+
+        key = (filename, slot(index, fault_class))
         with self.lock:
             self._wake()
             site = self.by_key.get(key)
@@ -174,24 +177,26 @@ class Registry:
     def bind(self, namespace: dict[str, Any], filename: str,
              table: tuple[tuple[int, int, str, str | None], ...]) -> None:
         """A rewritten module's sites: flags now, registration once the program asks."""
-        from dynfault.instrument.names import DESCRIPTOR, FLAG
+        from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
 
         with self.lock:
             if not (self.awake or self.slow):
                 for entry in table:
-                    namespace[FLAG + str(entry[0])] = False
-                    namespace[DESCRIPTOR + str(entry[0])] = PendingSite(entry[0])
+                    suffix = slot(entry[0], entry[3])
+                    namespace[FLAG + suffix] = False
+                    namespace[DESCRIPTOR + suffix] = PendingSite(entry[0])
                 self._pending.append((namespace, filename, table))
                 return
             module = namespace.get("__name__", "?")
             for index, line, function, fault_class in table:
-                pending = namespace.get(DESCRIPTOR + str(index))
+                suffix = slot(index, fault_class)
+                pending = namespace.get(DESCRIPTOR + suffix)
                 if fault_class is None and isinstance(pending, PendingSite):
                     fault_class = pending.named  # a non-literal site called while pending
                 site = self.register(module, function, filename, line, fault_class, index)
                 site._bindings[module] = namespace
-                namespace[DESCRIPTOR + str(index)] = site
-                namespace[FLAG + str(index)] = site._on
+                namespace[DESCRIPTOR + suffix] = site
+                namespace[FLAG + suffix] = site._on
 
     def _wake(self) -> None:
         if self.awake:
@@ -268,9 +273,9 @@ class Registry:
         on = site._live > 0 or self.reporting
         if on is not site._on:
             site._on = on
-            from dynfault.instrument.names import FLAG
+            from dynfault.instrument.names import FLAG, slot
 
-            name = FLAG + str(site.index)
+            name = FLAG + slot(site.index, site.fault_class)
             for namespace in site._bindings.values():
                 namespace[name] = on
 
