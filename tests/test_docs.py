@@ -222,3 +222,17 @@ def test_the_site_builds_strict_and_documents_the_public_api(tmp_path: Path) -> 
     api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     public: list[Any] = [name for name in dynfault.__all__ if not name.startswith("_")]
     assert [name for name in public if f'id="dynfault.{name}"' not in api] == []
+
+
+def test_a_marker_naming_no_command_fails_the_build() -> None:
+    with pytest.raises(ValueError, match="^<!-- dynfault:cli nope -->: dynfault has no command"):
+        HOOK.expand("<!-- dynfault:cli nope -->\n")
+
+
+def test_the_api_page_documents_every_public_name() -> None:
+    import dynfault
+
+    page = (DOCS / "reference" / "api.md").read_text(encoding="utf-8").splitlines()
+    missing = [name for name in dynfault.__all__
+               if not name.startswith("_") and f"::: dynfault.{name}" not in page]
+    assert missing == [], f"add `::: dynfault.NAME` lines to docs/reference/api.md for {missing}"

@@ -53,30 +53,31 @@ def option_rows(name: str) -> list[tuple[str, str]]:
     """(the option's names and metavar, its help) for each option of `dynfault NAME`."""
     import click
 
-    group = _group()
-    parent = click.Context(group, info_name="dynfault", max_content_width=WIDTH,
-                           terminal_width=WIDTH)
-    command = group.get_command(parent, name)
-    ctx = click.Context(command, info_name=name, parent=parent, max_content_width=WIDTH,
-                        terminal_width=WIDTH)
+    ctx, command = _context(name)
     rows = []
     for param in command.get_params(ctx):
-        record = param.get_help_record(ctx)
+        record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
         if record is not None:
             rows.append(record)
     return rows
 
 
-def command_section(name: str) -> str:
-    """The usage and description as `--help` prints them, then a table of the options."""
+def _context(name: str) -> tuple[Any, Any]:
+    """A click context for `dynfault NAME`, as the group would make it, and the command."""
     import click
 
     group = _group()
-    parent = click.Context(group, info_name="dynfault", max_content_width=WIDTH,
-                           terminal_width=WIDTH)
+    settings = {**group.context_settings, "max_content_width": WIDTH, "terminal_width": WIDTH}
+    parent = click.Context(group, info_name="dynfault", **settings)
     command = group.get_command(parent, name)
-    ctx = click.Context(command, info_name=name, parent=parent, max_content_width=WIDTH,
-                        terminal_width=WIDTH)
+    if command is None:
+        raise ValueError(f"<!-- dynfault:cli {name} -->: dynfault has no command {name!r}")
+    return click.Context(command, info_name=name, parent=parent, **settings), command
+
+
+def command_section(name: str) -> str:
+    """The usage and description as `--help` prints them, then a table of the options."""
+    ctx, command = _context(name)
     formatter = ctx.make_formatter()
     command.format_usage(ctx, formatter)
     command.format_help_text(ctx, formatter)
