@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -236,3 +237,27 @@ def test_the_api_page_documents_every_public_name() -> None:
     missing = [name for name in dynfault.__all__
                if not name.startswith("_") and f"::: dynfault.{name}" not in page]
     assert missing == [], f"add `::: dynfault.NAME` lines to docs/reference/api.md for {missing}"
+
+
+def documented_keys(page: str, section: str) -> set[str]:
+    """The backticked names in the first column of the first table under `## section`."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    lines = text[text.index(f"\n## {section}\n") + 1:].splitlines()[1:]
+    start = next(i for i, line in enumerate(lines) if line.startswith(("| ", "## ")))
+    names: set[str] = set()
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        names.update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_json_reference_names_every_key_of_a_site(tmp_path: Path) -> None:
+    source = tmp_path / "app.py"
+    source.write_text("from dynfault import dynamic_fault\ndynamic_fault('x')\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "dynfault", "list", "--json", str(source)],
+                          capture_output=True, text=True, timeout=60)
+    document = json.loads(done.stdout)
+    assert set(document) <= {"version", "sites", "unmatched", "calls"}
+    (site,) = document["sites"]
+    assert sorted(set(site) - documented_keys("reference/json.md", "A site")) == []
