@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 from dynfault.version import __version__  # noqa: E402
 
 __all__ = [
-    "ControlError", "DynfaultWarning", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
+    "ControlError", "DynfaultWarning", "Site", "control", "dynamic_fault", "dynamic_fault_async",
+    "faults",
     "install_import_hook", "reset", "resume", "seed", "sites", "uninstall_import_hook",
     "wait_paused", "__version__",
 ]
