@@ -325,9 +325,18 @@ def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path)
     project = write_project(tmp_path / "hang", {"hang.py": HANG, "tests/test_hang.py": HANG_TESTS})
     pids = tmp_path / "pids"
     started = time.monotonic()
-    done = sweep(project, "-j", "2", "--timeout", "4", env=clean_env(HANG_PIDS=str(pids)))
+    done = sweep(project, "-j", "2", "--timeout", "4", "--log-dir", "logs",
+                 env=clean_env(HANG_PIDS=str(pids)))
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr
+    # Where it hung: the running test, and every thread of every process of the run.
+    sleeping = f'File "{project / "hang.py"}", line {LINE_HANG + 6} in work'
+    log = (project / "logs" / f"001-hang.py-{LINE_HANG}-site0.log").read_text()
+    for text in (done.stdout, log):
+        assert re.search(r"process \d+, running test tests/test_hang.py::test_work:\n"
+                         r".*Current thread", text), text
+        assert sleeping in text
+        assert text.count("Current thread") == 2  # the test process and its helper
     assert table_rows(done.stdout) == [
         [f"hang.py:{LINE_HANG}", "class:hang:wait", "1", "0", "0", "1", "-", "yes"]]
     assert f"hang.py:{LINE_HANG} class:hang:wait func:work: timed out" in done.stdout

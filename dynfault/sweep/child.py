@@ -315,11 +315,15 @@ def pytest_runtest_logstart(nodeid: str, location: object) -> None:
 
 
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    _note(f"dynfault: finished {nodeid}\n")
+    _test_ended(nodeid)
+
+
+def _test_ended(nodeid: str) -> None:
     started = _test[1]
     assert isinstance(started, float)
     _durations[nodeid] = time.monotonic() - started
     _test[0] = None
-    _note(f"dynfault: finished {nodeid}\n")
     for key, hits in _checkpoint().items():
         if hits:
             _reach.setdefault(key, []).append(nodeid)
@@ -367,7 +371,7 @@ def _write_report() -> None:
     if _test[0] is None:
         _outside_tests()
     else:  # cut short inside a test (a crash, a timeout): what it did so far is its own
-        pytest_runtest_logfinish(str(_test[0]), None)
+        _test_ended(str(_test[0]))
     _report_dir = None
     data = _record()
     # Never fail the program: the sweep counts a missing report as "did not fire".
