@@ -110,6 +110,7 @@ def test_the_html_table_sorts_by_outcome_in_a_headless_browser(swept: Path,
     assert 'aria-sort="ascending"' in done.stdout
 
 
+@pytest.mark.slow
 def test_an_empty_shard_writes_its_json_and_merge_takes_it(tmp_path: Path) -> None:
     from dynfault.record import SiteRecord
     from dynfault.sweep.plan import Run, in_shard

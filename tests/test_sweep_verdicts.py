@@ -28,6 +28,7 @@ def runs(cwd: Path) -> list[dict[str, object]]:
     return found
 
 
+@pytest.mark.slow
 def test_a_site_that_only_the_tests_own_marker_fires_is_controlled(tmp_path: Path) -> None:
     write(tmp_path, {
         "conftest.py": "",
@@ -77,7 +78,7 @@ WORKERS = '''\
 
     def work(n):
         if dynamic_fault("worker:step"):
-            raise SystemExit(f"worker {n} failed")
+            raise ValueError(f"worker {n} failed")
         return n
 
     def ends_by_exit():
@@ -109,7 +110,9 @@ WORKERS = '''\
     '''
 
 
-@pytest.mark.parametrize("how", ["fork", "forkserver", "spawn", "pool", "ignore"])
+@pytest.mark.parametrize("how", [
+    "fork", pytest.param("forkserver", marks=pytest.mark.slow), "spawn", "pool",
+    pytest.param("ignore", marks=pytest.mark.slow)])
 def test_fires_in_workers_count_however_they_end(tmp_path: Path, how: str) -> None:
     write(tmp_path, {"app.py": WORKERS})
     # A process killed by SIGKILL reports no hits: that one's site is found from source.
@@ -120,6 +123,7 @@ def test_fires_in_workers_count_however_they_end(tmp_path: Path, how: str) -> No
         ("worker:step", True, False)], done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_test_that_mocks_the_os_module_does_not_change_the_verdict(tmp_path: Path) -> None:
     write(tmp_path, {
         "conftest.py": "",
