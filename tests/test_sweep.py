@@ -169,19 +169,57 @@ def test_numbers_and_plurals_as_people_write_them() -> None:
     assert [summary.clock(s) for s in (7.4, 760, 3723)] == ["0:07", "12:40", "1:02:03"]
 
 
-def test_format_table() -> None:
+def test_format_table_puts_findings_first_grouped_by_cause() -> None:
     a, b = site("a.py", 3, 0, "io:read"), site("a.py", 8, 1, "io:write")
-    c = site("b.py", 2, 0, "idle")
+    c, d = site("b.py", 2, 0, "idle"), site("b.py", 5, 1, "call:os.replace")
+    e, f = site("c.py", 9, 0, "call:os.fsync"), site("c.py", 12, 1, "ctl")
+    escaped_and_check = result(a, "failed", 2, fired=False, reason="escaped",
+                               failing=["t::x"], tail="line one\nE   OSError: boom")
+    escaped_and_check.check = "failed"
+    same_cause = [result(s, "failed", reason="failed", failing=["t::y"],
+                         tail="E   AssertionError") for s in (d, e)]
+    for one in same_cause:
+        one.causes = [("AssertionError", "tests/t.py:4 test_y", False)]
+    propagated = result(d, "failed", 2, reason="escaped", failing=["t::z"])
+    propagated.causes = [("OSError", "b.py:5 g", True)]
+    controlled = result(f, "passed", fired=False)
+    controlled.controlled = True
     text = summary.format_table(
         [result(b, "timed out"), result(a, "passed"), result(c, "passed", fired=False),
-         result(a, "failed", 2, fired=False, reason="escaped", failing=["t::x"],
-                tail="line one\nE   OSError: boom")],
+         escaped_and_check, *same_cause, propagated, controlled],
         [site("z.py", 1, 0, "gone")], nth=True, seconds=2.25)
     assert text == textwrap.dedent("""\
-        site                          runs  passed  failed  timed out  fired
-        a.py:3 class:io:read func:f      2       1       1          0    1/2
-        a.py:8 class:io:write func:f     1       0       0          1    yes
-        b.py:2 class:idle func:f         1       1       0          0     no
+        findings (need a person): 3 causes, 4 runs; reproducers run from this directory:
+          AssertionError at tests/t.py:4 test_y (2 runs)
+            b.py:5 class:call:os.replace func:f nth 1: failed (failed, exit 1)
+              failing: t::y
+              | E   AssertionError
+              DYNFAULT_ENABLE='x 5 1' cmd
+            c.py:9 class:call:os.fsync func:f nth 1: failed (failed, exit 1)
+              failing: t::y
+              | E   AssertionError
+              DYNFAULT_ENABLE='x 9 1' cmd
+          --check failed after the run (1 run)
+            a.py:3 class:io:read func:f nth 2: failed (escaped, exit 1); --check failed too, \
+site did not fire
+              failing: t::x
+              | line one
+              | E   OSError: boom
+              DYNFAULT_ENABLE='x 3 2' cmd
+          timed out (1 run)
+            a.py:8 class:io:write func:f nth 1: timed out
+              DYNFAULT_ENABLE='x 8 1' cmd
+
+        site                                 runs  passed  failed  timed out     check  fired
+        a.py:3 class:io:read func:f             2       1       1          0  1 failed    1/2
+        a.py:8 class:io:write func:f            1       0       0          1         -    yes
+        b.py:2 class:idle func:f                1       1       0          0         -     no
+        b.py:5 class:call:os.replace func:f     2       0       2          0         -    yes
+        c.py:9 class:call:os.fsync func:f       1       0       1          0         -    yes
+        c.py:12 class:ctl func:f                1       1       0          0         -   test
+
+        controlled by the test (the sweep's fault never fired): 1
+          c.py:12 class:ctl func:f nth 1
 
         passed without their site firing (nothing was tested): 1
           b.py:2 class:idle func:f nth 1
@@ -189,17 +227,11 @@ def test_format_table() -> None:
         unreached (loaded, never hit, not run): 1
           z.py:1 class:gone func:f
 
-        failures (each reproducer line runs one again, from this directory):
-          a.py:3 class:io:read func:f nth 2: failed (escaped, exit 1), site did not fire
-            failing: t::x
-            | line one
-            | E   OSError: boom
-            DYNFAULT_ENABLE='x 3 2' cmd
-          a.py:8 class:io:write func:f nth 1: timed out
-            DYNFAULT_ENABLE='x 8 1' cmd
+        expected propagation (the fault reached the test as itself):
+          1 run: the injected OSError propagated to the test unchanged
 
-        sweep: 3 sites, 4 runs: 1 passed, 1 passed without firing, 1 failed, 1 timed out; \
-1 unreached; 2.2 s
+        sweep: 6 sites, 8 runs: 1 passed with the fault, 1 passed without firing, 1 controlled \
+by the test, 4 failed, 1 timed out (4 findings); 1 unreached; 2.2 s
         """)
 
 

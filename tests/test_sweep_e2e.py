@@ -203,11 +203,11 @@ def test_sweep_finds_exactly_the_broken_recovery_path(
     done, data = plain
     assert done.returncode == 1, done.stderr
     assert table_rows(done.stdout) == [
-        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "yes"],
-        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_BATCH}", "class:store:batch", "1", "1", "0", "0", "yes"],
+        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "1", "1", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "-", "yes"],
+        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "1", "1", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_BATCH}", "class:store:batch", "1", "1", "0", "0", "-", "yes"],
     ]
     assert "unreached (loaded, never hit, not run): 1\n" \
            f"  store.py:{LINE_COMPACT} class:store:compact func:Store.compact\n" in done.stdout
@@ -216,9 +216,10 @@ def test_sweep_finds_exactly_the_broken_recovery_path(
         f"PYTEST_PLUGINS=dynfault.sweep.child DYNFAULT_SWEEP_TESTS="
         f"'tests/test_store.py::test_put_flush_get tests/test_store.py::test_one_more' "
         + " ".join(PYTEST)]
-    assert ("sweep: 5 sites, 5 runs: 4 passed, 0 passed without firing, 1 failed, "
-            "0 timed out; 1 unreached") in done.stdout
-    assert ("    failing: tests/test_store.py::test_put_flush_get, "
+    assert ("sweep: 5 sites, 5 runs: 4 passed with the fault, 0 passed without firing, "
+            "0 controlled by the test, 1 failed, 0 timed out (1 finding); 1 unreached"
+            ) in done.stdout
+    assert ("      failing: tests/test_store.py::test_put_flush_get, "
             "tests/test_store.py::test_one_more\n") in done.stdout
     runs = data["runs"]
     assert isinstance(runs, list)
@@ -239,8 +240,10 @@ def test_sweep_finds_exactly_the_broken_recovery_path(
         "module": "store", "function": "Store.compact", "filename": "store.py",
         "line": LINE_COMPACT, "fault_class": "store:compact", "index": 5}]
     assert set(runs[2]) == {"module", "function", "filename", "line", "fault_class", "index",
-                            "nth", "outcome", "reason", "fired", "returncode", "tests",
-                            "failing", "tail", "reproducer", "log"}
+                            "nth", "outcome", "reason", "check", "fired", "controlled",
+                            "returncode", "tests", "failing", "causes", "tail", "reproducer",
+                            "log"}
+    assert runs[2]["causes"] == [["IndexError", "store.py:27 Store.get", False]] * 2
 
 
 @pytest.mark.slow
@@ -250,11 +253,11 @@ def test_nth_finds_the_bug_that_only_the_second_hit_triggers(store: Path) -> Non
     done = sweep(store, "--nth", "--max-nth", "3", "-j", "2", "--timeout", "30")
     assert done.returncode == 1, done.stderr
     assert table_rows(done.stdout) == [
-        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "2", "2", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "yes"],
-        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "yes"],
-        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "2", "2", "0", "0", "yes"],
-        [f"store.py:{LINE_BATCH}", "class:store:batch", "3", "2", "1", "0", "yes"],
+        [f"store.py:{LINE_ALLOC}", "class:store:alloc", "2", "2", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_FLUSH_LOST}", "class:store:busy", "1", "1", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_FLUSH_LOST}", "class:store:flush", "1", "0", "1", "0", "-", "yes"],
+        [f"store.py:{LINE_LOOKUP}", "class:store:lookup", "2", "2", "0", "0", "-", "yes"],
+        [f"store.py:{LINE_BATCH}", "class:store:batch", "3", "2", "1", "0", "-", "yes"],
     ]
     assert [line.split(" PYTEST_PLUGINS")[0] for line in failures(done.stdout)] == [
         f"DYNFAULT_ENABLE='file store.py line {LINE_FLUSH_LOST} site 2 oneshot'",
@@ -314,19 +317,28 @@ def test_shards_merged_equal_the_unsharded_sweep(
 
     assert timeless(merged.stdout) == timeless(done.stdout)
     assert merged.stdout.endswith(
-        "sweep: 5 sites, 5 runs: 4 passed, 0 passed without firing, 1 failed, 0 timed out; "
-        "1 unreached\n")
+        "sweep: 5 sites, 5 runs: 4 passed with the fault, 0 passed without firing, "
+        "0 controlled by the test, 1 failed, 0 timed out (1 finding); 1 unreached\n")
 
 
 def test_a_hanging_recovery_path_times_out_and_leaves_no_process(tmp_path: Path) -> None:
     project = write_project(tmp_path / "hang", {"hang.py": HANG, "tests/test_hang.py": HANG_TESTS})
     pids = tmp_path / "pids"
     started = time.monotonic()
-    done = sweep(project, "-j", "2", "--timeout", "4", env=clean_env(HANG_PIDS=str(pids)))
+    done = sweep(project, "-j", "2", "--timeout", "4", "--log-dir", "logs",
+                 env=clean_env(HANG_PIDS=str(pids)))
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr
+    # Where it hung: the running test, and every thread of every process of the run.
+    sleeping = f'File "{project / "hang.py"}", line {LINE_HANG + 6} in work'
+    log = (project / "logs" / f"001-hang.py-{LINE_HANG}-site0.log").read_text()
+    for text in (done.stdout, log):
+        assert re.search(r"process \d+, running test tests/test_hang.py::test_work:\n"
+                         r".*Current thread", text), text
+        assert sleeping in text
+        assert text.count("Current thread") == 2  # the test process and its helper
     assert table_rows(done.stdout) == [
-        [f"hang.py:{LINE_HANG}", "class:hang:wait", "1", "0", "0", "1", "yes"]]
+        [f"hang.py:{LINE_HANG}", "class:hang:wait", "1", "0", "0", "1", "-", "yes"]]
     assert f"hang.py:{LINE_HANG} class:hang:wait func:work: timed out" in done.stdout
     assert f"DYNFAULT_ENABLE='file hang.py line {LINE_HANG} site 0 oneshot' " in done.stdout
     assert elapsed < 30  # the recovery sleeps 60 s: the run was killed, not waited for
@@ -348,9 +360,9 @@ def test_ctrl_c_stops_cleanly_and_prints_what_finished(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
-    assert "sweep: interrupted: 0 of 1 run finished" in out
-    assert ("sweep: 0 sites, 0 runs: 0 passed, 0 passed without firing, 0 failed, 0 timed out; "
-            "0 unreached") in out
+    assert "sweep: interrupted during the runs: 0 of 1 run finished" in out
+    assert ("sweep: 0 sites, 0 runs: 0 passed with the fault, 0 passed without firing, "
+            "0 controlled by the test, 0 failed, 0 timed out (0 findings); 0 unreached") in out
     runner, helper = (int(word) for word in pids.read_text().split())
     assert gone(runner) and gone(helper)
 
@@ -369,10 +381,13 @@ def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
                "examples/tests/test_journal.py"]
     done = sweep(root, "-j", "2", "--timeout", "60", command=command)
     assert done.returncode == 1, done.stderr
-    assert [row.split()[:2] + row.split()[3:] for row in done.stdout.splitlines()[1:4]] == [
-        [f"examples/journal.py:{short}", "class:journal:short_write", "1", "1", "0", "0", "yes"],
-        [f"examples/journal.py:{fsync}", "class:journal:fsync", "1", "0", "1", "0", "yes"],
-        [f"examples/journal.py:{read}", "class:journal:read", "1", "1", "0", "0", "yes"]]
+    rows = [row.split()[:2] + row.split()[3:] for row in done.stdout.splitlines()
+            if row.startswith("examples/journal.py:")]
+    assert rows == [
+        [f"examples/journal.py:{short}", "class:journal:short_write", "1", "1", "0", "0", "-",
+         "yes"],
+        [f"examples/journal.py:{fsync}", "class:journal:fsync", "1", "0", "1", "0", "-", "yes"],
+        [f"examples/journal.py:{read}", "class:journal:read", "1", "1", "0", "0", "-", "yes"]]
     assert f"  examples/journal.py:{compact} class:journal:compact func:Journal.compact\n" \
         in done.stdout
     [line] = failures(done.stdout)
@@ -388,9 +403,17 @@ def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     ([], "dynfault sweep: no command given"),
-    (["--shard", "0/2", "--", "true"], "dynfault sweep: --shard takes I/N with 1 <= I <= N"),
-    (["--shard", "two", "--", "true"], "dynfault sweep: --shard takes I/N with 1 <= I <= N"),
-    (["--max-nth", "0", "--", "true"], "dynfault sweep: --max-nth must be at least 1"),
+    (["--shard", "0/2", "--", "true"],
+     "dynfault sweep: Invalid value for '--shard': I/N with 1 <= I <= N, not '0/2'"),
+    (["--shard", "two", "--", "true"],
+     "dynfault sweep: Invalid value for '--shard': I/N with 1 <= I <= N, not 'two'"),
+    (["--max-nth", "0", "--", "true"],
+     "dynfault sweep: Invalid value for '--max-nth': must be at least 1, not 0"),
+    (["-j", "0", "--", "true"], "dynfault sweep: Invalid value for '-j'"),
+    (["--json", "", "--", "true"], "dynfault sweep: --json: no file name given"),
+    (["--json", "/proc/x.json", "--", "true"], "dynfault sweep: --json /proc/x.json: cannot be "),
+    (["--log-dir", "/nonexist/logs", "--", "true"],
+     "dynfault sweep: --log-dir /nonexist/logs: No such file or directory"),
     (["--timeout", "0", "--", "true"], "dynfault sweep: --timeout must be more than 0"),
     (["--", "no-such-command-xyz"], "dynfault sweep: no-such-command-xyz: command not found"),
     (["--paths", "nowhere", "--", "true"], "dynfault sweep: --paths nowhere: no such file"),
@@ -434,11 +457,12 @@ def test_paths_sweeps_the_sites_found_in_source(tmp_path: Path) -> None:
     done = sweep(tmp_path, "--paths", "app.py", "-j", "2", "--timeout", "30",
                  command=[sys.executable, "-m", "dynfault", "run", "app.py"])
     assert done.returncode == 1, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[1].split() == ["app.py:4", "class:app:never", "func:never", "1", "1", "0", "0",
-                                "no"]
-    assert lines[2].split() == ["app.py:6", "class:app:boom", "func:<module>", "1", "0", "1",
-                                "0", "yes"]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("app.py:")]
+    assert rows == [
+        ["app.py:4", "class:app:never", "func:never", "1", "1", "0", "0", "-", "no"],
+        ["app.py:6", "class:app:boom", "func:<module>", "1", "0", "1", "0", "-", "yes"]]
+    assert "findings (need a person): 1 cause, 1 run; reproducers run from this directory:\n" \
+        "  failed (exit 5) (1 run)\n" in done.stdout
     assert failures(done.stdout) == [
         "DYNFAULT_ENABLE='file app.py line 6 site 1 oneshot' "
         f"{sys.executable} -m dynfault run app.py"]

@@ -106,8 +106,15 @@ def test_an_escaped_error_is_told_from_an_unrelated_assertion(tmp_path: Path) ->
          ["tests/test_locks.py::test_parse"]),
         ("locks:count", "failed", "failed", ["tests/test_locks.py::test_count"],
          ["tests/test_locks.py::test_count"])]
-    assert "locks.py:18 class:locks:parse func:parse: failed (escaped, exit 1)" in done.stdout
-    assert "    | FAILED tests/test_locks.py::test_parse - ValueError: bad header" in done.stdout
+    # The wrong count needs a person; the parse error reached its test as itself.
+    assert "findings (need a person): 1 cause, 1 run; reproducers run from this directory:\n" \
+        "  AssertionError at tests/test_locks.py:11 test_count (1 run)\n" \
+        "    locks.py:23 class:locks:count func:count: failed (failed, exit 1)\n" in done.stdout
+    assert "expected propagation (the fault reached the test as itself):\n" \
+        "  1 run: the ValueError raised where the site fired propagated to the test " \
+        "unchanged\n" in done.stdout
+    assert "FAILED tests/test_locks.py::test_parse - ValueError: bad header" \
+        in runs_of(project / "out.json")[0]["tail"]
     logs = sorted(p.name for p in (project / "logs").iterdir())
     assert logs == ["001-locks.py-18-site1.log", "002-locks.py-23-site2.log", "baseline.log"]
     assert "1 failed, 2 deselected" in (project / "logs" / logs[0]).read_text()

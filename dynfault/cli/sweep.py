@@ -9,22 +9,56 @@ from types import FrameType
 import click
 
 from dynfault.cli.options import FINITE_SECONDS
+from dynfault.errors import UsageError
 from dynfault.instrument.calls import split_calls
 from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
 from dynfault.sweep.plan import parse_shard
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
     # A cancelled CI job gets SIGTERM: stop like Ctrl-C, so the runs' process trees are killed
-    # instead of orphaned.
+    # instead of orphaned. Once: a second signal must not cut the cleanup short.
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, interrupt)
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, interrupt)
     except ValueError:  # not the main thread (an in-process click test runner)
         pass
+
+
+class _AtLeastOne(click.IntRange):
+    """A count (-j, --max-nth): click's range check, said as people say it."""
+
+    def __init__(self) -> None:
+        super().__init__(min=1)
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        try:
+            number = int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if number < 1:
+            self.fail(f"must be at least 1, not {number}", param, ctx)
+        return number
+
+
+class _Shard(click.ParamType):  # type: ignore[type-arg]
+    name = "I/N"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_shard(str(value))
+        except UsageError as error:
+            self.fail(str(error).removeprefix("--shard takes "), param, ctx)
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -37,7 +71,8 @@ def _stop_on_sigterm() -> None:
               help="leave out the sites this query names (repeatable)")
 @click.option("--nth", is_flag=True,
               help="one run per hit number n of each site, firing its n-th hit alone")
-@click.option("--max-nth", type=int, default=DEFAULT_MAX_NTH, show_default=True, metavar="K",
+@click.option("--max-nth", type=_AtLeastOne(), default=DEFAULT_MAX_NTH,
+              show_default=True, metavar="K",
               help="with --nth, at most this many hit numbers per site")
 @click.option("--crash", is_flag=True,
               help="the site kills its process (SIGKILL) instead of firing: with --check, "
@@ -45,17 +80,26 @@ def _stop_on_sigterm() -> None:
 @click.option("--check", default=None, metavar="CMD",
               help="a shell command run after every run (no DYNFAULT_* variables); the run "
                    "fails when it fails")
+@click.option("--check-call", "check_call", default=None, metavar="MODULE:FUNCTION",
+              help="under pytest, call FUNCTION(node_id) in the test process after each test, "
+                   "before its fixtures are torn down; the run fails its check when it raises")
+@click.option("--error", "error", default=None, metavar="E",
+              help="what every run's call site raises: an errno name or an exception class "
+                   "[default: the call's group default, else EIO]")
+@click.option("--late", is_flag=True,
+              help="call sites fail after making their call (the effect happened, then the "
+                   "error)")
 @click.option("--all-tests", is_flag=True,
               help="under pytest, run the whole command for every site, not only the tests "
                    "that reach it")
 @click.option("--calls", "calls", multiple=True, metavar="NAMES",
               help="make call sites of these functions too (comma-separated, repeatable)")
-@click.option("-j", "--jobs", type=int, default=0, metavar="N",
+@click.option("-j", "--jobs", type=_AtLeastOne(), default=None, metavar="N",
               help="runs at a time [default: the CPU count; 1 with --check or --crash]")
 @click.option("--timeout", type=FINITE_SECONDS, default=None, metavar="S",
               help="seconds per run before its whole process tree is killed "
                    "[default: 10 x its time in the baseline, at least 30; 300 with --paths]")
-@click.option("--shard", default=None, metavar="I/N",
+@click.option("--shard", type=_Shard(), default=None, metavar="I/N",
               help="run only the I-th of N stable shares of the runs (a CI job matrix)")
 @click.option("--baseline", "baseline", default=None, metavar="FILE",
               help="an earlier sweep's JSON: only runs that fare worse count for the exit "
@@ -64,13 +108,19 @@ def _stop_on_sigterm() -> None:
               help="also write the results to FILE as JSON")
 @click.option("--log-dir", "log_dir", default=None, metavar="DIR",
               help="keep every run's whole output in DIR")
+@click.option("--junitxml", "junitxml", default=None, metavar="FILE",
+              help="also write the results as JUnit XML: one test case per run")
+@click.option("--html", "html", default=None, metavar="FILE",
+              help="also write the results as one self-contained HTML page")
 @click.option("--merge", is_flag=True,
               help="the arguments are shard JSON files: print their joined table")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, ...],
-          nth: bool, max_nth: int, crash: bool, check: str | None, all_tests: bool,
-          calls: tuple[str, ...], jobs: int, timeout: float | None, shard: str | None,
-          baseline: str | None, json_path: str | None, log_dir: str | None, merge: bool,
+          nth: bool, max_nth: int, crash: bool, check: str | None, check_call: str | None,
+          error: str | None, late: bool, all_tests: bool, calls: tuple[str, ...],
+          jobs: int | None, timeout: float | None, shard: tuple[int, int] | None,
+          baseline: str | None, json_path: str | None, log_dir: str | None,
+          junitxml: str | None, html: str | None, merge: bool,
           command: tuple[str, ...]) -> None:
     """Run COMMAND once per fault site with only that site firing; report what broke.
 
@@ -93,18 +143,20 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
 
         # [tool.dynfault] gives the defaults; what the command line says wins.
         project = load_config()
-        if jobs == 0 and project.jobs is not None:
-            jobs = project.jobs
+        if jobs is None:
+            jobs = project.jobs or 0
         timeout = project.timeout if timeout is None else timeout
-        check = project.check if check is None else check
+        source = "--check"
+        if check is None and project.check is not None:
+            check, source = project.check, f"{project.path} [tool.dynfault] check"
         given = [*project.calls, *calls]
         names = ",".join(split_calls(given))
         options = Options(command=list(command), paths=list(paths), nth=nth,
-                          max_nth=max_nth, jobs=jobs, timeout=timeout,
-                          shard=None if shard is None else parse_shard(shard),
+                          max_nth=max_nth, jobs=jobs, timeout=timeout, shard=shard,
                           json_path=json_path, log_dir=log_dir, check=check, crash=crash,
                           all_tests=all_tests, select=list(select), exclude=list(exclude),
-                          baseline=baseline, calls=names)
-        _stop_on_sigterm()
+                          baseline=baseline, calls=names, check_source=source, error=error,
+                          late=late, check_call=check_call, junitxml=junitxml, html=html)
+        _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

@@ -26,16 +26,26 @@ else:
     import signal as _signal
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
-    from typing import Any
+    from typing import Any, NoReturn
 
-__all__ = ["REPORT_DIR_ENV", "TESTS_ENV", "report_to", "split_tests", "join_tests"]
+__all__ = ["REPORT_DIR_ENV", "TESTS_ENV", "CHECK_CALL_ENV", "STACKS_SIGNAL", "INJECTED",
+           "report_to", "split_tests", "join_tests", "check_failed"]
 
 REPORT_DIR_ENV = "DYNFAULT_SWEEP_DIR"
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 TESTS_ENV = "DYNFAULT_SWEEP_TESTS"
+CHECK_CALL_ENV = "DYNFAULT_SWEEP_CHECK_CALL"
+STACKS_SIGNAL = _signal.SIGUSR1
+INJECTED = "dynfault: injected fault at "  # how an injected error's message starts
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CWD = os.getcwd() + os.sep
 # A site that fires in a loop must not keep every frame it fired in alive: the first few are
 # the ones an escaping exception passes through.
 _MAX_FRAMES = 64
+# dynfault's own file and process operations, taken before the program runs: a test that mocks
+# `os.replace` or `open` must not change what the sweep is told.
+_open, _write, _close, _replace, _getpid, _kill = (
+    os.open, os.write, os.close, os.replace, os.getpid, os.kill)
+_urandom, _WRITE = os.urandom, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 Key = tuple[str, int]
 
@@ -56,10 +66,14 @@ _failing: list[str] = []
 _escaped_tests: list[str] = []
 _escaping: set[str] = set()  # tests whose exception escaped, until their report is logged
 _uncaught: list[str] = []  # "escaped" or "failed": this process's uncaught exception
+_causes: list[list[object]] = []  # [type, innermost project frame, injected] of each failure
+_pending: dict[str, list[object]] = {}  # a test's cause, until its report says it failed
+_check_failures: list[str] = []  # --check-call: "NODEID: error" for each call that failed
 _fired_frames: list[FrameType] = []
 _crashing = False
 _test: list[object] = [None, 0.0]  # the test running now (node id) and when it started
 _pytest = False
+_fds = [-1, -1]  # this process's fire record and stacks file, once opened
 
 
 def split_tests(text: str) -> list[str]:
@@ -85,7 +99,7 @@ def report_to(directory: str) -> None:
 
     if _report_dir is not None:
         return
-    _report_dir, _report_pid = directory, os.getpid()
+    _report_dir, _report_pid = directory, _getpid()
     set_reporting(True)
     _listen_to_fires()
     atexit.register(_write_report)
@@ -94,16 +108,45 @@ def report_to(directory: str) -> None:
     def excepthook(kind: type[BaseException], error: BaseException,
                    tb: TracebackType | None) -> None:
         _uncaught.append("escaped" if _escaped(error) else "failed")
+        _causes.append(_cause(error))
         previous(kind, error, tb)
 
     sys.excepthook = excepthook
+    os._exit = _exit
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
+    _stacks_on_signal()
     try:
         if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
             _signal.signal(_signal.SIGTERM, _write_and_die)
     except ValueError:  # not the main thread
         pass
+
+
+def _stacks_on_signal() -> None:
+    """On the sweep's signal (a run past its timeout), every thread's stack goes to this
+    process's `<pid>.stacks` file, which the sweep reads before it kills the run."""
+    if _fds[1] >= 0:
+        _close(_fds[1])
+        _fds[1] = -1
+    try:
+        if _signal.getsignal(STACKS_SIGNAL) != _signal.SIG_DFL:
+            return  # the program's own handler: never take it over
+        import faulthandler
+
+        _fds[1] = _open(f"{_report_dir}/{_getpid()}.stacks", _WRITE, 0o644)
+        faulthandler.register(STACKS_SIGNAL, file=_fds[1], all_threads=True, chain=False)
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        pass
+
+
+def _note(text: str) -> None:
+    """A line in this process's stacks file: which test runs now."""
+    if _fds[1] >= 0:
+        try:
+            _write(_fds[1], text.encode("utf-8", "replace"))
+        except OSError:
+            pass
 
 
 def _listen_to_fires() -> None:
@@ -112,9 +155,28 @@ def _listen_to_fires() -> None:
     add_fire_listener(_on_fire)
 
 
-def _on_fire(site: object, frame: FrameType | None, crashing: bool) -> None:
-    """A site fired here: keep its frame (to judge an escape); before a crash, the report."""
+def _decided_by_process(site: Any) -> bool:
+    """Did the process layer (DYNFAULT_ENABLE: the sweep's own rule) decide this fire, rather
+    than a rule of the test (marker, fixture, faults() block)?"""
+    from dynfault.runtime.sites import REGISTRY
+
+    arm = REGISTRY.arm_in_force(site)
+    return arm is not None and arm is REGISTRY.process.arms.get(site)
+
+
+def _on_fire(site: Any, frame: FrameType | None, crashing: bool) -> None:
+    """A site fired here: record it at once (the process may never end cleanly), keep its
+    frame (to judge an escape), and before a crash write the whole report."""
     global _crashing
+    own = _decided_by_process(site)
+    if _report_dir is not None:
+        try:
+            if _fds[0] < 0:
+                _fds[0] = _open(f"{_report_dir}/{_getpid()}.fires", _WRITE, 0o644)
+            _write(_fds[0], f"{'own' if own else 'test'}\t{site.index}\t{site.filename}\n"
+                   .encode("utf-8", "surrogateescape"))
+        except OSError:
+            pass
     if frame is not None and len(_fired_frames) < _MAX_FRAMES:
         _fired_frames.append(frame)
     if crashing:
@@ -139,6 +201,38 @@ def _escaped(error: BaseException | None) -> bool:
     if raised_in is None:
         return False
     return any(frame is raised_in for frame in _fired_frames)
+
+
+def _project(filename: str) -> bool:
+    return filename.startswith(_CWD) and "-packages" + os.sep not in filename \
+        and not filename.startswith(_PACKAGE)
+
+
+def _cause(error: BaseException) -> list[object]:
+    """[exception type, innermost project frame (`FILE:LINE function`), injected]: failures
+    with the same first two have one cause; `injected` when it is the injected error itself."""
+    where = ""
+    fallback = ""
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        text = f"{code.co_filename}:{tb.tb_lineno} {code.co_qualname}"
+        if _project(code.co_filename):
+            where = text
+        elif not code.co_filename.startswith(_PACKAGE):
+            fallback = text
+        tb = tb.tb_next
+    where = where or fallback
+    if where.startswith(_CWD):
+        where = where[len(_CWD):]
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" \
+        else f"{kind.__module__}.{kind.__qualname__}"
+    try:
+        injected = str(error).startswith(INJECTED) or INJECTED in str(error.args[-1:])
+    except Exception:  # an exception whose str() fails
+        injected = False
+    return [name, where, injected]
 
 
 def _checkpoint() -> dict[Key, int]:
@@ -169,12 +263,30 @@ def _after_fork() -> None:
     global _report_pid
     from dynfault.runtime.sites import sites
 
-    _report_pid = os.getpid()
-    for table in (_totals, _last, _outside, _peak, _reach, _durations):
+    _report_pid = _getpid()
+    for table in (_totals, _last, _outside, _peak, _reach, _durations, _pending):
         table.clear()
-    del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:]
+    del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:], _causes[:]
+    del _check_failures[:]
     for site in sites():
         _last[(site.filename, site.index)] = (site.hits, site.fired)
+    if _fds[0] >= 0:
+        _close(_fds[0])
+        _fds[0] = -1
+    if _report_dir is not None:
+        _stacks_on_signal()
+
+
+def _exit(status: int) -> NoReturn:
+    """os._exit, which skips atexit: every multiprocessing worker (fork, forkserver, a Pool's)
+    ends by it, so the report is written first."""
+    try:
+        _write_report()
+    finally:
+        _real_exit(status)
+
+
+_real_exit = os._exit
 
 
 # -- pytest hooks (this module is a plugin in every run through PYTEST_PLUGINS) ---------------
@@ -199,9 +311,15 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     _outside_tests()
     _test[0], _test[1] = nodeid, time.monotonic()
+    _note(f"dynfault: running {nodeid}\n")
 
 
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    _note(f"dynfault: finished {nodeid}\n")
+    _test_ended(nodeid)
+
+
+def _test_ended(nodeid: str) -> None:
     started = _test[1]
     assert isinstance(started, float)
     _durations[nodeid] = time.monotonic() - started
@@ -214,8 +332,11 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
 
 def pytest_runtest_makereport(item: Any, call: Any) -> None:
     excinfo = call.excinfo
-    if excinfo is not None and _escaped(excinfo.value):
+    if excinfo is None:
+        return
+    if _escaped(excinfo.value):
         _escaping.add(item.nodeid)
+    _pending.setdefault(item.nodeid, _cause(excinfo.value))
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -223,29 +344,51 @@ def pytest_runtest_logreport(report: Any) -> None:
         _failing.append(report.nodeid)
         if report.nodeid in _escaping:
             _escaped_tests.append(report.nodeid)
+        cause = _pending.pop(report.nodeid, None)
+        if cause is not None:
+            _causes.append(cause)
 
 
 # -- the report ---------------------------------------------------------------------------
 
+def check_failed(text: str) -> None:
+    """--check-call failed after a test (dynfault.sweep.check_call says so)."""
+    _check_failures.append(text)
+
+
 def _write_and_die(signum: int, frame: object) -> None:
     _write_report()
     _signal.signal(signum, _signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    _kill(_getpid(), signum)
 
 
 def _write_report() -> None:
     """Write this process's record once; the file appears whole or not at all."""
     global _report_dir
     directory = _report_dir
-    if directory is None or os.getpid() != _report_pid:
+    if directory is None or _getpid() != _report_pid:
         return
     if _test[0] is None:
         _outside_tests()
     else:  # cut short inside a test (a crash, a timeout): what it did so far is its own
-        pytest_runtest_logfinish(str(_test[0]), None)
+        _test_ended(str(_test[0]))
     _report_dir = None
-    import json
+    data = _record()
+    # Never fail the program: the sweep counts a missing report as "did not fire".
+    name = f"{directory}/{_getpid()}-{_urandom(4).hex()}"
+    try:
+        fd = _open(name + ".tmp", _WRITE | os.O_EXCL, 0o644)
+        try:
+            while data:
+                data = data[_write(fd, data):]
+        finally:
+            _close(fd)
+        _replace(name + ".tmp", name + ".json")
+    except OSError:
+        pass
 
+
+def _record() -> bytes:
     from dynfault.runtime.sites import sites
 
     entries = []
@@ -257,14 +400,15 @@ def _write_report() -> None:
         entry["outside"] = _outside.get(key, 0)
         entry["tests"] = _reach.get(key, [])
         entries.append(entry)
-    record = {"pid": os.getpid(), "sites": entries, "pytest": _pytest,
+    if not (entries or _pytest or _failing or _uncaught or _crashing or _check_failures):
+        return b'{"pid": %d, "sites": []}' % _getpid()  # no json (nor re) at a plain exit
+    record = {"pid": _getpid(), "sites": entries, "pytest": _pytest,
               "durations": _durations, "failing": _failing, "escaped": _escaped_tests,
-              "uncaught": _uncaught[-1] if _uncaught else None, "crashing": _crashing}
-    try:
-        data = json.dumps(record).encode("utf-8")
-    except (TypeError, ValueError):
-        return
-    from dynfault.util import atomic_write
+              "uncaught": _uncaught[-1] if _uncaught else None, "crashing": _crashing,
+              "causes": _causes, "check_failures": _check_failures}
+    import json
 
-    # Never fail the program: the sweep counts a missing report as "did not fire".
-    atomic_write(os.path.join(directory, f"{os.getpid()}-{os.urandom(4).hex()}.json"), data)
+    try:
+        return json.dumps(record).encode("utf-8")
+    except (TypeError, ValueError):
+        return b'{"pid": %d, "sites": []}' % _getpid()

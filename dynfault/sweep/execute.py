@@ -4,7 +4,6 @@ output kept in a log file; `--check` after it; N runs at a time."""
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -12,11 +11,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from dynfault.sweep.child import REPORT_DIR_ENV, TESTS_ENV, join_tests
+from dynfault.sweep.child import REPORT_DIR_ENV, STACKS_SIGNAL, TESTS_ENV, join_tests
 
 __all__ = ["Ended", "run_command", "child_environment", "check_environment", "tail",
-           "pool", "REAPER"]
+           "pool", "descendants", "ask_stacks", "REAPER", "KILL_NOW"]
 
 REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
 # A run past its timeout gets SIGTERM first (its processes write their reports), then the
@@ -24,6 +24,7 @@ REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
 TERM_GRACE = 2.0
 REAPER_GRACE = 5.0
 TAIL_LINES = 12
+KILL_NOW = signal.SIGINT  # to the reaper: kill the whole run at once (the sweep is stopping)
 
 
 class Ended:
@@ -57,9 +58,39 @@ def child_environment(enable: str, report_dir: str, tests: Sequence[str] | None 
     return env
 
 
-def check_environment() -> dict[str, str]:
-    """--check runs with no fault and no trace of the sweep: no DYNFAULT_* variable at all."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
+def check_environment(site: str | None = None, run: int | None = None) -> dict[str, str]:
+    """--check runs with no fault and no trace of the sweep: no DYNFAULT_* variable but the
+    run it checks (DYNFAULT_SWEEP_SITE, `FILE:LINE class`, and DYNFAULT_SWEEP_RUN, its
+    1-based number), so a check can say what it checked."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNFAULT_")}
+    if site is not None:
+        env["DYNFAULT_SWEEP_SITE"] = site
+    if run is not None:
+        env["DYNFAULT_SWEEP_RUN"] = str(run)
+    return env
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid`, from /proc (empty where there is none)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(word) for word in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for child in children:
+                if child not in found:
+                    found.append(child)
+                    todo.append(child)
+    return found
 
 
 _waitid = getattr(os, "waitid", None)
@@ -97,10 +128,62 @@ def _wait(process: subprocess.Popen[bytes], deadline: float | None,
     return True
 
 
+STACKS_WAIT = 2.0  # at most this long for the processes of a hung run to write their stacks
+
+
+def ask_stacks(reports: str, reaper: int) -> None:
+    """A run past its timeout: every process of it that can (those that wrote a `<pid>.stacks`
+    file into its report folder, and are still in the run's tree) dumps every thread's stack
+    there; wait until they are written."""
+    tree = set(descendants(reaper))
+    asked = []
+    try:
+        names = os.listdir(reports)
+    except OSError:
+        return
+    for name in names:
+        pid = name[:-len(".stacks")]
+        if name.endswith(".stacks") and pid.isdigit() and int(pid) in tree:
+            try:
+                os.kill(int(pid), STACKS_SIGNAL)
+            except OSError:
+                continue
+            asked.append(os.path.join(reports, name))
+    sizes: list[int] | None = None
+    deadline = time.monotonic() + STACKS_WAIT
+    while asked and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = [_size(path) for path in asked]
+        if now == sizes:
+            return
+        sizes = now
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _stop_now(process: subprocess.Popen[bytes]) -> None:
+    """The sweep is stopping: the reaper kills the whole run at once and exits; should it not
+    (it was just starting), its group goes, and then it."""
+    try:
+        process.send_signal(KILL_NOW)
+        process.wait(REAPER_GRACE)
+    except (subprocess.TimeoutExpired, OSError):
+        pass
+    _killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def run_command(command: Sequence[str], env: dict[str, str], timeout: float | None,
-                log: int, stop: threading.Event | None = None, cwd: str | None = None) -> Ended:
+                log: int, stop: threading.Event | None = None, cwd: str | None = None,
+                before_kill: Callable[[int], None] | None = None) -> Ended:
     """Run COMMAND under the reaper, its output to the file descriptor `log`. No process of
-    the run survives the return: the reaper kills its descendants, the sweep its group."""
+    the run survives the return: the reaper kills its descendants, the sweep its group.
+    `before_kill(reaper_pid)` runs when the timeout comes, before anything is killed."""
     status = tempfile.NamedTemporaryFile(prefix="dynfault-status-", delete=False)  # noqa: SIM115
     status.close()
     started = time.monotonic()
@@ -111,12 +194,15 @@ def run_command(command: Sequence[str], env: dict[str, str], timeout: float | No
     deadline = None if timeout is None else started + timeout
     try:
         finished = _wait(process, deadline, stop)
-        if not finished:
+        if not finished and stop is not None and stop.is_set():
+            _stop_now(process)
+        elif not finished:
+            if before_kill is not None:
+                before_kill(process.pid)
             _killpg(process.pid, signal.SIGTERM)
             _wait(process, time.monotonic() + TERM_GRACE + REAPER_GRACE, None)
     except BaseException:  # Ctrl-C in the thread that waits (the baseline): take the tree too
-        _killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _stop_now(process)
         os.unlink(status.name)
         raise
     _killpg(process.pid, signal.SIGKILL)  # the reaper's own group, should it have died early
@@ -152,52 +238,39 @@ def pool(jobs: int, work: Sequence[object], do: Callable[[object, threading.Even
     """Do every item of `work`, `jobs` at a time, calling `done` with each result in the
     calling thread; True when Ctrl-C cut it short (the items in flight are stopped, and
     `do` returns None for them, which is not passed on)."""
-    todo: queue.Queue[object] = queue.Queue()
-    for item in work:
-        todo.put(item)
-    results: queue.Queue[tuple[bool, object]] = queue.Queue()
     stop = threading.Event()
-
-    def worker() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    item = todo.get_nowait()
-                except queue.Empty:
-                    return
-                results.put((False, do(item, stop)))
-        finally:
-            results.put((True, None))
-
-    threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(max(1, min(jobs, len(work))))]
-    for thread in threads:
-        thread.start()
-    running = len(threads)
+    executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(work) or 1)),
+                                  thread_name_prefix="dynfault-sweep")
+    futures: set[Future[object]] = {executor.submit(do, item, stop) for item in work}
     try:
-        while running:
-            try:
-                last, result = results.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if last:
-                running -= 1
-            elif result is not None:
-                done(result)
+        while futures:
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                _deliver(future, done)
     except KeyboardInterrupt:
         stop.set()
-        try:  # a second Ctrl-C must not abandon the runs being killed (a grace period at most)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        except ValueError:
-            pass
-        for thread in threads:
-            thread.join()
-        while True:
-            try:
-                last, result = results.get_nowait()
-            except queue.Empty:
-                break
-            if not last and result is not None:
-                done(result)
+        _ignore_interrupts()  # a second Ctrl-C must not abandon the runs being killed
+        for future in futures:
+            future.cancel()
+        executor.shutdown(wait=True)
+        for future in futures:
+            if not future.cancelled():
+                _deliver(future, done)
         return True
+    finally:
+        executor.shutdown(wait=True)
     return False
+
+
+def _deliver(future: Future[object], done: Callable[[object], None]) -> None:
+    result = future.result()
+    if result is not None:
+        done(result)
+
+
+def _ignore_interrupts() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass

@@ -18,12 +18,21 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from dynfault.errors import DynfaultError, ExitCode, UsageError
+from dynfault.lang import Query
 from dynfault.record import SiteRecord
-from dynfault.sweep.execute import check_environment, child_environment, run_command, tail
+from dynfault.sweep.child import CHECK_CALL_ENV
+from dynfault.sweep.execute import (
+    ask_stacks,
+    check_environment,
+    child_environment,
+    pool,
+    run_command,
+    tail,
+)
 from dynfault.sweep.merge import merge, read_json, worse
 from dynfault.sweep.plan import (
     DEFAULT_MAX_NTH,
@@ -35,16 +44,17 @@ from dynfault.sweep.plan import (
     reproducer,
     run_timeout,
 )
-from dynfault.sweep.reports import RunReport, read_run
+from dynfault.sweep.reports import RunReport, read_run, read_stacks
 from dynfault.sweep.summary import (
     Progress,
     format_table,
     from_json,
+    identity,
     plural,
     seconds_text,
     to_json,
 )
-from dynfault.sweep.triage import PASSED, Result, judge
+from dynfault.sweep.triage import FAILED, PASSED, TIMED_OUT, Result, judge
 from dynfault.util import atomic_write, shown_path
 
 __all__ = ["Options", "sweep", "merge_files", "SweepFailed", "NothingRan", "DEFAULT_MAX_NTH"]
@@ -75,19 +85,23 @@ class Options:
                  log_dir: str | None = None, check: str | None = None, crash: bool = False,
                  all_tests: bool = False, select: Sequence[str] = (),
                  exclude: Sequence[str] = (), baseline: str | None = None,
-                 calls: str = "") -> None:
+                 calls: str = "", check_source: str = "--check", error: str | None = None,
+                 late: bool = False, check_call: str | None = None,
+                 junitxml: str | None = None, html: str | None = None) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
         self.select, self.exclude, self.baseline = list(select), list(exclude), baseline
-        self.calls = calls
+        self.calls, self.check_source, self.error, self.late = calls, check_source, error, late
+        self.check_call, self.junitxml, self.html = check_call, junitxml, html
 
     def fingerprint(self) -> dict[str, object]:
         """The options that decide what the runs are: shards of one sweep agree on them all."""
         return {"paths": self.paths, "nth": self.nth,
                 "max_nth": self.max_nth if self.nth else None, "check": self.check,
                 "crash": self.crash, "all_tests": self.all_tests, "select": self.select,
-                "exclude": self.exclude, "calls": self.calls}
+                "exclude": self.exclude, "calls": self.calls, "error": self.error,
+                "late": self.late, "check_call": self.check_call}
 
 
 def _validate(options: Options) -> None:
@@ -105,16 +119,13 @@ def _validate(options: Options) -> None:
     for path in options.paths:
         if not os.path.exists(path):
             raise UsageError(f"--paths {path}: no such file or directory")
-    if options.json_path is not None:
-        _writable_file(options.json_path, "--json")
+    for given, option in ((options.json_path, "--json"), (options.junitxml, "--junitxml"),
+                          (options.html, "--html")):
+        if given is not None:
+            _writable_file(given, option)
     if options.log_dir is not None:
-        try:
-            os.makedirs(options.log_dir, exist_ok=True)
-        except OSError as error:
-            raise UsageError(f"--log-dir {options.log_dir}: "
-                             f"{error.strerror or error}") from None
-        if not os.access(options.log_dir, os.W_OK | os.X_OK):
-            raise UsageError(f"--log-dir {options.log_dir}: not writable")
+        _log_dir(options.log_dir)
+    _validate_rule(options)
     program = command[0]
     if os.sep in program:
         if not os.access(program, os.X_OK) or os.path.isdir(program):
@@ -123,15 +134,54 @@ def _validate(options: Options) -> None:
         raise UsageError(f"{program}: command not found")
 
 
+def _validate_rule(options: Options) -> None:
+    """--error and --late say what every run's rule says: refused here, not in each run."""
+    from dynfault.errors import ControlError
+    from dynfault.lang import parse
+
+    for text, option in ((f"class x error {options.error}", "--error"),
+                         ("class x late", "--late")):
+        if (option == "--error" and options.error is None) or (option == "--late"
+                                                                and not options.late):
+            continue
+        try:
+            parse(text)
+        except ControlError as error:
+            raise UsageError(f"{option}: {error}") from None
+    if options.check_call is not None:
+        module, colon, function = options.check_call.partition(":")
+        if not colon or not module or not function:
+            raise UsageError(f"--check-call {options.check_call!r}: give MODULE:FUNCTION")
+
+
+def _log_dir(path: str) -> None:
+    """--log-dir: the folder, or its last level created in an existing parent."""
+    if not os.path.isdir(path):
+        try:
+            os.mkdir(path)
+        except OSError as error:
+            raise UsageError(f"--log-dir {path}: {error.strerror or error}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--log-dir {path}: not writable")
+
+
 def _writable_file(path: str, option: str) -> None:
+    if not path:
+        raise UsageError(f"{option}: no file name given")
     folder = os.path.dirname(path) or "."
     if os.path.isdir(path):
         raise UsageError(f"{option} {path}: is a directory")
     if not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: no such directory: {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK) \
-            or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise UsageError(f"{option} {path}: not writable")
+    try:  # os.access says yes to root everywhere, /proc included: try it
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dynfault-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot be written "
+                         f"({error.strerror or error})") from None
 
 
 def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
@@ -153,70 +203,112 @@ def _log_name(seq: int, run: Run) -> str:
     return f"{seq:03d}-{base}-{run.site.line}-site{run.site.index}{nth}.log"
 
 
-class _Sweep:
-    """One sweep's state: where logs go, the scratch folder, the check."""
+class _Done:
+    """One run and its check, ended: how (code None: timed out), its report, its log."""
 
-    def __init__(self, options: Options, cwd: str, scratch: str) -> None:
-        self.options, self.cwd, self.scratch = options, cwd, scratch
+    __slots__ = ("code", "seconds", "report", "check", "log", "stacks", "before")
+
+    def __init__(self, code: int | None, seconds: float, report: RunReport, check: str | None,
+                 log: str, stacks: str, before: str) -> None:
+        self.code, self.seconds, self.report, self.check = code, seconds, report, check
+        self.log, self.stacks, self.before = log, stacks, before
+
+
+class _Sweep:
+    """One sweep's state: where logs go, the scratch folder, the check, what it has done so far
+    (an interrupted sweep still writes it)."""
+
+    def __init__(self, options: Options, cwd: str, scratch: str, jobs: int) -> None:
+        self.options, self.cwd, self.scratch, self.jobs = options, cwd, scratch, jobs
         self.logs = options.log_dir or os.path.join(scratch, "logs")
         os.makedirs(self.logs, exist_ok=True)
+        self.progress: Progress | None = None
+        self.phase = "baseline" if not options.paths else "discovery"
+        self.results: list[Result] = []
+        self.unreached: list[SiteRecord] = []
+        self.seen: list[SiteRecord] = []  # every site found (what exit 3 still names)
+        self.planned = 0
+        self.shard_empty = False
+        self.interrupted = False
+
+    def environment(self, enable: str, reports: str, tests: Sequence[str] | None
+                    ) -> dict[str, str]:
+        env = child_environment(enable, reports, tests, self.options.calls)
+        if self.options.check_call:
+            env[CHECK_CALL_ENV] = self.options.check_call
+            env["PYTEST_PLUGINS"] += ",dynfault.sweep.check_call"
+        return env
 
     def execute(self, enable: str, tests: Sequence[str] | None, timeout: float | None,
-                log_name: str, stop: threading.Event | None
-                ) -> tuple[int | None, float, RunReport, bool, str] | None:
-        """One run and its check: (code, seconds, report, check failed, log); None when it
-        was stopped by Ctrl-C."""
+                log_name: str, stop: threading.Event | None,
+                identity: tuple[str, int] | None = None) -> _Done | None:
+        """One run and its check; None when it was stopped by Ctrl-C."""
         reports = tempfile.mkdtemp(dir=self.scratch)
         log = os.path.join(self.logs, log_name)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            env = child_environment(enable, reports, tests, self.options.calls)
-            ended = run_command(self.options.command, env, timeout, fd, stop, self.cwd)
+            ended = run_command(self.options.command, self.environment(enable, reports, tests),
+                                timeout, fd, stop, self.cwd,
+                                before_kill=lambda reaper: ask_stacks(reports, reaper))
             if ended.code is None and stop is not None and stop.is_set():
                 return None
+            stacks = read_stacks(reports) if ended.code is None else ""
+            before = tail(log, 6) if stacks else ""
+            if stacks:
+                os.write(fd, ("\n--- dynfault sweep: timed out; the stacks of every thread of "
+                              "every process:\n" + stacks + "\n").encode("utf-8", "replace"))
             report = read_run(reports, self.cwd)
-            check_failed = False
+            check = None
             if self.options.check is not None:
-                check_failed = not self.check(fd, timeout, stop)
+                check = self.check(fd, timeout, stop, identity)
                 if stop is not None and stop.is_set():
                     return None
+            if report.check_failures:
+                check = FAILED
+                os.write(fd, "".join(f"--- --check-call {self.options.check_call} failed: "
+                                     f"{line}\n" for line in report.check_failures)
+                         .encode("utf-8", "replace"))
         finally:
             os.close(fd)
             shutil.rmtree(reports, ignore_errors=True)
-        return ended.code, ended.seconds, report, check_failed, log
+        return _Done(ended.code, ended.seconds, report, check, log, stacks, before)
 
-    def check(self, fd: int, timeout: float | None, stop: threading.Event | None) -> bool:
+    def check(self, fd: int, timeout: float | None, stop: threading.Event | None,
+              identity: tuple[str, int] | None) -> str:
         assert self.options.check is not None
         os.write(fd, f"\n--- dynfault sweep --check: {self.options.check}\n".encode())
-        ended = run_command(["/bin/sh", "-c", self.options.check], check_environment(),
-                            timeout, fd, stop, self.cwd)
+        site, run = identity if identity is not None else (None, None)
+        ended = run_command(["/bin/sh", "-c", self.options.check],
+                            check_environment(site, run), timeout, fd, stop, self.cwd)
         verdict = "timed out" if ended.code is None else f"exit {ended.code}"
         os.write(fd, f"--- --check: {verdict}\n".encode())
-        return ended.code == 0
+        return PASSED if ended.code == 0 else TIMED_OUT if ended.code is None else FAILED
 
 
-def _baseline(state: _Sweep, timeout: float | None, progress: Progress) -> tuple[RunReport,
-                                                                                  float]:
+def _baseline(state: _Sweep, timeout: float | None) -> tuple[RunReport, float]:
     words = " ".join(state.options.command)
-    progress.say(f"baseline: running `{words}` once with no fault, to find the sites it "
-                 "reaches (under pytest: the tests that reach each) and how long it takes")
-    try:
-        got = state.execute("", None, timeout, "baseline.log", None)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted during the baseline run") from None
+    _say(state, f"baseline: running `{words}` once with no fault, to find the sites it "
+                "reaches (under pytest: the tests that reach each) and how long it takes")
+    got = state.execute("", None, timeout, "baseline.log", None)
     assert got is not None
-    code, seconds, report, check_failed, log = got
-    if code is None:
+    if got.code is None:
         raise SweepFailed(f"the baseline run (no fault enabled) timed out after "
                           f"{seconds_text(timeout or 0)}")
-    if code != 0:
-        raise SweepFailed(_baseline_failure(code, report, log))
-    if check_failed:
-        last = tail(log, 1).strip() or "it printed nothing"
-        raise SweepFailed("--check fails after the baseline run, with no fault "
-                          f"enabled: {last}")
-    progress.say(f"baseline: passed in {seconds_text(seconds)}")
-    return report, seconds
+    if got.code != 0:
+        raise SweepFailed(_baseline_failure(got.code, got.report, got.log))
+    if got.check is not None and got.check != PASSED:
+        last = tail(got.log, 1).strip() or "it printed nothing"
+        source = state.options.check_source
+        origin = "" if source == "--check" else f" (from {source})"
+        raise SweepFailed(f"--check `{state.options.check}`{origin} fails after the baseline "
+                          f"run, with no fault enabled: {last}")
+    _say(state, f"baseline: passed in {seconds_text(got.seconds)}")
+    return got.report, got.seconds
+
+
+def _say(state: _Sweep, text: str) -> None:
+    assert state.progress is not None
+    state.progress.say(text)
 
 
 _OWN_ERROR = re.compile(r"^dynfault(?:\.errors\.\w+)?: ")
@@ -246,118 +338,203 @@ def _header(found: str, runs: Sequence[Run], jobs: int, timeouts: list[float]) -
 
 
 def sweep(options: Options, out: IO[str], err: IO[str]) -> int:
-    """The `sweep` command: discover, run, print the table; the exit status."""
+    """The `sweep` command: discover, run, print the table; the exit status. Interrupted
+    (Ctrl-C, SIGTERM) at any phase, it kills every process it started, removes its scratch
+    files and still writes what it has, marked interrupted."""
     _validate(options)
     select = parse_queries(options.select, "--select")
     exclude = parse_queries(options.exclude, "--exclude")
-    earlier = None
-    if options.baseline is not None:
-        try:
-            earlier = from_json(read_json(options.baseline, "--baseline"))[0]
-        except ValueError as error:
-            raise UsageError(f"--baseline: {options.baseline}: {error}") from None
-    cwd = os.getcwd()
+    earlier = _earlier(options)
     started = time.monotonic()
     jobs = options.jobs or (1 if options.check or options.crash else os.cpu_count() or 1)
     scratch = tempfile.mkdtemp(prefix="dynfault-sweep-")
     try:
-        state = _Sweep(options, cwd, scratch)
-        progress = Progress(err, 0, jobs, options.nth)
-        seen: RunReport | None = None
-        unreached: list[SiteRecord] = []
-        baseline_seconds = None
-        if options.paths:
-            sites = _static(options.paths, cwd)
-            if not sites:
-                raise NothingRan("no fault sites under " + " ".join(options.paths)
-                                 + "; no run made")
-            found = f"{plural(len(sites), 'site')} in source"
-        else:
-            # The baseline has no fault to hang on: it gets room for a slow machine, not the
-            # per-run limit, but never runs unbounded when a limit was asked for.
-            limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
-            seen, baseline_seconds = _baseline(state, limit, progress)
-            every = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
-            sites = [s for s in every if seen.sites[s.key].hits]
-            unreached = [s for s in every if not seen.sites[s.key].hits]
-            if not every:
-                raise NothingRan("the command loaded no fault sites (does it run the "
-                                 "Python that dynfault is installed in?); no run made")
-            found = (f"{plural(len(sites), 'site')} reached, {len(unreached)} unreached")
-        chosen = choose(sites, select, exclude)
-        if (select or exclude) and not chosen:
-            raise NothingRan(f"--select/--exclude leave none of the "
-                             f"{plural(len(sites), 'site')}; no run made")
-        unreached = choose(unreached, select, exclude)
-        if select or exclude:
-            found += f", {len(chosen)} selected"
-        targeted = seen is not None and seen.pytest and bool(seen.durations) \
-            and not options.all_tests
-        runs = plan(chosen, None if seen is None else seen.sites, options.nth, options.max_nth,
-                    targeted, options.crash)
-        if options.shard is not None:
-            shard = options.shard
-            runs = [r for r in runs if in_shard(r, shard)]
-        if not runs:
-            raise NothingRan(f"{found}: no run to make")
-        durations = {} if seen is None else seen.durations
-        timeouts = [options.timeout or run_timeout(r.tests, durations, baseline_seconds)
-                    for r in runs]
-        progress.total, progress.started = len(runs), time.monotonic()
-        progress.say(_header(found, runs, jobs, timeouts))
-        results, interrupted = _run_all(state, runs, timeouts, jobs, progress)
+        state = _Sweep(options, os.getcwd(), scratch, jobs)
+        state.progress = Progress(err, 0, jobs, options.nth)
+        _phases(state, select, exclude)
+    except KeyboardInterrupt:
+        state.interrupted = True
+    except NothingRan:
+        _write_outputs(state, [])
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    out.write(format_table(results, unreached, options.nth, time.monotonic() - started))
-    if interrupted:
-        out.write(f"sweep: interrupted: {len(results)} of {plural(len(runs), 'run')} "
-                  "finished\n")
+    return _finish(state, earlier, out, time.monotonic() - started)
+
+
+def _earlier(options: Options) -> list[Result] | None:
+    if options.baseline is None:
+        return None
+    try:
+        return from_json(read_json(options.baseline, "--baseline"))[0]
+    except ValueError as error:
+        raise UsageError(f"--baseline: {options.baseline}: {error}") from None
+
+
+def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, float | None]:
+    """The sites to sweep: from source (--paths) or reached by a baseline run; what to say
+    about them; the baseline's report and time."""
+    options = state.options
+    if options.paths:
+        sites = _static(options.paths, state.cwd)
+        state.seen = list(sites)
+        if not sites:
+            raise NothingRan("no fault sites under " + " ".join(options.paths)
+                             + "; no run made")
+        return sites, f"{plural(len(sites), 'site')} in source", None, None
+    # The baseline has no fault to hang on: it gets room for a slow machine, not the per-run
+    # limit, but never runs unbounded when a limit was asked for.
+    limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
+    seen, seconds = _baseline(state, limit)
+    every = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    state.seen = every
+    sites = [s for s in every if seen.sites[s.key].hits]
+    state.unreached = [s for s in every if not seen.sites[s.key].hits]
+    if not every:
+        raise NothingRan("the command loaded no fault sites (does it run the Python that "
+                         "dynfault is installed in?); no run made")
+    found = f"{plural(len(sites), 'site')} reached, {len(state.unreached)} unreached"
+    return sites, found, seen, seconds
+
+
+def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) -> None:
+    options = state.options
+    sites, found, seen, baseline_seconds = _discover(state)
+    chosen = choose(sites, select, exclude)
+    if (select or exclude) and not chosen:
+        raise NothingRan(f"--select/--exclude leave none of the {plural(len(sites), 'site')}; "
+                         "no run made")
+    state.unreached = choose(state.unreached, select, exclude)
+    if select or exclude:
+        found += f", {len(chosen)} selected"
+    targeted = seen is not None and seen.pytest and bool(seen.durations) \
+        and not options.all_tests
+    runs = plan(chosen, None if seen is None else seen.sites, options.nth, options.max_nth,
+                targeted, options.crash, _rule_words(options))
+    if not runs:
+        raise NothingRan(f"{found}: no run to make")
+    if options.shard is not None:
+        every, shard = len(runs), options.shard
+        runs = [r for r in runs if in_shard(r, shard)]
+        if not runs:
+            state.shard_empty = True
+            _say(state, f"shard {shard[0]}/{shard[1]}: none of the {plural(every, 'run')} "
+                        "falls in this shard; nothing to run")
+            return
+    durations = {} if seen is None else seen.durations
+    timeouts = [options.timeout or run_timeout(r.tests, durations, baseline_seconds)
+                for r in runs]
+    assert state.progress is not None
+    state.progress.total, state.progress.started = len(runs), time.monotonic()
+    state.planned, state.phase = len(runs), "runs"
+    _say(state, _header(found, runs, state.jobs, timeouts))
+    state.interrupted = _run_all(state, runs, timeouts)
+
+
+def _rule_words(options: Options) -> Callable[[SiteRecord], str]:
+    """What every run's rule says besides its site: --error (or the call's group default)
+    and --late."""
+    from dynfault.instrument import calls as _calls_module
+
+    default_error = getattr(_calls_module, "default_error", None)
+
+    def words(site: SiteRecord) -> str:
+        said = []
+        error = options.error
+        fault_class = site.fault_class or ""
+        if error is None and default_error is not None and fault_class.startswith("call:"):
+            error = default_error(fault_class[len("call:"):])
+        if error is not None and not options.crash:
+            said.append(f"error {error}")
+        if options.late and not options.crash:
+            said.append("late")
+        return " ".join(said)
+
+    return words
+
+
+def _run_all(state: _Sweep, runs: Sequence[Run], timeouts: Sequence[float]) -> bool:
+    """Every run, `jobs` at a time, into state.results; True when interrupted."""
+
+    def do(item: object, stop: threading.Event) -> Result | None:
+        assert isinstance(item, int)
+        run = runs[item]
+        identity = (f"{run.site.filename}:{run.site.line} {run.site.fault_class or '?'}",
+                    item + 1)
+        got = state.execute(run.enable, run.tests, timeouts[item], _log_name(item + 1, run),
+                            stop, identity)
+        return None if got is None else _result(state, run, got)
+
+    def done(result: object) -> None:
+        assert isinstance(result, Result) and state.progress is not None
+        state.results.append(result)
+        state.progress.update(result)
+
+    assert state.progress is not None
+    try:
+        return pool(state.jobs, list(range(len(runs))), do, done)
+    finally:
+        state.progress.close()
+
+
+def _result(state: _Sweep, run: Run, got: _Done) -> Result:
+    options = state.options
+    report = got.report
+    outcome, reason = judge(got.code, report, options.crash,
+                            got.check not in (None, PASSED))
+    shown = "" if outcome == PASSED else tail(got.log)
+    if got.stacks:  # what it printed last, then where every thread of it stood
+        shown = "\n".join([*got.before.splitlines(), *got.stacks.splitlines()[:40]])
+    repro = reproducer(run.enable, options.command, run.tests, _calls(options),
+                       options.check if got.check not in (None, PASSED) else None)
+    return Result(run.site, run.nth, outcome, reason, report.fired(run.site.key), got.code,
+                  None if run.tests is None else list(run.tests), report.failing, shown, repro,
+                  got.seconds, got.log if options.log_dir else None, check=got.check,
+                  controlled=report.controlled(run.site.key), causes=report.causes)
+
+
+def _finish(state: _Sweep, earlier: list[Result] | None, out: IO[str],
+            seconds: float) -> int:
+    options = state.options
+    results = sorted(state.results, key=lambda r: r.order)
+    if state.shard_empty:
+        assert options.shard is not None
+        out.write(f"sweep: shard {options.shard[0]}/{options.shard[1]} has no run; "
+                  "its JSON is written for --merge\n")
+    else:
+        out.write(format_table(results, state.unreached, options.nth, seconds))
+    if state.interrupted:
+        done = f"{len(results)} of {plural(state.planned, 'run')} finished" \
+            if state.phase == "runs" else "no run made"
+        out.write(f"sweep: interrupted during the {state.phase}: {done}\n")
     counted = [r for r in results if r.outcome != PASSED]
     if earlier is not None:
         counted = worse(results, earlier)
         out.write(f"sweep: {plural(len(counted), 'run')} worse than in {options.baseline}\n")
     out.flush()
-    if options.json_path is not None:
-        _write_json(options.json_path, to_json(results, unreached, options.command, cwd,
-                                               options.fingerprint(), options.shard))
-    if interrupted:
+    _write_outputs(state, results)
+    if state.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.FAILED if counted else ExitCode.OK
 
 
-def _run_all(state: _Sweep, runs: Sequence[Run], timeouts: Sequence[float], jobs: int,
-             progress: Progress) -> tuple[list[Result], bool]:
-    from dynfault.sweep.execute import pool
-    from dynfault.sweep.triage import Result
-
+def _write_outputs(state: _Sweep, results: Sequence[Result]) -> None:
     options = state.options
-    results: list[Result] = []
+    if options.json_path is not None:
+        data = to_json(results, state.unreached, options.command, state.cwd,
+                       options.fingerprint(), options.shard)
+        data["sites"] = [identity(s) for s in state.seen]
+        data["interrupted"] = state.interrupted
+        if state.interrupted:
+            data["phase"] = state.phase
+        _write_json(options.json_path, data)
+    if options.junitxml is not None or options.html is not None:
+        from dynfault.sweep.outputs import write_html, write_junitxml
 
-    def do(item: object, stop: threading.Event) -> Result | None:
-        seq = item
-        assert isinstance(seq, int)
-        run = runs[seq]
-        got = state.execute(run.enable, run.tests, timeouts[seq], _log_name(seq + 1, run), stop)
-        if got is None:
-            return None
-        code, seconds, report, check_failed, log = got
-        outcome, reason = judge(code, report, options.crash, check_failed)
-        return Result(run.site, run.nth, outcome, reason, report.fired(run.site.key), code,
-                      None if run.tests is None else list(run.tests), report.failing,
-                      "" if outcome == PASSED else tail(log),
-                      reproducer(run.enable, options.command, run.tests, _calls(options)),
-                      seconds, log if options.log_dir else None)
-
-    def done(result: object) -> None:
-        assert isinstance(result, Result)
-        results.append(result)
-        progress.update(result)
-
-    try:
-        interrupted = pool(jobs, list(range(len(runs))), do, done)
-    finally:
-        progress.close()
-    return sorted(results, key=lambda r: r.order), interrupted
+        if options.junitxml is not None:
+            write_junitxml(options.junitxml, results, options.command)
+        if options.html is not None:
+            write_html(options.html, results, state.unreached, options.command)
 
 
 def _calls(options: Options) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from dynfault.errors import UsageError
 from dynfault.lang import Query, parse_query, quote
@@ -37,27 +37,32 @@ class Run:
         return f"Run({self.enable!r}, tests={self.tests!r})"
 
 
-def enable_text(site: SiteRecord, nth: int, crash: bool = False) -> str:
+def enable_text(site: SiteRecord, nth: int, crash: bool = False, more: str = "") -> str:
     """The rule of a run: `file F line L site N`, which names the site by its place in its file
     (Site.index), so it means the same site with the hook or without it, whatever order the
-    sites are reached in."""
+    sites are reached in; `more` adds settings (`error E`, `late`)."""
     after = f" after {nth - 1}" if nth > 1 else ""
+    extra = f" {more}" if more else ""
     return (f"file {quote(site.filename)} line {site.line} site {site.index}{after} "
-            f"{'crash' if crash else 'oneshot'}")
+            f"{'crash' if crash else 'oneshot'}{extra}")
 
 
 def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None = None,
-               calls: str = "") -> str:
-    """One shell line: the command with only the run's variables set. dynfault applies
-    DYNFAULT_ENABLE in any process that imports it, hook or no hook; a targeted run's tests
-    are picked by the sweep's pytest plugin, named by PYTEST_PLUGINS."""
+               calls: str = "", check: str | None = None) -> str:
+    """One shell line: the command with only the run's variables set, then the check that
+    failed. dynfault applies DYNFAULT_ENABLE in any process that imports it, hook or no hook,
+    and DYNFAULT_CALLS installs the hook in any process (call sites need it); a targeted run's
+    tests are picked by the sweep's pytest plugin, named by PYTEST_PLUGINS."""
     words = [f"DYNFAULT_ENABLE={shlex.quote(enable)}"]
     if calls:
         words.append(f"DYNFAULT_CALLS={shlex.quote(calls)}")
     if tests:
         words.append(f"PYTEST_PLUGINS={CHILD_PLUGIN}")
         words.append(f"{TESTS_ENV}={shlex.quote(join_tests(list(tests)))}")
-    return " ".join(words) + " " + shlex.join(command)
+    line = " ".join(words) + " " + shlex.join(command)
+    if check is not None:
+        line += f"; sh -c {shlex.quote(check)}"
+    return line
 
 
 def parse_queries(texts: Sequence[str], option: str) -> list[Query]:
@@ -93,7 +98,8 @@ def choose(sites: Sequence[SiteRecord], select: Sequence[Query],
 
 
 def plan(sites: Sequence[SiteRecord], seen: dict[tuple[str, int], Baseline] | None, nth: bool,
-         max_nth: int, targeted: bool, crash: bool = False) -> list[Run]:
+         max_nth: int, targeted: bool, crash: bool = False,
+         more: Callable[[SiteRecord], str] | None = None) -> list[Run]:
     """One run per site (its first hit), or with `nth` one per hit number 1..K: K the most hits
     one test (or one process) made in the baseline, capped by max_nth (max_nth itself when the
     sites come from source). Targeted: the tests that reached the site in the baseline, unless
@@ -106,7 +112,8 @@ def plan(sites: Sequence[SiteRecord], seen: dict[tuple[str, int], Baseline] | No
         if targeted and known is not None and known.tests and not known.outside:
             tests = tuple(known.tests)
         for n in range(1, max(numbers, 1) + 1):
-            runs.append(Run(site, n, tests, enable_text(site, n, crash)))
+            runs.append(Run(site, n, tests,
+                            enable_text(site, n, crash, "" if more is None else more(site))))
     return runs
 
 

@@ -84,54 +84,79 @@ def kill_descendants(group: int) -> None:
 def main(argv: list[str]) -> int:
     status_path, grace, command = argv[1], float(argv[2]), argv[3:]
     _subreaper()
+    pid = 0
 
     def on_term(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            pass
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                pass
         signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, grace)
 
     def on_alarm(signum: int, frame: object) -> None:
         raise _Deadline
 
-    pid = 0
+    def on_stop(signum: int, frame: object) -> None:  # the sweep stops: kill everything now
+        for name in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+            signal.signal(name, signal.SIG_IGN)
+        raise _Deadline
+
     signal.signal(signal.SIGTERM, on_term)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setpgid(0, 0)  # COMMAND's own group: the reaper can kill it without itself
-            os.execvp(command[0], command)
-        except OSError as error:
-            os.write(2, f"dynfault sweep: {command[0]}: {error.strerror}\n".encode())
-        os._exit(127)
+    signal.signal(signal.SIGINT, on_stop)
+    status = None
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _exec(command)
+        status = _wait_for(pid)
+    except _Deadline:
+        pass
+    for name in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(name, signal.SIG_IGN)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    if status is not None:
+        _write_status(status_path, status)
+    if pid:
+        kill_descendants(pid)
+    return 0
+
+
+def _wait_for(pid: int) -> int | None:
+    """COMMAND's wait status, reaping the orphans that come to this subreaper meanwhile."""
     try:
         os.setpgid(pid, pid)  # as the child does: whichever runs first
     except OSError:
         pass
-    status = None
+    while True:
+        try:
+            done, code = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return None
+        if done == pid:
+            return code
+
+
+def _write_status(path: str, status: int) -> None:
+    if os.WIFSIGNALED(status):
+        text = f"signal {os.WTERMSIG(status)}"
+    else:
+        text = f"exit {os.waitstatus_to_exitcode(status)}"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _exec(command: list[str]) -> None:
+    for name in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(name, signal.SIG_DFL)
     try:
-        while status is None:
-            try:
-                done, code = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if done == pid:
-                status = code
-    except _Deadline:
-        pass
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    if status is not None:
-        if os.WIFSIGNALED(status):
-            text = f"signal {os.WTERMSIG(status)}"
-        else:
-            text = f"exit {os.waitstatus_to_exitcode(status)}"
-        with open(status_path, "w") as f:
-            f.write(text)
-    kill_descendants(pid)
-    return 0
+        os.setpgid(0, 0)  # COMMAND's own group: the reaper can kill it without itself
+        os.execvp(command[0], command)
+    except OSError as error:
+        os.write(2, f"dynfault sweep: {command[0]}: {error.strerror}\n".encode())
+    os._exit(127)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import os
 from dynfault.record import SiteRecord
 from dynfault.util import shown_path
 
-__all__ = ["Baseline", "RunReport", "read_run"]
+__all__ = ["Baseline", "RunReport", "read_run", "read_stacks"]
 
 Key = tuple[str, int]
 
@@ -36,14 +36,37 @@ class RunReport:
         self.escaped_tests: list[str] = []
         self.uncaught: list[str] = []  # one "escaped" or "failed" per process that raised
         self.crashing = False
+        # Fires as each process recorded them at the fire: (own, by a rule of the test).
+        self.fires: dict[Key, list[int]] = {}
+        self.causes: list[tuple[str, str, bool]] = []  # (type, frame, injected) per failure
+        self.check_failures: list[str] = []  # --check-call: "NODEID: error" per failed call
 
     @property
     def escaped(self) -> bool:
         return bool(self.escaped_tests) or "escaped" in self.uncaught
 
     def fired(self, key: Key) -> bool:
-        seen = self.sites.get(key)
-        return seen is not None and seen.fired > 0
+        """Did the sweep's own rule fire at the site, in any process?"""
+        return self.fires.get(key, [0, 0])[0] > 0
+
+    def controlled(self, key: Key) -> bool:
+        """Was the site fired only by rules of the test, never by the sweep's own?"""
+        own, other = self.fires.get(key, [0, 0])
+        return not own and other > 0
+
+    def _add_fires(self, text: str, cwd: str | None) -> None:
+        for line in text.splitlines():
+            who, _, rest = line.partition("\t")
+            index, _, filename = rest.partition("\t")
+            if who not in ("own", "test") or not index.isdigit() or not filename:
+                continue
+            counts = self.fires.setdefault((shown_path(filename, cwd), int(index)), [0, 0])
+            counts[who != "own"] += 1
+
+    def _add_causes(self, causes: object) -> None:
+        for cause in causes if isinstance(causes, list) else ():
+            if isinstance(cause, list) and len(cause) == 3:
+                self.causes.append((str(cause[0]), str(cause[1]), cause[2] is True))
 
     def _add(self, record: dict[str, object], cwd: str | None) -> None:
         self.processes += 1
@@ -60,6 +83,10 @@ class RunReport:
         if record.get("uncaught") in ("escaped", "failed"):
             self.uncaught.append(str(record["uncaught"]))
         self.crashing = self.crashing or record.get("crashing") is True
+        self._add_causes(record.get("causes"))
+        checks = record.get("check_failures")
+        if isinstance(checks, list):
+            self.check_failures.extend(str(c) for c in checks)
         entries = record.get("sites")
         for entry in entries if isinstance(entries, list) else ():
             try:
@@ -86,13 +113,21 @@ class RunReport:
 
 
 def read_run(directory: str, cwd: str | None = None) -> RunReport:
-    """Every process's report in `directory`, joined (a torn or foreign file is skipped)."""
+    """Every process's report in `directory`, joined (a torn or foreign file is skipped), and
+    every process's fire record, however the process ended."""
     report = RunReport()
     try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
+        every = sorted(os.listdir(directory))
     except OSError:
         return report
-    for name in names:
+    for name in every:
+        if name.endswith(".fires"):
+            try:
+                with open(os.path.join(directory, name), "rb") as f:
+                    report._add_fires(f.read().decode("utf-8", "surrogateescape"), cwd)
+            except OSError:
+                continue
+    for name in (n for n in every if n.endswith(".json")):
         try:
             with open(os.path.join(directory, name), encoding="utf-8") as f:
                 record = json.load(f)
@@ -101,3 +136,35 @@ def read_run(directory: str, cwd: str | None = None) -> RunReport:
         if isinstance(record, dict):
             report._add(record, cwd)
     return report
+
+
+def read_stacks(directory: str) -> str:
+    """What the processes of a run past its timeout said when asked for their stacks: the test
+    each was running and every thread's stack, one block per process."""
+    blocks = []
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".stacks"))
+    except OSError:
+        return ""
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        running = None
+        dump = []
+        for line in text.splitlines():
+            if line.startswith("dynfault: running "):
+                running = line[len("dynfault: running "):]
+            elif line.startswith("dynfault: finished "):
+                running = None
+            else:
+                dump.append(line)
+        if not dump and running is None:
+            continue
+        head = f"process {name[:-len('.stacks')]}"
+        if running is not None:
+            head += f", running test {running}"
+        blocks.append("\n".join([head + ":", *dump]))
+    return "\n".join(blocks)

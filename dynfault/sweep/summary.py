@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from dynfault.record import IDENTITY, JSON_VERSION, SiteRecord
-from dynfault.sweep.triage import FAILED, OUTCOMES, PASSED, REASONS, TIMED_OUT, Result
+from dynfault.sweep.findings import findings, propagations
+from dynfault.sweep.triage import CHECKS, FAILED, OUTCOMES, PASSED, REASONS, TIMED_OUT, Result
 
 __all__ = ["describe", "plural", "seconds_text", "clock", "format_table", "to_json",
-           "from_json", "Progress"]
+           "from_json", "Progress", "identity", "verdict_text", "result_dict"]
 
 
 def describe(site: SiteRecord) -> str:
@@ -39,81 +40,154 @@ def clock(seconds: float) -> str:
 
 def _fired_cell(group: Sequence[Result]) -> str:
     fired = sum(r.fired for r in group)
+    if not fired and all(r.controlled for r in group):
+        return "test"
     return "yes" if fired == len(group) else "no" if not fired else f"{fired}/{len(group)}"
 
 
-def _why(result: Result) -> str:
-    if result.outcome == TIMED_OUT:
-        return "timed out"
-    if result.reason == "check":
-        return "failed (check: --check failed after the run)"
-    code = "" if result.returncode is None else f", exit {result.returncode}"
-    return f"failed ({result.reason}{code})"
+def _check_cell(group: Sequence[Result]) -> str:
+    if all(r.check is None for r in group):
+        return "-"
+    bad = sum(r.check not in (None, PASSED) for r in group)
+    return "ok" if not bad else f"{bad} failed"
 
 
-def format_table(results: Sequence[Result], unreached: Sequence[SiteRecord], nth: bool = False,
-                 seconds: float | None = None) -> str:
-    """The table (site, runs, passed, failed, timed out, fired), the sites whose runs passed
-    without their site firing, the unreached sites, and each failed run with its failing tests,
-    its last lines of output and a one-line reproducer."""
-    ordered = sorted(results, key=lambda r: r.order)
+def _site_table(ordered: Sequence[Result]) -> list[str]:
+    """One row per site: its runs, how they ended, its check, whether its fault fired."""
     rows: dict[tuple[str, int], list[Result]] = {}
     for result in ordered:
         rows.setdefault(result.site.key, []).append(result)
-    header = ("site", "runs", "passed", "failed", "timed out", "fired")
+    header = ("site", "runs", "passed", "failed", "timed out", "check", "fired")
     table: list[tuple[str, ...]] = [header]
     for group in rows.values():
         table.append((describe(group[0].site), str(len(group)),
                       *(str(sum(r.outcome == o for r in group)) for o in OUTCOMES),
-                      _fired_cell(group)))
+                      _check_cell(group), _fired_cell(group)))
+    if len(table) == 1:
+        return []
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = []
-    if len(table) > 1:
-        for row in table:
-            cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-            lines.append("  ".join(cells).rstrip())
-    idle = [r for r in ordered if r.outcome == PASSED and not r.fired]
+    return ["  ".join([row[0].ljust(widths[0])]
+                      + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip()
+            for row in table]
+
+
+def _run_lines(result: Result, nth: bool) -> list[str]:
+    """A run that needs a person: its site, failing tests, last lines, log and reproducer."""
+    which = f" nth {result.nth}" if nth else ""
+    fired = "" if result.fired else ", site did not fire"
+    lines = [f"    {describe(result.site)}{which}: {verdict_text(result)}{fired}"]
+    if result.failing:
+        shown = ", ".join(result.failing[:5])
+        more = len(result.failing) - 5
+        lines.append(f"      failing: {shown}{f' and {more} more' if more > 0 else ''}")
+    lines += [f"      | {text}" for text in result.tail.splitlines()[-(40 if result.outcome
+                                                                         == TIMED_OUT else 6):]]
+    if result.log:
+        lines.append(f"      log: {result.log}")
+    lines.append(f"      {result.reproducer}")
+    return lines
+
+
+def verdict_text(result: Result) -> str:
+    if result.outcome == TIMED_OUT:
+        text = "timed out"
+    elif result.reason == "check":
+        text = "failed (check: --check failed after the run)"
+    else:
+        code = "" if result.returncode is None else f", exit {result.returncode}"
+        text = f"failed ({result.reason}{code})"
+    if result.check not in (None, PASSED) and result.reason != "check":
+        text += f"; --check {result.check} too"
+    return text
+
+
+def _findings(ordered: Sequence[Result], nth: bool) -> list[str]:
+    groups = findings(ordered)
+    if not groups:
+        return []
+    count = sum(len(g.results) for g in groups)
+    lines = [f"findings (need a person): {plural(len(groups), 'cause')}, "
+             f"{plural(count, 'run')}; reproducers run from this directory:"]
+    for group in groups:
+        lines.append(f"  {group.title} ({plural(len(group.results), 'run')})")
+        for result in group.results:
+            lines += _run_lines(result, nth)
+    return lines
+
+
+def _lists(ordered: Sequence[Result], unreached: Sequence[SiteRecord], nth: bool) -> list[str]:
+    lines: list[str] = []
+
+    def which(result: Result) -> str:
+        return f" nth {result.nth}" if nth else ""
+
+    controlled = [r for r in ordered if r.outcome == PASSED and r.controlled]
+    idle = [r for r in ordered if r.outcome == PASSED and not r.fired and not r.controlled]
+    if controlled:
+        lines += ["", "controlled by the test (the sweep's fault never fired): "
+                  f"{len(controlled)}"]
+        lines += [f"  {describe(r.site)}{which(r)}" for r in controlled]
     if idle:
         lines += ["", f"passed without their site firing (nothing was tested): {len(idle)}"]
-        lines += [f"  {describe(r.site)}{f' nth {r.nth}' if nth else ''}" for r in idle]
+        lines += [f"  {describe(r.site)}{which(r)}" for r in idle]
     if unreached:
         lines += ["", f"unreached (loaded, never hit, not run): {len(unreached)}"]
         lines += [f"  {describe(s)}" for s in sorted(unreached, key=lambda s: s.key)]
-    bad = [r for r in ordered if r.outcome != PASSED]
-    if bad:
-        lines += ["", "failures (each reproducer line runs one again, from this directory):"]
-        for result in bad:
-            which = f" nth {result.nth}" if nth else ""
-            fired = "" if result.fired else ", site did not fire"
-            lines.append(f"  {describe(result.site)}{which}: {_why(result)}{fired}")
-            if result.failing:
-                shown = ", ".join(result.failing[:5])
-                more = len(result.failing) - 5
-                lines.append(f"    failing: {shown}{f' and {more} more' if more > 0 else ''}")
-            for text in result.tail.splitlines()[-6:]:
-                lines.append(f"    | {text}")
-            if result.log:
-                lines.append(f"    log: {result.log}")
-            lines.append(f"    {result.reproducer}")
-    counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
-    summary = (f"sweep: {plural(len(rows), 'site')}, {plural(len(results), 'run')}: "
-               f"{counts[PASSED] - len(idle)} passed, {len(idle)} passed without firing, "
-               f"{counts[FAILED]} failed, {counts[TIMED_OUT]} timed out; "
-               f"{len(unreached)} unreached")
-    if seconds is not None:
-        summary += f"; {seconds_text(seconds)}"
-    lines += ["", summary]
+    return lines
+
+
+def _propagation(ordered: Sequence[Result]) -> list[str]:
+    groups = propagations(ordered)
+    if not groups:
+        return []
+    return ["", "expected propagation (the fault reached the test as itself):"] + [
+        f"  {plural(len(g.results), 'run')}: {g.title}" for g in groups]
+
+
+def format_table(results: Sequence[Result], unreached: Sequence[SiteRecord], nth: bool = False,
+                 seconds: float | None = None) -> str:
+    """Findings first (the runs that need a person, grouped by cause, each with its last lines
+    of output and a one-line reproducer), then the table of sites, the sites that no fault of
+    the sweep tested, and last one line per group of expected propagation."""
+    ordered = sorted(results, key=lambda r: r.order)
+    lines = _findings(ordered, nth)
+    table = _site_table(ordered)
+    if table:
+        lines += [""] + table
+    lines += _lists(ordered, unreached, nth)
+    lines += _propagation(ordered)
+    lines += ["", _summary(ordered, unreached, seconds)]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _identity(site: SiteRecord) -> dict[str, object]:
+def _summary(ordered: Sequence[Result], unreached: Sequence[SiteRecord],
+             seconds: float | None) -> str:
+    counts = {o: sum(r.outcome == o for r in ordered) for o in OUTCOMES}
+    passed = [r for r in ordered if r.outcome == PASSED]
+    controlled = sum(r.controlled for r in passed)
+    idle = sum(not r.fired and not r.controlled for r in passed)
+    sites = len({r.site.key for r in ordered})
+    found = sum(len(g.results) for g in findings(ordered))
+    text = (f"sweep: {plural(sites, 'site')}, {plural(len(ordered), 'run')}: "
+            f"{len(passed) - idle - controlled} passed with the fault, {idle} passed without "
+            f"firing, {controlled} controlled by the test, {counts[FAILED]} failed, "
+            f"{counts[TIMED_OUT]} timed out ({plural(found, 'finding')}); "
+            f"{len(unreached)} unreached")
+    if seconds is not None:
+        text += f"; {seconds_text(seconds)}"
+    return text
+
+
+def identity(site: SiteRecord) -> dict[str, object]:
     return {name: getattr(site, name) for name in IDENTITY}
 
 
 def result_dict(result: Result) -> dict[str, object]:
-    return {**_identity(result.site), "nth": result.nth, "outcome": result.outcome,
-            "reason": result.reason, "fired": result.fired, "returncode": result.returncode,
-            "tests": result.tests, "failing": result.failing, "tail": result.tail,
+    return {**identity(result.site), "nth": result.nth, "outcome": result.outcome,
+            "reason": result.reason, "check": result.check, "fired": result.fired,
+            "controlled": result.controlled, "returncode": result.returncode,
+            "tests": result.tests, "failing": result.failing,
+            "causes": [list(c) for c in result.causes], "tail": result.tail,
             "reproducer": result.reproducer, "log": result.log}
 
 
@@ -127,7 +201,7 @@ def to_json(results: Sequence[Result], unreached: Sequence[SiteRecord], command:
         "options": options,
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "runs": [result_dict(r) for r in sorted(results, key=lambda r: r.order)],
-        "unreached": [_identity(s) for s in sorted(unreached, key=lambda s: s.key)],
+        "unreached": [identity(s) for s in sorted(unreached, key=lambda s: s.key)],
     }
 
 
@@ -152,10 +226,16 @@ def _result(entry: Any) -> Result:
         raise ValueError("a run's 'nth' and 'returncode' must be integers")
     tests = entry.get("tests")
     log = entry.get("log")
+    check = entry.get("check")
+    if check is not None and check not in CHECKS:
+        raise ValueError(f"unknown check {check!r}")
+    causes = [(str(c[0]), str(c[1]), c[2] is True) for c in entry.get("causes", ())
+              if isinstance(c, list) and len(c) == 3]
     return Result(site, nth, outcome, reason, bool(entry.get("fired")), code,
                   None if tests is None else _strings(tests, "tests"),
                   _strings(entry.get("failing", []), "failing"), str(entry.get("tail", "")),
-                  str(entry.get("reproducer", "")), log=None if log is None else str(log))
+                  str(entry.get("reproducer", "")), log=None if log is None else str(log),
+                  check=check, controlled=entry.get("controlled") is True, causes=causes)
 
 
 def from_json(data: object) -> tuple[list[Result], list[SiteRecord]]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 
 from dynfault.record import SiteRecord
 from dynfault.sweep.reports import RunReport
 
-__all__ = ["Result", "judge", "PASSED", "FAILED", "TIMED_OUT", "OUTCOMES", "REASONS"]
+__all__ = ["Result", "judge", "PASSED", "FAILED", "TIMED_OUT", "OUTCOMES", "REASONS",
+           "CHECKS", "ESCAPED", "CHECK", "CRASHED"]
 
 PASSED, FAILED, TIMED_OUT = "passed", "failed", "timed out"
 OUTCOMES = (PASSED, FAILED, TIMED_OUT)
 ESCAPED, CHECK, CRASHED = "escaped", "check", "crashed"
 REASONS = (ESCAPED, FAILED, CHECK, CRASHED, TIMED_OUT)
+CHECKS = (PASSED, FAILED, TIMED_OUT)
 _SIGKILL_STATUS = (-signal.SIGKILL, 128 + signal.SIGKILL)  # killed, or a shell saying so
 
 
@@ -20,15 +23,18 @@ class Result:
     """One finished run."""
 
     __slots__ = ("site", "nth", "outcome", "reason", "fired", "returncode", "tests", "failing",
-                 "tail", "reproducer", "seconds", "log")
+                 "tail", "reproducer", "seconds", "log", "check", "controlled", "causes")
 
     def __init__(self, site: SiteRecord, nth: int, outcome: str, reason: str | None,
                  fired: bool, returncode: int | None, tests: list[str] | None,
                  failing: list[str], tail: str, reproducer: str, seconds: float = 0.0,
-                 log: str | None = None) -> None:
+                 log: str | None = None, check: str | None = None, controlled: bool = False,
+                 causes: Sequence[tuple[str, str, bool]] = ()) -> None:
         self.site, self.nth, self.outcome, self.reason = site, nth, outcome, reason
         self.fired, self.returncode, self.tests, self.failing = fired, returncode, tests, failing
         self.tail, self.reproducer, self.seconds, self.log = tail, reproducer, seconds, log
+        # "passed", "failed" or "timed out" after --check; None without one
+        self.check, self.controlled, self.causes = check, controlled, list(causes)
 
     @property
     def order(self) -> tuple[str, int, int]:

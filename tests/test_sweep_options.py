@@ -1,0 +1,161 @@
+"""Saying more to a sweep: --error, the call groups' default errors, --late, an in-process
+check (--check-call) that sees state before the fixtures tear it down, and a baseline check
+failure that names the check and where it came from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, write
+
+from dynfault.errors import ControlError
+from dynfault.lang import parse
+from dynfault.record import SiteRecord
+from dynfault.sweep import orchestrate
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+
+SAVE = {
+    "store.py": '''\
+        import os
+
+        with open("data.txt.tmp", "w") as f:
+            f.write("x")
+        os.replace("data.txt.tmp", "data.txt")
+        ''',
+    "app.py": "import store\n",
+}
+
+
+def sweep(cwd: Path, *args: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", *args, "--",
+         *command], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
+
+
+def runs(cwd: Path) -> list[dict[str, object]]:
+    found = json.loads((cwd / "out.json").read_text())["runs"]
+    assert isinstance(found, list)
+    return found
+
+
+def test_error_names_what_every_runs_call_site_raises(tmp_path: Path) -> None:
+    write(tmp_path, SAVE)
+    done = sweep(tmp_path, "--calls", "os.replace", "--error", "ENOSPC",
+                 command=[sys.executable, "app.py"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run] = runs(tmp_path)
+    assert str(run["reproducer"]).startswith(
+        f"DYNFAULT_ENABLE='file store.py line 5 site {run['index']} oneshot error ENOSPC' ")
+    assert "OSError: [Errno 28] dynfault: injected fault at store.py:5" in str(run["tail"])
+    assert "1 run: the injected OSError propagated to the test unchanged" in done.stdout
+
+
+def test_a_bad_error_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    write(tmp_path, SAVE)
+    done = sweep(tmp_path, "--error", "no such", command=[sys.executable, "app.py"])
+    assert done.returncode == 2
+    assert done.stderr.startswith("dynfault sweep: --error: ")
+    assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "data.txt").exists()
+
+
+def test_a_call_groups_default_error_is_its_runs_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynfault.instrument import calls
+
+    monkeypatch.setattr(calls, "default_error", lambda name: (
+        "sqlite3.OperationalError" if name == ".execute" else None), raising=False)
+    words = orchestrate._rule_words(orchestrate.Options(["true"]))
+    site = SiteRecord("m", "f", "m.py", 3, "call:.execute", 0)
+    assert [words(s) for s in (site, SiteRecord("m", "f", "m.py", 4, "call:open", 1),
+                               SiteRecord("m", "f", "m.py", 5, "io", 0))] == [
+        "error sqlite3.OperationalError", "", ""]
+    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == \
+        "error EIO"
+    assert orchestrate._rule_words(orchestrate.Options(["true"], late=True))(site) == \
+        "error sqlite3.OperationalError late"
+
+
+def test_late_is_the_runtimes_late_setting_or_refused_in_one_line(tmp_path: Path) -> None:
+    write(tmp_path, SAVE)
+    try:
+        parse("class x late")
+        known = True
+    except ControlError:
+        known = False
+    done = sweep(tmp_path, "--calls", "os.replace", "--late", command=[sys.executable, "app.py"])
+    if known:  # the call is made, then the error: the file is in place and the run failed
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert " oneshot late' " in str(runs(tmp_path)[0]["reproducer"])
+    else:
+        assert (done.returncode, len(done.stderr.splitlines())) == (2, 1), done.stderr
+        assert done.stderr.startswith("dynfault sweep: --late: ")
+
+
+LOCKS = {
+    "conftest.py": '''\
+        import pytest
+        import app
+
+        @pytest.fixture(autouse=True)
+        def clean():
+            yield
+            app.HELD.clear()  # the fixture hides a leaked lock from any check run later
+        ''',
+    "app.py": '''\
+        from dynfault import dynamic_fault
+
+        HELD = set()
+
+        def work(name):
+            HELD.add(name)
+            if dynamic_fault("app:fail"):
+                return False  # THE BUG: the lock stays held
+            HELD.discard(name)
+            return True
+        ''',
+    "checks.py": '''\
+        import app
+
+        def no_locks(nodeid):
+            assert not app.HELD, f"{nodeid} left {sorted(app.HELD)} held"
+        ''',
+    "tests/test_app.py": '''\
+        from app import work
+
+        def test_work():
+            assert work("a") in (True, False)
+        ''',
+}
+
+
+@pytest.mark.slow
+def test_check_call_sees_state_before_the_fixtures_tear_it_down(tmp_path: Path) -> None:
+    write(tmp_path, LOCKS)
+    plain = sweep(tmp_path, command=PYTEST)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    done = sweep(tmp_path, "--check-call", "checks:no_locks", "--log-dir", "logs",
+                 command=PYTEST)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run] = runs(tmp_path)
+    assert (run["outcome"], run["reason"], run["check"], run["fired"]) == (
+        "failed", "check", "failed", True)
+    log = (tmp_path / "logs" / "001-app.py-7-site0.log").read_text()
+    assert "--- --check-call checks:no_locks failed: tests/test_app.py::test_work: " \
+           "AssertionError: tests/test_app.py::test_work left ['a'] held" in log
+
+
+def test_a_baseline_check_failure_names_the_check_and_its_file(tmp_path: Path) -> None:
+    write(tmp_path, {**SAVE, "pyproject.toml": '''\
+        [tool.dynfault]
+        check = "test -e nothing.here"
+        '''})
+    done = sweep(tmp_path, command=[sys.executable, "app.py"])
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"dynfault sweep: --check `test -e nothing.here` (from {tmp_path / 'pyproject.toml'} "
+        "[tool.dynfault] check) fails after the baseline run, with no fault enabled: "
+        "--- --check: exit 1")

@@ -1,0 +1,174 @@
+"""A sweep's verdicts are true: `fired` is the sweep's own fault (a test's own rule is
+`controlled`), fires count in every process however it ends (every multiprocessing start
+method, a Pool, os._exit, a process that ignores SIGTERM), a test that mocks the os module does
+not change them, and `check` is its own field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, write
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+
+
+def sweep(cwd: Path, *args: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", *args, "--",
+         *command], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
+
+
+def runs(cwd: Path) -> list[dict[str, object]]:
+    found = json.loads((cwd / "out.json").read_text())["runs"]
+    assert isinstance(found, list)
+    return found
+
+
+@pytest.mark.slow
+def test_a_site_that_only_the_tests_own_marker_fires_is_controlled(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "conftest.py": "",
+        "app.py": '''\
+            from dynfault import dynamic_fault
+
+            def load():
+                if dynamic_fault("app:load"):
+                    return "fallback"
+                return "value"
+
+            def save():
+                if dynamic_fault("app:save"):
+                    return False
+                return True
+            ''',
+        "tests/test_app.py": '''\
+            import pytest
+            from app import load, save
+
+            @pytest.mark.dynfault("class app:load oneshot")
+            def test_load_falls_back():
+                assert load() == "fallback"
+                assert load() == "value"
+
+            def test_save():
+                assert save() in (True, False)
+            ''',
+    })
+    done = sweep(tmp_path, command=PYTEST)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(r["fault_class"], r["outcome"], r["fired"], r["controlled"], r["check"])
+            for r in runs(tmp_path)] == [
+        ("app:load", "passed", False, True, None), ("app:save", "passed", True, False, None)]
+    assert "controlled by the test (the sweep's fault never fired): 1\n" \
+           "  app.py:4 class:app:load func:load\n" in done.stdout
+    assert "1 passed with the fault" in done.stdout
+
+
+WORKERS = '''\
+    import multiprocessing
+    import os
+    import signal
+    import sys
+    import time
+    from dynfault import dynamic_fault
+
+    def work(n):
+        if dynamic_fault("worker:step"):
+            raise ValueError(f"worker {n} failed")
+        return n
+
+    def ends_by_exit():
+        work(1)
+        os._exit(0)
+
+    def ignores_term():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        work(2)
+        time.sleep(60)
+
+    if __name__ == "__main__":
+        how = sys.argv[1]
+        if how == "pool":
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                print(sum(pool.map(work, range(4))))
+        elif how == "ignore":
+            ctx = multiprocessing.get_context("fork")
+            p = ctx.Process(target=ignores_term)
+            p.start()
+            time.sleep(1.5)
+            p.kill()
+            p.join()
+        else:
+            ctx = multiprocessing.get_context(how)
+            p = ctx.Process(target=ends_by_exit)
+            p.start()
+            p.join()
+    '''
+
+
+@pytest.mark.parametrize("how", [
+    "fork", pytest.param("forkserver", marks=pytest.mark.slow), "spawn", "pool",
+    pytest.param("ignore", marks=pytest.mark.slow)])
+def test_fires_in_workers_count_however_they_end(tmp_path: Path, how: str) -> None:
+    write(tmp_path, {"app.py": WORKERS})
+    # A process killed by SIGKILL reports no hits: that one's site is found from source.
+    found = ("--paths", "app.py") if how == "ignore" else ()
+    done = sweep(tmp_path, "--timeout", "30", *found, command=[sys.executable, "app.py", how])
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert [(r["fault_class"], r["fired"], r["controlled"]) for r in runs(tmp_path)] == [
+        ("worker:step", True, False)], done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_test_that_mocks_the_os_module_does_not_change_the_verdict(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "conftest.py": "",
+        "app.py": '''\
+            from dynfault import dynamic_fault
+
+            def commit():
+                if dynamic_fault("app:commit"):
+                    return False
+                return True
+            ''',
+        "tests/test_app.py": '''\
+            import builtins
+            import os
+            from unittest import mock
+            from app import commit
+
+            def test_commit_with_the_os_mocked():
+                with mock.patch("os.makedirs", side_effect=OSError("mocked")), \\
+                        mock.patch("os.replace", side_effect=OSError("mocked")), \\
+                        mock.patch("os.open", side_effect=OSError("mocked")), \\
+                        mock.patch("os.write", side_effect=OSError("mocked")), \\
+                        mock.patch("builtins.open", side_effect=OSError("mocked")):
+                    commit()
+            ''',
+    })
+    for crash in ((), ("--crash",)):
+        done = sweep(tmp_path, *crash, command=PYTEST)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [(r["outcome"], r["fired"]) for r in runs(tmp_path)] == [("passed", True)]
+
+
+def test_a_run_that_escaped_and_failed_its_check_says_both(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "app.py": '''\
+            import os
+            from dynfault import dynamic_fault
+
+            open("app.lock", "w").close()
+            if dynamic_fault("app:write"):
+                raise OSError("disk full")
+            os.unlink("app.lock")
+            ''',
+    })
+    done = sweep(tmp_path, "--check", "test ! -e app.lock", command=[sys.executable, "app.py"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [(r["outcome"], r["reason"], r["check"], r["fired"]) for r in runs(tmp_path)] == [
+        ("failed", "escaped", "failed", True)]
