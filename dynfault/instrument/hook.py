@@ -196,7 +196,9 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
-        self.calls = expand_calls(calls)
+        # checked by whoever gave them (install_import_hook, the command line): a child that
+        # takes them from DYNFAULT_CALLS imports nothing to check them again
+        self.calls = expand_calls(calls, check=False)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -325,6 +327,8 @@ def install_import_hook(include: str | Iterable[str] | None = None,
     global _hook
     if calls is None:
         calls = split_calls([os.environ.get("DYNFAULT_CALLS", "")])
+    else:
+        calls = expand_calls(calls)  # a name its module does not have: refused here, at once
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
