@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-import bench_import  # noqa: E402
+import _common
+import bench_import
 
 BIG = """\
 import json, resource, sys, time

@@ -135,7 +135,7 @@ def read_cache(pyc: str, source_stamp: Stamp | None = None,
     body = memoryview(data)[_HEADER:]
     try:
         code = marshal.loads(body)
-    except Exception:  # noqa: BLE001 (a body we wrote ourselves, but a Python may differ...)
+    except Exception:  # (a body we wrote ourselves, but a Python may differ...)
         return None
     return code if isinstance(code, types.CodeType) else None
 
@@ -205,7 +205,7 @@ def read_index(where: str) -> dict[str, Stamp]:
         return {}  # damaged: never handed to marshal
     try:
         entries = marshal.loads(body)
-    except Exception:  # noqa: BLE001 (any shape a whole but foreign body may have)
+    except Exception:  # (any shape a whole but foreign body may have)
         return {}
     # a malformed entry never equals a stamp: it can only miss
     return entries if isinstance(entries, dict) else {}

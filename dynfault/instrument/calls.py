@@ -134,7 +134,7 @@ def _module(name: str) -> object | None:
 
     try:
         return importlib.import_module(name)
-    except Exception:  # noqa: BLE001 (not importable here, for any reason: not ours to judge)
+    except Exception:  # (not importable here, for any reason: not ours to judge)
         return None
 
 
@@ -149,7 +149,7 @@ def _walk(name: str, owner: str, value: object, attributes: list[str]) -> None:
             hint = f" (did you mean {owner}.{near[0]}?)" if near else ""
             raise UsageError(f"--calls: {name[:80]!r}: {owner} has no attribute "
                              f"{attribute[:80]!r}{hint}") from None
-        except Exception:  # noqa: BLE001 (a lazy attribute that fails: not a typo)
+        except Exception:  # (a lazy attribute that fails: not a typo)
             return
         owner = f"{owner}.{attribute}"
 
