@@ -416,3 +416,59 @@ def test_carets_on_call_site_lines_equal_pythons(tmp_path: Path) -> None:
     assert plain.stdout.count("Traceback") == 4
     assert hooked.stdout.endswith("rewritten: True\n")
     assert hooked.stdout.replace("True", "False") == plain.stdout
+
+
+# -- names checked at once, groups, default errors ----------------------------------------------
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("os.fsnyc", "--calls: 'os.fsnyc': os has no attribute 'fsnyc' (did you mean os.fsync?)"),
+    ("fcntl.flok", "--calls: 'fcntl.flok': fcntl has no attribute 'flok' "
+                   "(did you mean fcntl.flock?)"),
+    ("os.path.exsts", "--calls: 'os.path.exsts': os.path has no attribute 'exsts' "
+                      "(did you mean os.path.exists?)"),
+    ("socket.socket.sendal", "--calls: 'socket.socket.sendal': socket.socket has no attribute "
+                             "'sendal' (did you mean socket.socket.sendall?)"),
+    ("os.qqqqqq", "--calls: 'os.qqqqqq': os has no attribute 'qqqqqq'"),
+])
+def test_a_name_its_module_lacks_is_refused_with_the_nearest(name: str, message: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        expand_calls(["open", name])
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("name", ["os.fsync", "os.path.exists", "http.client.HTTPConnection",
+                                  "socket.socket.connect", "not_a_module_here.save",
+                                  "sqlite3.Connection.commit", ".fsnyc", "open"])
+def test_names_that_exist_or_cannot_be_checked_pass(name: str) -> None:
+    assert expand_calls([name]) == (name,)
+
+
+def test_every_group_member_exists() -> None:
+    from dynfault.instrument.calls import check_attributes
+
+    for members in GROUPS.values():
+        check_attributes(members)  # raises for a typo in a group
+    assert {"fcntl.flock", "fcntl.lockf", "os.fchmod", "os.chmod", "os.fchown", "os.utime",
+            "os.ftruncate", "os.pwrite"} <= set(GROUPS["@fs"])
+    assert ".close" not in GROUPS["@fs"]
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    (".execute", "sqlite3.OperationalError"), ("sqlite3.connect", "sqlite3.OperationalError"),
+    (".commit", "sqlite3.OperationalError"), ("os.fsync", "EIO"), ("fcntl.flock", "EIO"),
+    (".sendall", "EIO"), ("myapp.save", None), (".frobnicate", None),
+])
+def test_default_error_per_group(name: str, error: str | None) -> None:
+    from dynfault.instrument.calls import default_error
+
+    assert default_error(name) == error
+
+
+def test_run_and_list_refuse_a_misspelt_name_before_anything_runs(tmp_path: Path) -> None:
+    write(tmp_path, {"app.py": "print('ran')\n"})
+    for command in (["run", "--calls", "os.fsnyc", "app.py"],
+                    ["list", "--calls", "open,os.fsnyc", "app.py"]):
+        proc = dynfault_cli(*command, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == (f"dynfault {command[0]}: --calls: 'os.fsnyc': os has no "
+                               "attribute 'fsnyc' (did you mean os.fsync?)\n")

@@ -895,7 +895,7 @@ def test_a_damaged_index_only_costs_a_read(project: Path, damage: str) -> None:
 
 def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(cache, "_indexes", {})
+    monkeypatch.setattr(cache, "indexes", {})
     monkeypatch.setattr(cache, "_index_dirty", {})
     source = write(tmp_path / "pkg" / "plain.py", NO_SITES)
     first = cache.stamp(source.stat())

@@ -29,7 +29,7 @@ from dynfault.util import atomic_write
 from dynfault.version import __version__
 
 __all__ = [
-    "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path",
+    "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path", "indexes",
     "known_without_sites", "read_cache", "read_index", "record_without_sites", "split",
     "stamp", "write_cache",
 ]
@@ -135,7 +135,7 @@ def read_cache(pyc: str, source_stamp: Stamp | None = None,
     body = memoryview(data)[_HEADER:]
     try:
         code = marshal.loads(body)
-    except Exception:  # noqa: BLE001 (a body we wrote ourselves, but a Python may differ...)
+    except Exception:  # (a body we wrote ourselves, but a Python may differ...)
         return None
     return code if isinstance(code, types.CodeType) else None
 
@@ -168,7 +168,7 @@ def fix_filename(code: types.CodeType, filename: str) -> types.CodeType:
 # source whose stat still gives that stamp is not read again.
 
 # (source directory, pycache_prefix, calls key) -> (index file or None, its entries)
-_indexes: dict[tuple[str, str | None, str], tuple[str | None, dict[str, Stamp]]] = {}
+indexes: dict[tuple[str, str | None, str], tuple[str | None, dict[str, Stamp]]] = {}
 _index_dirty: dict[str, dict[str, Stamp]] = {}  # written at exit, merged with other writers'
 _index_lock = threading.Lock()
 
@@ -180,7 +180,7 @@ def index_path(source_path: str, key: str = "") -> str | None:
 
 def _index(source_path: str, directory: str,
            key: str) -> tuple[str | None, dict[str, Stamp]]:
-    found = _indexes.get((directory, sys.pycache_prefix, key))
+    found = indexes.get((directory, sys.pycache_prefix, key))
     if found is not None:
         return found
     if not os.path.isabs(directory):  # a relative one depends on the working directory
@@ -191,7 +191,7 @@ def _index(source_path: str, directory: str,
         f"dynfault-{__version__}{key}.{sys.implementation.cache_tag}.{_INDEX_SUFFIX}")
     entries = {} if where is None else read_index(where)
     with _index_lock:
-        return _indexes.setdefault((directory, sys.pycache_prefix, key), (where, entries))
+        return indexes.setdefault((directory, sys.pycache_prefix, key), (where, entries))
 
 
 def read_index(where: str) -> dict[str, Stamp]:
@@ -205,7 +205,7 @@ def read_index(where: str) -> dict[str, Stamp]:
         return {}  # damaged: never handed to marshal
     try:
         entries = marshal.loads(body)
-    except Exception:  # noqa: BLE001 (any shape a whole but foreign body may have)
+    except Exception:  # (any shape a whole but foreign body may have)
         return {}
     # a malformed entry never equals a stamp: it can only miss
     return entries if isinstance(entries, dict) else {}
@@ -214,7 +214,7 @@ def read_index(where: str) -> dict[str, Stamp]:
 def known_without_sites(source_path: str, source_stamp: Stamp, key: str = "") -> bool:
     """True when this exact version of the source was read and found without sites."""
     directory, name = split(source_path)
-    entries = _indexes.get((directory, sys.pycache_prefix, key))
+    entries = indexes.get((directory, sys.pycache_prefix, key))
     if entries is None:
         entries = _index(source_path, directory, key)
     return entries[1].get(name) == source_stamp

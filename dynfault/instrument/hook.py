@@ -196,7 +196,9 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
-        self.calls = expand_calls(calls)
+        # checked by whoever gave them (install_import_hook, the command line): a child that
+        # takes them from DYNFAULT_CALLS imports nothing to check them again
+        self.calls = expand_calls(calls, check=False)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -262,6 +264,8 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                 else _CACHED if self.should_instrument(fullname, origin) else _LEAVE
         else:
             decision = self.policy(fullname, origin)
+        if decision == _CACHED and self._known_without_sites(origin):
+            return spec  # Python's own loader, untouched: no frame of ours while it loads
         if decision:
             loader = DynfaultLoader(fullname, origin)
             if self.calls:
@@ -270,6 +274,20 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                 loader.writes = False
             spec.loader = loader
         return spec
+
+    def _known_without_sites(self, origin: str) -> bool:
+        """Is this version of the source in the index of those without sites? One stat (the
+        loader takes its own again: a second stat costs less than our loader's frames)."""
+        try:
+            st = os.stat(origin)
+        except OSError:
+            return False
+        directory, _, name = origin.rpartition(os.sep)
+        found = cache.indexes.get((directory, sys.pycache_prefix, self.key))
+        source_stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        if found is None or os.altsep is not None:
+            return cache.known_without_sites(origin, source_stamp, self.key)
+        return found[1].get(name) == source_stamp
 
     def invalidate_caches(self) -> None:
         self._dirs.clear()
@@ -325,6 +343,8 @@ def install_import_hook(include: str | Iterable[str] | None = None,
     global _hook
     if calls is None:
         calls = split_calls([os.environ.get("DYNFAULT_CALLS", "")])
+    else:
+        calls = expand_calls(calls)  # a name its module does not have: refused here, at once
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
