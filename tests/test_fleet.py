@@ -246,9 +246,12 @@ def test_redis_down_costs_one_warning_line_within_2_s(tmp_path: Path) -> None:
     took = time.monotonic() - began
     out, rest = program.communicate(timeout=30)
     assert (program.returncode, out, rest) == (0, "done\n", "")  # never a second line
-    assert first == (f"dynfault: fleet control at {dead} unavailable: Error 111 connecting to "
-                     f"127.0.0.1:{dead.rsplit(':', 1)[1][:-2]}. Connection refused; the program "
-                     f"runs on without it\n")
+    assert first in (  # the second when importing redis alone took most of the 2 s
+        f"dynfault: fleet control at {dead} unavailable: Error 111 connecting to "
+        f"127.0.0.1:{dead.rsplit(':', 1)[1][:-2]}. Connection refused; the program runs on "
+        f"without it\n",
+        f"dynfault: fleet control at {dead} unavailable: no answer 1.6 s after start; the "
+        f"program runs on without it\n")
     assert took < 2.0 + 1.0, took  # within 2 s of start (the interpreter's own start aside)
 
 

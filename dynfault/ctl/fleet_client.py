@@ -119,6 +119,8 @@ def ask_fleet(url: str, request: Request, pids: tuple[int, ...] = (),
     if not result:
         raise FleetUnavailable(f"{shown_url(url)} did not answer within {timeout:g} s")
     outcome = result[0]
+    if isinstance(outcome, redis.TimeoutError):  # a socket timeout is the deadline's
+        raise FleetUnavailable(f"{shown_url(url)} did not answer within {timeout:g} s")
     if isinstance(outcome, redis.RedisError):
         raise FleetUnavailable(f"cannot use {shown_url(url)}: {shown(outcome)}")
     if isinstance(outcome, BaseException):
