@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dynfault.powercut.journal import Journal, JournalError, Op, read_journal
-from dynfault.powercut.minimize import classify, fix_hint, minimize, reproducer
+from dynfault.powercut.minimize import Finding, classify, fix_hint, minimize, reproducer
 from dynfault.powercut.model import MODELS, History, State
 from dynfault.powercut.states import (
     DEFAULT_MAX_STATES,
@@ -61,7 +61,7 @@ class Vulnerability(Record):
 class Result:
     """What an exploration found. `assert_consistent()` fails with the table."""
 
-    def __init__(self, journal: Journal, models: list[str], check: str) -> None:
+    def __init__(self, journal: Journal, models: list[str], check: str | None) -> None:
         self.journal, self.models, self.check = journal, models, check
         self.vulnerabilities: list[Vulnerability] = []
         self.flaky: list[dict[str, str]] = []
@@ -171,33 +171,33 @@ def _in_process(history: History, check: Callable[[Path, list[str]], object]) ->
 
 # -- the exploration ----------------------------------------------------------------------------
 
-def _check_all(candidates: list[Candidate], check: Check, jobs: int,
+def _check_all(states: list[State], check: Check, jobs: int,
                shell: _ShellCheck | None) -> dict[str, bool]:
-    """Each candidate's verdict by state key (True: consistent), `jobs` at a time."""
+    """Each state's verdict by state key (True: consistent), `jobs` at a time."""
     verdicts: dict[str, bool] = {}
     if shell is None or jobs <= 1:
-        for candidate in candidates:
-            verdicts[candidate.state.key] = check(candidate.state)
+        for state in states:
+            verdicts[state.key] = check(state)
         return verdicts
     from dynfault.sweep.execute import pool
 
     def do(item: object, stop: threading.Event) -> object:
-        assert isinstance(item, Candidate)
-        verdict = shell(item.state, stop)
-        return None if verdict is None else (item.state.key, verdict)
+        assert isinstance(item, State)
+        verdict = shell(item, stop)
+        return None if verdict is None else (item.key, verdict)
 
     def done(result: object) -> None:
         assert isinstance(result, tuple)
         verdicts[result[0]] = result[1]
 
-    if pool(jobs, candidates, do, done):
+    if pool(jobs, states, do, done):
         raise KeyboardInterrupt
     return verdicts
 
 
 def explore_history(history: History, check: Check, models: Sequence[str] = ("posix",),
                     max_states: int = DEFAULT_MAX_STATES, jobs: int = 1,
-                    command: str = "", state: str | None = None,
+                    command: str | None = None, state: str | None = None,
                     shell: _ShellCheck | None = None) -> Result:
     """Every state of `history` under `models` checked by `check`; the result reduced."""
     started = time.monotonic()
@@ -210,20 +210,21 @@ def explore_history(history: History, check: Check, models: Sequence[str] = ("po
         candidates, result.skipped = [Candidate(found, "prefix", list(chosen))], 0
     else:
         candidates, result.skipped = enumerate_states(history, chosen, max_states)
-    verdicts = _check_all(candidates, check, jobs, shell)
+    verdicts = _check_all([c.state for c in candidates], check, jobs, shell)
     result.checked = len(verdicts)
     cache: dict[str, bool] = dict(verdicts)
+    failing = [c for c in candidates if not verdicts.get(c.state.key, True)]
+    # checked twice: a check that disagrees with itself is flaky, never a vulnerability
+    again = _check_all([c.state for c in failing], check, jobs, shell)
 
     def fails(candidate_state: State) -> bool:
         if candidate_state.key not in cache:
             cache[candidate_state.key] = check(candidate_state)
         return not cache[candidate_state.key]
 
-    groups: dict[tuple[object, ...], dict[str, object]] = {}
-    for candidate in candidates:
-        if verdicts.get(candidate.state.key, True):
-            continue
-        if check(candidate.state):  # checked twice: a disagreement is flaky
+    groups: dict[tuple[object, ...], _Group] = {}
+    for candidate in failing:
+        if again.get(candidate.state.key, True):
             result.flaky.append({"state": candidate.state.id,
                                  "description": candidate.state.description})
             continue
@@ -231,34 +232,39 @@ def explore_history(history: History, check: Check, models: Sequence[str] = ("po
         model = candidate.models[0]
         small = minimize(history, model, candidate.state, fails)
         finding = classify(history, small)
-        group = groups.setdefault(finding.key, {"finding": finding, "models": set(),
-                                                "failing": 0, "small": small,
-                                                "origin": candidate.state})
-        group["models"].update(candidate.models)  # type: ignore[attr-defined]
-        group["failing"] += 1  # type: ignore[operator]
+        group = groups.setdefault(finding.key, _Group(finding, small, candidate.state))
+        group.models.update(candidate.models)
+        group.failing += 1
     result.vulnerabilities = _vulnerabilities(history, candidates, groups, command)
-    result.minimal = {v.state: groups[v.key]["small"] for v in result.vulnerabilities}  # type: ignore[misc]
+    result.minimal = {v.state: groups[v.key].small for v in result.vulnerabilities}
     result.seconds = time.monotonic() - started
     return result
 
 
+class _Group:
+    """The failing states whose minimal states show the same finding."""
+
+    def __init__(self, finding: Finding, small: State, origin: State) -> None:
+        self.finding, self.small, self.origin = finding, small, origin
+        self.models: set[str] = set()
+        self.failing = 0
+
+
 def _vulnerabilities(history: History, candidates: list[Candidate],
-                     groups: dict[tuple[object, ...], dict[str, object]],
-                     command: str) -> list[Vulnerability]:
+                     groups: dict[tuple[object, ...], _Group],
+                     command: str | None) -> list[Vulnerability]:
     found = []
     for group in groups.values():
-        finding = group["finding"]
-        small, origin = group["small"], group["origin"]
-        assert isinstance(small, State) and isinstance(origin, State)
-        models = tuple(m for m in MODELS if m in group["models"])  # type: ignore[operator]
-        checked = sum(1 for c in candidates if set(c.models) & set(models))
+        models = tuple(m for m in MODELS if m in group.models)
+        checked = sum(1 for c in candidates if set(c.models) & group.models)
         # The reproducer names a state that --state finds again: the minimal one when the
         # families reach it, else the failing state it came from.
-        state = small.id if find_state(history, MODELS, small.id) is not None else origin.id
+        small = group.small
+        state = small.id if find_state(history, MODELS, small.id) is not None \
+            else group.origin.id
         found.append(Vulnerability(
-            finding.kind, tuple(finding.ops), models,  # type: ignore[attr-defined]
-            group["failing"], checked, state, fix_hint(finding),  # type: ignore[arg-type]
-            reproducer(history.journal.path, state, command)))
+            group.finding.kind, tuple(group.finding.ops), models, group.failing, checked,
+            state, fix_hint(group.finding), reproducer(history.journal.path, state, command)))
     found.sort(key=lambda v: (v.ops[0].seq, v.kind, [op.seq for op in v.ops]))
     return found
 
@@ -301,6 +307,5 @@ def explore_callable(journal: str, check: Callable[[Path, list[str]], object],
                      max_states: int = DEFAULT_MAX_STATES) -> Result:
     """A journal's states checked by a Python callable `check(state_dir, acked)`."""
     history = History(read_journal(journal))
-    name = getattr(check, "__qualname__", repr(check))
     return explore_history(history, _in_process(history, check), models, max_states,
-                           command=name)
+                           command=None)

@@ -221,8 +221,8 @@ def read_journal(path: str | os.PathLike[str]) -> Journal:
 
 
 class JournalBuilder:
-    """A journal written by hand, for tests: each method appends one line with the source
-    `where` (FILE, LINE, FUNCTION) given or a default; `write(path)` saves it."""
+    """A journal written by hand, for tests: each method appends one line, made at `line` of
+    the source that `at()` names last (app.py, main at first); `save(path)` writes it."""
 
     def __init__(self, dirs: list[str], cwd: str = "/", command: list[str] | None = None,
                  ack: str | None = None) -> None:
@@ -231,6 +231,12 @@ class JournalBuilder:
              "ack": ack}]
         self._ids = 0
         self.files: dict[str, str] = {}  # path -> the file id it names now
+        self.filename, self.function = "app.py", "main"
+
+    def at(self, filename: str, function: str) -> JournalBuilder:
+        """The source of the lines that follow."""
+        self.filename, self.function = filename, function
+        return self
 
     def _new_id(self) -> str:
         self._ids += 1
@@ -246,46 +252,41 @@ class JournalBuilder:
     def snapshot_dir(self, path: str) -> None:
         self.lines.append({"op": "snapshot", "path": path, "type": "dir"})
 
-    def op(self, kind: str, line: int = 0, function: str = "main", filename: str = "app.py",
-           pid: int = 1, **fields: object) -> dict[str, object]:
-        entry: dict[str, object] = {"op": kind, "pid": pid, "filename": filename,
-                                    "line": line, "function": function}
+    def op(self, kind: str, line: int = 0, pid: int = 1, **fields: object) -> dict[str, object]:
+        entry: dict[str, object] = {"op": kind, "pid": pid, "filename": self.filename,
+                                    "line": line, "function": self.function}
         for name, value in fields.items():
             entry[name] = base64.b64encode(value).decode() if isinstance(value, bytes) \
                 else value
         self.lines.append(entry)
         return entry
 
-    def create(self, path: str, line: int = 0, **where: object) -> str:
+    def create(self, path: str, *, line: int = 0) -> str:
         file = self._new_id()
         self.files[path] = file
-        self.op("create", line, path=path, file=file, **where)  # type: ignore[arg-type]
+        self.op("create", line, path=path, file=file)
         return file
 
-    def write(self, path: str, data: bytes, offset: int = 0, line: int = 0,
-              **where: object) -> None:
-        self.op("write", line, path=path, file=self.files[path], offset=offset, data=data,
-                **where)  # type: ignore[arg-type]
+    def write(self, path: str, data: bytes, offset: int = 0, *, line: int = 0) -> None:
+        self.op("write", line, path=path, file=self.files[path], offset=offset, data=data)
 
-    def truncate(self, path: str, size: int = 0, line: int = 0, **where: object) -> None:
-        self.op("truncate", line, path=path, file=self.files[path], size=size,
-                **where)  # type: ignore[arg-type]
+    def truncate(self, path: str, size: int = 0, *, line: int = 0) -> None:
+        self.op("truncate", line, path=path, file=self.files[path], size=size)
 
-    def fsync(self, path: str, line: int = 0, directory: bool = False, **where: object) -> None:
-        self.op("fsync", line, path=path, file=None if directory else self.files[path],
-                **where)  # type: ignore[arg-type]
+    def fsync(self, path: str, *, line: int = 0, directory: bool = False) -> None:
+        self.op("fsync", line, path=path, file=None if directory else self.files[path])
 
-    def rename(self, path: str, dest: str, line: int = 0, **where: object) -> None:
+    def rename(self, path: str, dest: str, *, line: int = 0) -> None:
         if path in self.files:
             self.files[dest] = self.files.pop(path)
-        self.op("rename", line, path=path, dest=dest, **where)  # type: ignore[arg-type]
+        self.op("rename", line, path=path, dest=dest)
 
-    def unlink(self, path: str, line: int = 0, **where: object) -> None:
+    def unlink(self, path: str, *, line: int = 0) -> None:
         self.files.pop(path, None)
-        self.op("unlink", line, path=path, **where)  # type: ignore[arg-type]
+        self.op("unlink", line, path=path)
 
-    def ack(self, text: str, line: int = 0, **where: object) -> None:
-        self.op("ack", line, text=text, **where)  # type: ignore[arg-type]
+    def ack(self, text: str, *, line: int = 0) -> None:
+        self.op("ack", line, text=text)
 
     def end(self, returncode: int = 0, opaque: list[dict[str, str]] | None = None) -> None:
         self.lines.append({"end": True, "returncode": returncode, "opaque": opaque or []})

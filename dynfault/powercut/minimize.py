@@ -114,6 +114,10 @@ def fix_hint(finding: Finding) -> str:
     return "fsync before the acknowledgement"
 
 
-def reproducer(journal: str, state: str, check: str) -> str:
+def reproducer(journal: str, state: str, check: str | None) -> str:
+    """The one command that shows the state again: checked by CHECK, or (a check that is a
+    Python callable) written out for a test to load."""
+    if check is None:
+        return f"dynfault powercut --replay {shlex.quote(journal)} --materialize {state} DEST"
     return (f"dynfault powercut --replay {shlex.quote(journal)} --state {state} "
             f"--check {shlex.quote(check)}")
