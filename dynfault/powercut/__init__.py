@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from os import PathLike
     from pathlib import Path
 
-    from dynfault.powercut.explore import Result
+    from dynfault.powercut.explorer import Result
 
-__all__ = ["explore"]
+__all__ = ["explore", "ack"]
 
 
 def explore(work: Callable[[], object], check: Callable[[Path, list[str]], object],
@@ -24,5 +24,12 @@ def explore(work: Callable[[], object], check: Callable[[Path, list[str]], objec
     """Run `work()` with recording on under `dirs`, then `check(state_dir, acked)` on every
     crash state (raising means inconsistent), in this process; the result's
     `.assert_consistent()` fails with the table."""
-    from dynfault.powercut.explore import explore_in_process
+    from dynfault.powercut.explorer import explore_in_process
     return explore_in_process(work, check, dirs, model, max_states)
+
+
+def ack(text: str) -> None:
+    """Record an acknowledgement: `text` was promised durable to someone (a user, a client).
+    Nothing happens when the process is not being recorded."""
+    from dynfault.powercut.record import ack as record_ack
+    record_ack(text)
