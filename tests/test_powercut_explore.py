@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dynfault.powercut.explore import explore_callable, explore_journal, materialize_state
+from dynfault.powercut.explorer import explore_callable, explore_journal, materialize_state
 from dynfault.powercut.journal import JournalBuilder, JournalError, read_journal
 from dynfault.powercut.minimize import classify, minimize
 from dynfault.powercut.model import History

@@ -10,7 +10,7 @@ from dynfault.powercut.journal import Op
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dynfault.powercut.explore import Result
+    from dynfault.powercut.explorer import Result
     from dynfault.powercut.model import State
 
 __all__ = ["page"]

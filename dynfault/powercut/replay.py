@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from dynfault.powercut.explore import explore_journal
+from dynfault.powercut.explorer import explore_journal, materialize_state
 from dynfault.powercut.journal import JournalError, read_journal
 from dynfault.powercut.report import load_baseline, new_since, table, to_json
 from dynfault.powercut.states import DEFAULT_MAX_STATES, check_models
 
-__all__ = ["run_replay", "NOTHING_RECORDED"]
+__all__ = ["run_replay", "materialize_state", "NOTHING_RECORDED"]
 
 NOTHING_RECORDED = 3
 

@@ -11,7 +11,7 @@ from dynfault.record import JSON_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dynfault.powercut.explore import Result, Vulnerability
+    from dynfault.powercut.explorer import Result, Vulnerability
 
 __all__ = ["table", "to_dict", "to_json", "load_baseline", "new_since"]
 
