@@ -21,7 +21,7 @@ from typing import Any
 
 MARKER = re.compile(r"^<!-- dynfault:(cli|cli-others|pytest-options)(?: ([\w-]+))? -->$",
                     re.MULTILINE)
-WIDTH = 100
+WIDTH = 78
 
 FALLBACK_PAGES = {
     "explanation/threat-model.md": (
