@@ -267,3 +267,33 @@ def test_the_json_reference_names_every_key_of_a_site(tmp_path: Path) -> None:
     assert set(document) <= {"version", "sites", "unmatched", "calls"}
     (site,) = document["sites"]
     assert sorted(set(site) - documented_keys("reference/json.md", "A site")) == []
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """(line of the fence, code) of every ```python block."""
+    blocks, lines = [], text.splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() == "```python":
+            indent = line[:len(line) - len(line.lstrip())]
+            end = next(i for i in range(number + 1, len(lines)) if lines[i].strip() == "```")
+            code = "\n".join(row.removeprefix(indent) for row in lines[number + 1:end])
+            blocks.append((number + 1, code))
+    return blocks
+
+
+@pytest.mark.parametrize("page", [*PAGES, "../README.md"])
+def test_every_python_example_is_valid_python(page: str) -> None:
+    import ast
+
+    problems = []
+    for line, code in python_blocks((DOCS / page).read_text(encoding="utf-8")):
+        try:
+            ast.parse(code)
+        except SyntaxError as error:
+            problems.append(f"{page} line {line + (error.lineno or 0)}: {error.msg}")
+    assert problems == []
+
+
+def test_python_blocks_are_read_with_their_indentation_removed() -> None:
+    text = "intro\n- item:\n\n  ```python\n  def f():\n      return 1\n  ```\n```python\nx(\n```\n"
+    assert python_blocks(text) == [(4, "def f():\n    return 1"), (8, "x(")]
