@@ -297,3 +297,14 @@ def test_every_python_example_is_valid_python(page: str) -> None:
 def test_python_blocks_are_read_with_their_indentation_removed() -> None:
     text = "intro\n- item:\n\n  ```python\n  def f():\n      return 1\n  ```\n```python\nx(\n```\n"
     assert python_blocks(text) == [(4, "def f():\n    return 1"), (8, "x(")]
+
+
+def test_every_console_block_in_the_docs_is_runnable() -> None:
+    """A ```console block is a promise that it runs as shown; others are ```sh or ```text."""
+    unmarked = []
+    for page in PAGES:
+        lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
+        unmarked += [f"{page} line {number + 1}" for number, line in enumerate(lines)
+                     if line.strip() == "```console"
+                     and (number == 0 or lines[number - 1].strip() != "<!-- runnable -->")]
+    assert unmarked == []
