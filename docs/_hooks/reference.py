@@ -7,7 +7,9 @@ Markers a page may hold, each alone on its line:
 - `<!-- dynfault:cli-others -->`: the same, under a heading of its own, for every command the
   page has no marker for (a new command shows up without anyone editing the page);
 - `<!-- dynfault:pytest-options -->`: the pytest plugin's command-line options and ini keys,
-  recorded from its own `pytest_addoption`.
+  recorded from its own `pytest_addoption`;
+- `<!-- dynfault:api-others -->`: a mkdocstrings `::: dynfault.NAME` entry for every name of
+  `dynfault.__all__` the page does not document yet (so a new public name is never left out).
 
 A page that does not exist yet in this checkout but is in the nav (FALLBACK_PAGES) is generated
 with a pointer to where its matter lives today, so `mkdocs build --strict` holds on every branch.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MARKER = re.compile(r"^<!-- dynfault:(cli|cli-others|pytest-options)(?: ([\w-]+))? -->$",
-                    re.MULTILINE)
-WIDTH = 100
+MARKER = re.compile(
+    r"^<!-- dynfault:(cli|cli-others|pytest-options|api-others)(?: ([\w-]+))? -->$",
+    re.MULTILINE)
+API_ENTRY = re.compile(r"^::: dynfault\.(\w+)\s*$", re.MULTILINE)
+WIDTH = 78
 
 FALLBACK_PAGES = {
     "explanation/threat-model.md": (
@@ -127,6 +131,18 @@ def pytest_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def public_names() -> list[str]:
+    import dynfault
+
+    return [name for name in dynfault.__all__ if not name.startswith("_")]
+
+
+def api_others(markdown: str) -> str:
+    documented = set(API_ENTRY.findall(markdown))
+    return "\n".join(f"::: dynfault.{name}\n" for name in public_names()
+                     if name not in documented)
+
+
 def expand(markdown: str) -> str:
     """The page with every marker replaced by what it stands for."""
     given = {m.group(2) for m in MARKER.finditer(markdown) if m.group(1) == "cli"}
@@ -137,6 +153,8 @@ def expand(markdown: str) -> str:
             return command_section(name)
         if kind == "pytest-options":
             return pytest_section()
+        if kind == "api-others":
+            return api_others(markdown)
         rest = [n for n in command_names() if n not in given]
         return "\n".join(f"## dynfault {n}\n\n{command_section(n)}" for n in rest)
 
