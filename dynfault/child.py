@@ -35,9 +35,9 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def _start() -> None:
     if os.environ.get(env.DYNFAULT_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
-        # by name: the powercut room is built beside this one (the import check knows it once
-        # it exists)
-        __import__("dynfault.powercut.record", fromlist=["start"]).start()
+        from dynfault.powercut.record import start
+
+        start()
     if not env.hook_wanted():
         return
     from dynfault.startup import start as apply_environment
