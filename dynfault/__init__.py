@@ -93,8 +93,8 @@ def __getattr__(name: str) -> object:
         from dynfault.startup import start
 
         error = start().error
-        if error is not None:
-            raise error
+        if error is not None:  # one line, not the start-up's frames
+            raise type(error)(str(error)) from None
     value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value
     return value

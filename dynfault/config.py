@@ -88,6 +88,8 @@ def read_config(path: str) -> Config:
             from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{shown}: not valid TOML: {one_line(first_line(error))}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{shown}: not valid TOML: nested too deeply") from None
     tool = document.get("tool", {})
     table = tool.get("dynfault") if isinstance(tool, dict) else None
     if table is None:
@@ -132,7 +134,8 @@ def _config(path: str, shown: str, table: object) -> Config:
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise bad("jobs", f"must be a whole number of 1 or more, not {_shown(jobs)}")
     check = table.get("check")
-    if check is not None and (not isinstance(check, str) or not check.strip()):
+    if check is not None and (not isinstance(check, str) or not check.strip()
+                              or "\0" in check):
         raise bad("check", f"must be a shell command line, not {_shown(check)}")
     return Config(path, enable, calls, include, exclude,
                   None if timeout is None else float(timeout), jobs, check)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pytest
 
@@ -70,6 +70,10 @@ class _Session:
         self.worker_unmatched: list[dict[str, Any]] = []
         self.seed_for_workers = False
         self.saved_environment: dict[str, str | None] = {}  # what we changed, to restore
+        self.sources: list[tuple[str, str]] = []  # (source, text) this session reports on
+        self.calls: tuple[str, ...] = ()
+        self.seed_shown = False
+        self.warned: list[str] = []  # warnings that -W error or dynfault_strict made failures
 
 
 class _TestState:
@@ -91,8 +95,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "every test starts from them")
     group.addoption("--dynfault-report", action="store_true", default=False,
                     help="print each site's hits and fires at the end of the session")
-    parser.addini("dynfault", "dynfault commands for the whole session, as --dynfault",
-                  default="")
+    parser.addini("dynfault", "dynfault commands for the whole session, as --dynfault (a list)",
+                  type="linelist", default=[])
+    parser.addini("dynfault_strict", "make every dynfault warning (a command that matched no "
+                  "site, a call that made no site, ...) fail the session", type="bool",
+                  default=False)
     group.addoption("--dynfault-calls", action="append", default=[], metavar="NAMES",
                     help="make a fault site of every call to these functions in the project's "
                          "modules (comma-separated, repeatable: os.fsync,.execute,@fs)")
@@ -113,6 +120,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "dynfault(commands): apply dynfault commands for this test only "
         "(e.g. 'class race oneshot'); restored when the test ends")
+    if config.getini("dynfault_strict"):  # every dynfault warning an error: a failed session
+        config.addinivalue_line("filterwarnings", "error::dynfault.DynfaultWarning")
     # A plugin loaded from a conftest (`pytest_plugins`) never saw pytest_load_initial_conftests.
     _start(config, config.option)
 
@@ -122,14 +131,19 @@ def _start(config: pytest.Config, options: Any) -> None:
     if state.started:
         return
     settings = _settings(config, options)
-    _start_process(settings)
+    if _start_process(settings):
+        state.sources += list(settings.enable)
+    state.calls = settings.calls
     commands: list[str] = list(getattr(options, "dynfault", None) or [])
     for text in commands:
         try:
             parse(text)
         except ControlError as error:
             raise pytest.UsageError(f"--dynfault {text!r}: {error}") from None
-    commands += _ini_commands(config)
+    state.sources += [("--dynfault", text) for text in commands]
+    ini = _ini_commands(config)
+    state.sources += [("the ini key dynfault", text) for text in ini]
+    commands += ini
     state.started = True
     state.reported_outside = reporting()
     if getattr(options, "dynfault_report", False):
@@ -168,7 +182,7 @@ def _settings(config: pytest.Config, options: Any) -> Settings:
         raise pytest.UsageError(str(error)) from None
 
 
-def _start_process(settings: Settings) -> None:
+def _start_process(settings: Settings) -> bool:
     """The process layer: [tool.dynfault] enable, DYNFAULT_ENABLE_FILE, DYNFAULT_ENABLE. Where
     the process was started already (a child of `run` or of a sweep's run applied the
     environment), the project's commands go first and what was applied is given again after
@@ -180,12 +194,13 @@ def _start_process(settings: Settings) -> None:
     if result.error is not None:
         raise pytest.UsageError(str(result.error))
     if before is None:
-        return
+        return True  # this session applied them: it reports those that matched nothing
     done = {label for label, _ in before.applied}
     missing = [(label, text) for label, text in settings.enable if label not in done]
     if missing:
         for _, text in [*missing, *before.applied]:
             control(text)
+    return False
 
 
 def _ini_commands(config: pytest.Config) -> list[str]:
@@ -193,7 +208,7 @@ def _ini_commands(config: pytest.Config) -> list[str]:
         value = config.getini("dynfault")
     except (ValueError, KeyError):
         return []
-    text = value if isinstance(value, str) else "\n".join(value or ())
+    text = value if isinstance(value, str) else "\n".join(str(v) for v in value or ())
     if not text.strip():
         return []
     try:
@@ -371,9 +386,11 @@ class Fixture:
         return control(commands)
 
     def sites(self, query: str | None = None) -> list[Site]:
+        """The live sites matching `query` (all of them without one)."""
         return live_sites(query)
 
-    def faults(self, commands: str, scope: str = "global") -> AbstractContextManager[int]:
+    def faults(self, commands: str, scope: Literal["global", "context"] = "global") \
+            -> AbstractContextManager[int]:
         """Commands for a `with` block; scope="context" arms them for this thread or task only."""
         return faults(commands, scope=scope)
 
@@ -388,13 +405,16 @@ class Fixture:
                    for s in live_sites(query))
 
     def paused(self, query: str | None = None) -> list[Site]:
+        """The sites where a thread stands paused now (matching `query`)."""
         return paused(query)
 
     def wait_paused(self, query: str | None = None, count: int = 1,
                     timeout: float = 10.0) -> int:
+        """Block until `count` threads stand paused at matching sites; how many do."""
         return wait_paused(query, count=count, timeout=timeout)
 
     def resume(self, query: str | None = None) -> int:
+        """Release the threads paused at matching sites; how many were released."""
         return resume(query)
 
     def reset(self) -> None:
@@ -474,23 +494,69 @@ def _query(fields: dict[str, Any]) -> Query:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(_SESSION, None)
-    if state is None or not state.started or not _is_xdist_worker(config):
+    if state is None or not state.started:
         return
-    # xdist sends workeroutput to the controller once this hook is done.
-    output = config.workeroutput  # type: ignore[attr-defined]
-    if state.reporting:
-        output["dynfault"] = _report_data(state)
-    output["dynfault_unmatched"] = {"session": _session_unmatched(state, str(config.rootpath)),
-                                    "tests": list(state.unmatched)}
+    if _is_xdist_worker(config):
+        # xdist sends workeroutput to the controller once this hook is done.
+        output = config.workeroutput  # type: ignore[attr-defined]
+        if state.reporting:
+            output["dynfault"] = _report_data(state)
+        output["dynfault_unmatched"] = {
+            "session": _session_unmatched(state, str(config.rootpath)),
+            "tests": list(state.unmatched), "calls": _idle_calls(state)}
+        return
+    for line in _warnings(state, config):
+        _warn(state, line.removeprefix("dynfault: "))
+    if state.warned and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _warnings(state: _Session, config: pytest.Config) -> list[str]:
+    """Every command that matched no site (session, process, each test's) and every call name
+    that made no site, as one line each."""
+    if _runs_xdist_workers(config):
+        missing = _merged_unmatched(state.worker_unmatched)
+        idle = [set(part.get("calls", ())) for part in state.worker_unmatched]
+        calls = sorted(set.intersection(*idle)) if idle else []
+    else:
+        data = _session_unmatched(state, str(config.rootpath))
+        missing = [line for matched, line in data.values() if not matched and line]
+        missing += _distinct(state.unmatched)
+        calls = _idle_calls(state)
+    return missing + [f"call {name!r} made no site" for name in calls]
+
+
+def _idle_calls(state: _Session) -> list[str]:
+    """The call names given by name (not through a @group) that made no site here."""
+    if not state.calls:
+        return []
+    made = {s.fault_class for s in live_sites()}
+    return [name for name in state.calls
+            if not name.startswith("@") and f"call:{name}" not in made]
+
+
+def _warn(state: _Session, message: str) -> None:
+    """A DynfaultWarning through `warnings`, which pytest's summary shows; one that a filter
+    (`-W error::dynfault.DynfaultWarning`, `dynfault_strict`) turns into an error fails the
+    session instead, and is printed in its summary."""
+    from dynfault.errors import DynfaultWarning, UnmatchedWarning
+    from dynfault.util import warn
+
+    try:
+        warn(message, UnmatchedWarning)
+    except DynfaultWarning:
+        state.warned.append(message)
 
 
 def _session_unmatched(state: _Session, root: str) -> dict[str, Any]:
-    """Each session command's match count here, and its line should it match nowhere."""
+    """Each session or process command's match count here, and its line should it match
+    nowhere (naming where it was given)."""
     entries = {e.command.text: e for e in history()}
-    given = [entries[c.text] for t in state.commands for c in parse(t) if c.text in entries]
+    given = [(label, entries[c.text]) for label, t in state.sources for c in parse(t)
+             if c.text in entries]
     lines = {u.command: report.unmatched_line(u)
              for u in report.unmatched(given, live_sites(), root)}
-    return {e.command.text: [e.matched, lines.get(e.command.text, "")] for e in given}
+    return {e.command.text: [e.matched, lines.get(e.command.text, "")] for _, e in given}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -506,22 +572,30 @@ def pytest_testnodedown(node: Any, error: object) -> None:
         state.worker_unmatched.append(missed)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_SESSION, None)
+    if state is None or not state.started or not _has_probability():
+        return []
+    state.seed_shown = True
+    return [f"dynfault: seed {seed()}"]
+
+
+def _has_probability() -> bool:
+    return any(entry.command.probability is not None for entry in history())
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
     state = config.stash.get(_SESSION, None)
     if state is None or not state.started or _is_xdist_worker(config):
         return
-    distributed = _runs_xdist_workers(config)
-    if distributed:
-        missing = _merged_unmatched(state.worker_unmatched)
-    else:
-        data = _session_unmatched(state, str(config.rootpath))
-        missing = [line for matched, line in data.values() if not matched and line]
-        missing += _distinct(state.unmatched)
+    for message in state.warned:
+        terminalreporter.write_line(f"dynfault: error: {message}")
+    if not state.seed_shown and _has_probability():
+        terminalreporter.write_line(f"dynfault: seed {seed()}")
     if not state.reporting:
-        for line in missing:
-            terminalreporter.write_line(line)
         return
+    distributed = _runs_xdist_workers(config)
     # Under xdist the workers' counts are the session's; the controller ran no test.
     parts = state.from_workers if distributed else [_report_data(state)]
     sites, merged, seeds = _merge(parts)
@@ -529,9 +603,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     terminalreporter.write_sep("=", "dynfault")
     text = report.table(sites, seeds[0] if seeds else seed(), missed, str(config.rootpath))
     for line in text.splitlines():
-        terminalreporter.write_line(line)
-    for line in _distinct(state.unmatched if not distributed else [
-            t for part in state.worker_unmatched for t in part["tests"]]):
         terminalreporter.write_line(line)
     if len(seeds) > 1:
         terminalreporter.write_line("dynfault: the workers drew with seeds "

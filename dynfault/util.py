@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warn", "say", "first_line", "one_line", "clip", "atomic_write", "shown_path",
-           "find_pyproject"]
+__all__ = ["warn", "warnings_given", "say", "first_line", "one_line", "clip", "atomic_write",
+           "shown_path", "find_pyproject"]
 
 
 def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 2) -> None:
@@ -23,7 +23,16 @@ def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 
     from dynfault.errors import DynfaultWarning
 
     _one_line_warnings(warnings)
+    _given.append(1)
     warnings.warn(message, category or DynfaultWarning, stacklevel=stacklevel + 1)
+
+
+_given: list[int] = []
+
+
+def warnings_given() -> int:
+    """How many warnings `warn` gave in this process (`run --strict` fails on any)."""
+    return len(_given)
 
 
 def say(message: str) -> None:
@@ -48,6 +57,11 @@ def _one_line_warnings(warnings: object) -> None:
 
     current = module.showwarning
     if _shown and current is _show:
+        return
+    # Inside `catch_warnings(record=True)` (pytest records each test's and hook's warnings so)
+    # the record keeps them: a one-line print there would bypass pytest's summary and filters.
+    impl = getattr(module, "_showwarnmsg_impl", None)
+    if impl is not None and getattr(impl, "__module__", "warnings") != "warnings":
         return
     _shown[:] = [current]
     module.showwarning = _show

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, dynfault_cli, write
+from conftest import clean_env, dynfault_cli, python, write
 
 from dynfault.config import EMPTY, Config, load_config, read_enable_file
 from dynfault.errors import ConfigError
@@ -210,3 +210,70 @@ def test_run_reads_the_config_only_as_far_as_needed(tmp_path: Path, pyproject: s
         (tmp_path / "pyproject.toml").write_text(pyproject)
     out = dynfault_cli("run", "prog.py", cwd=tmp_path)
     assert (out.returncode, out.stdout, out.stderr) == (0, loaded + "\n", "")
+
+
+# -- one merge, every error naming its source (issue 22, 23) ---------------------------------------
+
+@pytest.mark.parametrize(("pyproject", "message"), [
+    ('[tool.dynfault]\ncalls = ["bogus"]\n',
+     "dynfault run: pyproject.toml: [tool.dynfault] calls[0]: 'bogus' is not a function name "
+     "(os.fsync, a builtin such as open, .execute for a method, or a @group)"),
+    ('[tool.dynfault]\ncheck = "true\\u0000x"\n',
+     "dynfault run: pyproject.toml: [tool.dynfault] check: must be a shell command line, "
+     "not 'true\\x00x'"),
+    ("[tool.dynfault]\nenable = " + "[" * 3000 + "]" * 3000 + "\n",
+     "dynfault run: pyproject.toml: not valid TOML: nested too deeply"),
+])
+def test_a_bad_pyproject_is_one_line_naming_the_file_and_key(tmp_path: Path, pyproject: str,
+                                                             message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    (tmp_path / "hello.py").write_text("print('hi')\n")
+    done = dynfault_cli("run", "hello.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", message + "\n")
+
+
+def test_an_enable_file_has_a_size_limit(tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text("print('hi')\n")
+    done = dynfault_cli("run", "--enable-file", "/dev/zero", "hello.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", "dynfault run: --enable-file: '/dev/zero' is larger than 1 MiB: not a file of "
+               "commands\n")
+
+
+def test_the_enable_file_is_honoured_under_plain_python(tmp_path: Path) -> None:
+    (tmp_path / "rules.txt").write_text("# faults\nrace oneshot\n")
+    (tmp_path / "app.py").write_text(
+        "from dynfault import dynamic_fault\nf = lambda: dynamic_fault('race')\nprint(f(), f())\n")
+    done = python("app.py", cwd=tmp_path, env=clean_env(DYNFAULT_ENABLE_FILE="rules.txt"))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True False\n", "")
+    (tmp_path / "rules.txt").write_text("race\n\nbtree frequncy 2\n")
+    bad = python("app.py", cwd=tmp_path, env=clean_env(DYNFAULT_ENABLE_FILE="rules.txt"))
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines()[-1] == (
+        "dynfault.errors.ConfigError: DYNFAULT_ENABLE_FILE: rules.txt:3:7: unknown word "
+        "'frequncy' (did you mean 'frequency'?)")
+
+
+def test_merge_orders_every_source_and_adds_up_calls(tmp_path: Path) -> None:
+    from dynfault.config import Config, merge
+    from dynfault.errors import ConfigError
+    from dynfault.instrument.calls import expand_calls
+
+    (tmp_path / "f.txt").write_text("from_file\n")
+    (tmp_path / "env.txt").write_text("from_env_file\n")
+    config = Config(str(tmp_path / "pyproject.toml"), enable=("from_pyproject",),
+                    calls=("open",), include=("app",))
+    environ = {"DYNFAULT_ENABLE": "from_env", "DYNFAULT_ENABLE_FILE": str(tmp_path / "env.txt"),
+               "DYNFAULT_CALLS": "os.fsync,open"}
+    settings = merge(config, enable_files=[str(tmp_path / "f.txt")], enables=["from_option"],
+                     calls=[".flush"], includes=["lib"], environ=environ, expand=expand_calls)
+    assert [text.strip() for _, text in settings.enable] == [
+        "from_pyproject", "from_env_file", "from_env", "from_file", "from_option"]
+    assert [label for label, _ in settings.enable][1:] == [
+        "DYNFAULT_ENABLE_FILE", "DYNFAULT_ENABLE", f"--enable-file {tmp_path / 'f.txt'}",
+        "--enable"]
+    assert settings.calls == ("open", "os.fsync", ".flush")
+    assert settings.include == ("app", "lib")
+    with pytest.raises(ConfigError) as raised:
+        merge(environ={"DYNFAULT_CALLS": "nope!"}, expand=expand_calls)
+    assert str(raised.value).startswith("DYNFAULT_CALLS: 'nope!' is not a function name")

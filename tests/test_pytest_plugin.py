@@ -205,7 +205,8 @@ def test_without_the_hook_sites_fire_through_the_runtime(project: pytest.Pyteste
         "--dynfault-no-hook", "--dynfault", "class store:io", "--dynfault", "class stoer:io")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "dynfault: 'class stoer:io' matched no site (did you mean class store:io or class store?)"])
+        "*UnmatchedWarning: 'class stoer:io' matched no site (from --dynfault; did you mean "
+        "class store:io or class store?)"])
 
 
 def test_disabled_plugin_is_gone(project: pytest.Pytester) -> None:
@@ -410,8 +411,9 @@ def test_a_marker_command_that_matched_nothing_is_reported_naming_its_test(
     result = project.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        "dynfault: 'class stor:io' matched no site (did you mean *) in test_typo.py::test_typo",
-        "dynfault: 'class store:raec' matched no site (did you mean *) in "
+        "*UnmatchedWarning: 'class stor:io' matched no site (did you mean *) in "
+        "test_typo.py::test_typo",
+        "*UnmatchedWarning: 'class store:raec' matched no site (did you mean *) in "
         "test_typo.py::test_fixture_typo",
     ])
 
@@ -429,6 +431,76 @@ def test_xdist_workers_unmatched_commands_reach_the_controller(project: pytest.P
     result = project.runpytest_subprocess("-n", "2", "--dynfault", "class nothing:here")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "dynfault: 'class nothing:here' matched no site*",
-        "dynfault: 'class stor:io' matched no site (did you mean *) in test_typo.py::test_typo",
+        "*UnmatchedWarning: 'class nothing:here' matched no site*",
+        "*UnmatchedWarning: 'class stor:io' matched no site (did you mean *) in "
+        "test_typo.py::test_typo",
     ])
+
+
+# -- nothing silent (issue 23) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("where", "source"), [
+    ("environment", "DYNFAULT_ENABLE"),
+    ("file", "DYNFAULT_ENABLE_FILE"),
+    ("pyproject", "pyproject.toml"),
+    ("ini", "the ini key dynfault"),
+])
+def test_a_typo_from_every_source_is_a_warning_naming_it(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str,
+        source: str) -> None:
+    project.makepyfile(test_one="import app.store as store\ndef test_one():\n"
+                                "    store.lookup('k')\n")
+    typo = "kv:retry:bsy"
+    if where == "environment":
+        monkeypatch.setenv("DYNFAULT_ENABLE", typo)
+    elif where == "file":
+        (project.path / "rules.txt").write_text(f"# a file\n{typo}\n")
+        monkeypatch.setenv("DYNFAULT_ENABLE_FILE", "rules.txt")
+    elif where == "pyproject":
+        project.makepyprojecttoml(f"[tool.dynfault]\nenable = [{typo!r}]\n")
+    else:
+        project.makepyprojecttoml(f"[tool.pytest.ini_options]\ndynfault = [{typo!r}]\n")
+    result = project.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines([f"*UnmatchedWarning: '{typo}' matched no site (from {source})"])
+    assert "PytestDeprecationWarning" not in result.stdout.str()
+    strict = project.runpytest_subprocess("-p", "no:randomly", "-W",
+                                          "error::dynfault.DynfaultWarning")
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines([f"dynfault: error: '{typo}' matched no site (from {source})"])
+
+
+def test_the_strict_ini_key_fails_the_session(project: pytest.Pytester) -> None:
+    project.makepyfile(test_one="import app.store as store\ndef test_one():\n"
+                                "    store.lookup('k')\n")
+    project.makepyprojecttoml("[tool.pytest.ini_options]\ndynfault_strict = true\n")
+    assert project.runpytest_subprocess("--dynfault", "nothing:here").ret == 1
+    assert project.runpytest_subprocess("--dynfault", "class store").ret == 0
+
+
+def test_a_call_name_that_made_no_site_is_a_warning(project: pytest.Pytester) -> None:
+    project.makepyfile(test_one="import app.store as store\ndef test_one():\n"
+                                "    store.lookup('k')\n")
+    result = project.runpytest_subprocess("--dynfault-calls", ".frobnicate")
+    result.stdout.fnmatch_lines(["*UnmatchedWarning: call '.frobnicate' made no site"])
+    bad = project.runpytest_subprocess("--dynfault-calls", "nope!")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--dynfault-calls: 'nope!' is not a function name*"])
+
+
+def test_the_seed_is_in_the_header_and_replays(project: pytest.Pytester,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    project.makepyfile(test_dice="""
+        import app.store as store
+        def test_dice():
+            print("OUTCOMES", "".join("x" if store.lookup("k") is None else "."
+                                      for _ in range(40)))
+    """)
+    monkeypatch.setenv("DYNFAULT_SEED", "1234")
+    first = project.runpytest_subprocess("-s", "--dynfault", "class store:race probability 0.5")
+    again = project.runpytest_subprocess("-s", "--dynfault", "class store:race probability 0.5")
+    first.stdout.fnmatch_lines(["dynfault: seed 1234"])
+    fired = [line.partition("OUTCOMES")[2] for line in first.stdout.lines if "OUTCOMES" in line]
+    assert fired == [line.partition("OUTCOMES")[2] for line in again.stdout.lines
+                     if "OUTCOMES" in line]
+    assert len(fired) == 1 and "x" in fired[0] and "." in fired[0]

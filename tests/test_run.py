@@ -300,3 +300,42 @@ def test_a_standard_library_module_runs_with_m_as_under_python(tmp_path: Path) -
     plain = python("-m", "json.tool", cwd=tmp_path, stdin='{"b": [1, 2]}')
     ours = dynfault("run", "-m", "json.tool", cwd=tmp_path, stdin='{"b": [1, 2]}')
     assert (ours.returncode, ours.stdout, ours.stderr) == (0, plain.stdout, "")
+
+
+# -- nothing silent (issue 23) ---------------------------------------------------------------------
+
+DICE = """\
+from dynfault import dynamic_fault
+n = sum(dynamic_fault("dice") for _ in range(20))
+print(n)
+raise SystemExit(1 if n else 0)
+"""
+
+
+def test_run_prints_the_seed_when_the_program_fails_and_it_replays(tmp_path: Path) -> None:
+    (tmp_path / "dice.py").write_text(DICE)
+    env = clean_env(DYNFAULT_SEED="7")
+    first = dynfault_cli("run", "--enable", "dice probability 0.5", "dice.py", cwd=tmp_path,
+                         env=env)
+    again = dynfault_cli("run", "--enable", "dice probability 0.5", "dice.py", cwd=tmp_path,
+                         env=env)
+    assert (first.returncode, first.stderr) == (1, "dynfault: seed 7\n")
+    assert first.stdout == again.stdout
+    (tmp_path / "ok.py").write_text("from dynfault import dynamic_fault\ndynamic_fault('dice')\n")
+    passed = dynfault_cli("run", "--enable", "dice probability 0.5", "ok.py", cwd=tmp_path)
+    assert (passed.returncode, passed.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(("options", "code", "stderr"), [
+    (["--enable", "nothing"], 0, "dynfault: 'nothing' matched no site (from --enable)\n"),
+    (["--strict", "--enable", "nothing"], 2,
+     "dynfault: 'nothing' matched no site (from --enable)\n"),
+    (["--calls", ".frobnicate"], 0, "dynfault: call '.frobnicate' made no site\n"),
+    (["--strict", "--calls", ".frobnicate"], 2, "dynfault: call '.frobnicate' made no site\n"),
+    (["--strict"], 0, ""),
+])
+def test_run_warns_and_strict_fails(tmp_path: Path, options: list[str], code: int,
+                                    stderr: str) -> None:
+    (tmp_path / "hello.py").write_text("print('hi')\n")
+    done = dynfault_cli("run", *options, "hello.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (code, "hi\n", stderr)

@@ -80,10 +80,6 @@ class DynfaultGroup(click.Group):
         self.lazy_commands: dict[str, str] = dict(_COMMANDS)
         self.current = ""  # the subcommand being run, for the error's prefix
 
-    def add_lazy_command(self, name: str, module: str) -> None:
-        """Register `module.<name>` (a click command) as the subcommand `name`."""
-        self.lazy_commands[name] = module
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 _OWN_OPTIONS = ("--enable", "--enable-file", "--include", "--exclude", "--calls", "--report",
-                "--report-json", "--help", "-h")
+                "--report-json", "--strict", "--help", "-h")
 
 
 def program_words(words: Sequence[str]) -> tuple[str | None, str | None, list[str]]:
@@ -98,16 +98,33 @@ class _AtExit:
         self.text = text
         self.json_path = json_path
         self.labelled = labelled
+        self.calls: tuple[str, ...] = ()  # the call names given, each to make a site
+        self.strict = False
+        self.failed = False  # the program ended with a failure (its seed is then printed)
 
     def __call__(self) -> None:
         if os.getpid() != self.pid:
             return
         try:
-            self.report()
+            problems = self.report()
+            if self.strict and problems:
+                # --strict: any warning fails the run (exit 2), after every exit handler ran
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError, AttributeError):
+                        pass
+                os._exit(2)
         finally:
             finish_interrupted()
 
-    def report(self) -> None:
+    def report(self) -> int:
+        """Print (and write) what the run says at its end; how many warnings the run gave."""
+        from dynfault.util import warnings_given
+
+        if "dynfault.runtime.sites" not in sys.modules and not (
+                self.text or self.json_path or self.calls):
+            return warnings_given()  # no site, no rule: nothing to say, nothing to import
         from dynfault.report import as_json, table, unmatched, unmatched_line
         from dynfault.runtime.sites import history, seed, sites
 
@@ -117,9 +134,15 @@ class _AtExit:
         rules: list[tuple[str, Entry]] = [
             *self.labelled, *(("", r) for r in history() if id(r) not in known)]
         missed = unmatched(rules, loaded, self.cwd)
+        made = {site.fault_class for site in loaded}
+        idle = [name for name in self.calls
+                if not name.startswith("@") and f"call:{name}" not in made]
         out = "".join(f"{unmatched_line(m)}\n" for m in missed)
         if self.text:
             out = table(loaded, seed(), missed, self.cwd)
+        out += "".join(f"dynfault: call {name!r} made no site\n" for name in idle)
+        if self.failed and any(e.command.probability is not None for e in history()):
+            out += f"dynfault: seed {seed()}\n"
         write_stderr(out)
         if self.json_path is not None:
             import json
@@ -129,6 +152,7 @@ class _AtExit:
             data = json.dumps(as_json(loaded, seed(), missed), indent=2) + "\n"
             if not atomic_write(self.json_path, data.encode("utf-8")):
                 write_stderr(f"dynfault: --report-json: cannot write {self.json_path}\n")
+        return warnings_given() + len(missed) + len(idle)
 
 
 def write_stderr(text: str) -> None:
@@ -164,11 +188,14 @@ def write_stderr(text: str) -> None:
 @click.option("--report", is_flag=True,
               help="At exit, print every site's hits and fires to stderr.")
 @click.option("--report-json", metavar="FILE", help="At exit, write the report as JSON.")
+@click.option("--strict", is_flag=True,
+              help="Exit 2 when dynfault warns (a command that matched no site, a call that "
+                   "made no site, ...).")
 @click.argument("program", nargs=-1, type=click.UNPROCESSED,
                 metavar="(SCRIPT | DIR | ZIP | -m MODULE) [ARGS]...")
 def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple[str, ...],
         excludes: tuple[str, ...], calls: tuple[str, ...], report: bool,
-        report_json: str | None, program: tuple[str, ...]) -> None:
+        report_json: str | None, strict: bool, program: tuple[str, ...]) -> None:
     """Run a Python program as `python SCRIPT`, `python DIR`, `python app.zip` or `python -m
     MODULE` would, with its fault sites rewritten and the commands of pyproject.toml's
     [tool.dynfault], DYNFAULT_ENABLE_FILE, DYNFAULT_ENABLE, --enable-file and --enable applied,
@@ -194,10 +221,18 @@ def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple
     install_import_hook(include, exclude, calls=settings.calls)
     # Registered before the program runs, so it runs after every exit handler of the program.
     at_exit = _AtExit(report, json_path, labelled)
+    at_exit.calls, at_exit.strict = settings.calls, strict
     atexit.register(at_exit)
     try:
         found = load(script, module)
     except UsageError:
         at_exit.pid = -1  # the program never started: nothing to report
         raise
-    run_program(found, args)
+    except SystemExit as end:
+        at_exit.failed = end.code not in (None, 0)
+        raise
+    try:
+        run_program(found, args)
+    except SystemExit as end:
+        at_exit.failed = end.code not in (None, 0)
+        raise

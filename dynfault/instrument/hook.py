@@ -401,23 +401,30 @@ def _is_ours(value: object) -> bool:
 
 def imported_before(finder: DynfaultFinder) -> list[str]:
     """Modules already imported, not rewritten, whose sites the hook would have rewritten."""
-    from dynfault.instrument.scan import scan_file
-
     found = []
     for name, module in list(sys.modules.items()):
         if name == "__main__" or never_rewritten(name):
             continue  # the script that installs the hook is expected to use its sites unrewritten
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict) or f"{DESCRIPTOR}0" in namespace:
+        try:
+            if _imported_with_sites(finder, name, module):
+                found.append(name)
+        except Exception:  # a lazy object in sys.modules (Django's settings) may raise anything
             continue
-        if not any(_is_ours(value) for value in list(namespace.values())):
-            continue
-        path = getattr(module, "__file__", None)
-        if not isinstance(path, str) or not path.endswith(".py"):
-            continue
-        if finder.should_instrument(name, path) and scan_file(path):
-            found.append(name)
     return sorted(found)
+
+
+def _imported_with_sites(finder: DynfaultFinder, name: str, module: object) -> bool:
+    namespace = getattr(module, "__dict__", None)
+    if not isinstance(namespace, dict) or f"{DESCRIPTOR}0" in namespace:
+        return False
+    if not any(_is_ours(value) for value in list(namespace.values())):
+        return False
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return False
+    from dynfault.instrument.scan import scan_file
+
+    return finder.should_instrument(name, path) and bool(scan_file(path))
 
 
 def warn_imported_before(finder: DynfaultFinder) -> None:
