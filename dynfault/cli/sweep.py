@@ -156,7 +156,8 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
                           json_path=json_path, log_dir=log_dir, check=check, crash=crash,
                           all_tests=all_tests, select=list(select), exclude=list(exclude),
                           baseline=baseline, calls=names, check_source=source, error=error,
-                          late=late, check_call=check_call, junitxml=junitxml, html=html)
+                          late=late, check_call=check_call, junitxml=junitxml, html=html,
+                          include=project.include)
         _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

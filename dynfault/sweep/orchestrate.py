@@ -72,10 +72,6 @@ class NothingRan(DynfaultError):
     exit_code = ExitCode.NOTHING_RAN
 
 
-class Interrupted(DynfaultError):
-    exit_code = ExitCode.INTERRUPTED
-
-
 class Options:
     """Everything `sweep` takes, as the command line gives it."""
 
@@ -87,13 +83,15 @@ class Options:
                  exclude: Sequence[str] = (), baseline: str | None = None,
                  calls: str = "", check_source: str = "--check", error: str | None = None,
                  late: bool = False, check_call: str | None = None,
-                 junitxml: str | None = None, html: str | None = None) -> None:
+                 junitxml: str | None = None, html: str | None = None,
+                 include: Sequence[str] = ()) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
         self.select, self.exclude, self.baseline = list(select), list(exclude), baseline
         self.calls, self.check_source, self.error, self.late = calls, check_source, error, late
         self.check_call, self.junitxml, self.html = check_call, junitxml, html
+        self.include = list(include)  # [tool.dynfault] include: modules outside the project
 
     def fingerprint(self) -> dict[str, object]:
         """The options that decide what the runs are: shards of one sweep agree on them all."""
@@ -386,7 +384,12 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     # limit, but never runs unbounded when a limit was asked for.
     limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
     seen, seconds = _baseline(state, limit)
-    every = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    loaded = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    every = [s for s in loaded if in_project(s, options.include)]
+    if len(every) < len(loaded):
+        _say(state, f"{plural(len(loaded) - len(every), 'site')} outside the project (not "
+                    "under the working directory, or installed) left out; [tool.dynfault] "
+                    "include adds their modules")
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
     state.unreached = [s for s in every if not seen.sites[s.key].hits]
@@ -395,6 +398,20 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
                          "dynfault is installed in?); no run made")
     found = f"{plural(len(sites), 'site')} reached, {len(state.unreached)} unreached"
     return sites, found, seen, seconds
+
+
+def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
+    """Is the site the project's own: below the working directory (its path is shown relative)
+    and not installed there (a virtual environment's site-packages), or in a module that
+    `include` names (`pkg` covers `pkg.*`)?"""
+    import fnmatch
+
+    if any(fnmatch.fnmatchcase(site.module, pattern)
+           or site.module.startswith(pattern + ".") for pattern in include):
+        return True
+    parts = site.filename.replace(os.sep, "/").split("/")
+    return not os.path.isabs(site.filename) and ".." not in parts \
+        and "site-packages" not in parts and "dist-packages" not in parts
 
 
 def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) -> None:
