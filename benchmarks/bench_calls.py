@@ -24,9 +24,9 @@ import pyperf  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
-from dynfault.instrument import hook  # noqa: E402
+from dynfault.instrument import hook
 
 CALLS = ("os.fsync", "os.replace", "open", ".flush", ".write", "len", ".count")
 SITES = 200

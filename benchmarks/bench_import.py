@@ -24,7 +24,7 @@ import pyperf  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
 MODULES = 300
 SITE_EVERY = 10  # one module in ten has sites: most real modules have none

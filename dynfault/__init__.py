@@ -9,59 +9,117 @@ and make any of them fire on command (`DYNFAULT_ENABLE=race`, `dynfault.control(
 `dynfault run --enable`, pytest, or a live control socket). This module is the public API;
 importing it loads neither libcst nor click.
 
+The package root is lazy (PEP 562): `import dynfault` loads nothing else, and the first use of
+its API (`from dynfault import dynamic_fault`, `dynfault.control(...)`) imports the runtime and
+applies the environment (DYNFAULT_SEED, DYNFAULT_ENABLE_FILE, DYNFAULT_ENABLE, DYNFAULT_CONTROL);
+a bad value fails there, in one line. The command line and the pytest plugin apply the
+environment themselves and word its errors as theirs.
+
 PYTEST_DONT_REWRITE: dynfault is often imported before pytest starts (in `dynfault run -m
 pytest` and its child processes); pytest's assertion rewriting has nothing to do here.
 """
 
 from __future__ import annotations
 
-from dynfault.errors import DynfaultWarning
-from dynfault.lang import ControlError
-from dynfault.runtime.pause import resume, wait_paused
-from dynfault.runtime.sites import (
-    Site,
-    control,
-    dynamic_fault,
-    dynamic_fault_async,
-    faults,
-    reset,
-    seed,
-    sites,
-)
+from dynfault.version import __version__
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from dynfault.instrument.hook import ImportHook
-
-from dynfault.version import __version__  # noqa: E402
+    from dynfault.errors import (
+        ControlWarning,
+        DynfaultError,
+        DynfaultWarning,
+        HookWarning,
+        PauseWarning,
+        PowercutWarning,
+        UnmatchedWarning,
+    )
+    from dynfault.instrument.hook import (
+        ImportHook,
+        install_import_hook,
+        uninstall_import_hook,
+    )
+    from dynfault.lang import ControlError
+    from dynfault.pytest_plugin import Fixture
+    from dynfault.runtime.pause import paused, resume, wait_paused
+    from dynfault.runtime.sites import (
+        Site,
+        control,
+        dynamic_fault,
+        dynamic_fault_async,
+        faults,
+        reset,
+        seed,
+        sites,
+    )
 
 __all__ = [
-    "ControlError", "DynfaultWarning", "Site", "control", "dynamic_fault", "dynamic_fault_async", "faults",
-    "install_import_hook", "reset", "resume", "seed", "sites", "uninstall_import_hook",
-    "wait_paused", "__version__",
+    "ControlError", "ControlWarning", "DynfaultError", "DynfaultWarning", "Fixture",
+    "HookWarning", "ImportHook", "PauseWarning", "PowercutWarning", "Site", "UnmatchedWarning",
+    "__version__", "control", "dynamic_fault", "dynamic_fault_async", "faults",
+    "install_import_hook", "paused", "reset", "resume", "seed", "sites",
+    "uninstall_import_hook", "wait_paused",
 ]
 
+# name -> the module that defines it. Names of the first kind start the process (apply the
+# environment) when first used; classes of errors and warnings, and the fixture's type, do not:
+# `-W error::dynfault.DynfaultWarning` or an annotation must not apply anything.
+_STARTING = {
+    "Site": "dynfault.runtime.sites", "control": "dynfault.runtime.sites",
+    "dynamic_fault": "dynfault.runtime.sites", "dynamic_fault_async": "dynfault.runtime.sites",
+    "faults": "dynfault.runtime.sites", "reset": "dynfault.runtime.sites",
+    "seed": "dynfault.runtime.sites", "sites": "dynfault.runtime.sites",
+    "paused": "dynfault.runtime.pause", "resume": "dynfault.runtime.pause",
+    "wait_paused": "dynfault.runtime.pause",
+    "install_import_hook": "dynfault.instrument.hook",
+    "uninstall_import_hook": "dynfault.instrument.hook",
+}
+_PLAIN = {
+    "ControlError": "dynfault.lang", "DynfaultError": "dynfault.errors",
+    "DynfaultWarning": "dynfault.errors", "UnmatchedWarning": "dynfault.errors",
+    "PauseWarning": "dynfault.errors", "HookWarning": "dynfault.errors",
+    "ControlWarning": "dynfault.errors", "PowercutWarning": "dynfault.errors",
+    "ImportHook": "dynfault.instrument.hook", "Fixture": "dynfault.pytest_plugin",
+}
 
-def install_import_hook(include: str | Iterable[str] | None = None,
-                        exclude: str | Iterable[str] | None = None, *,
-                        roots: Iterable[str] | None = None,
-                        calls: Iterable[str] = ()) -> ImportHook:
-    """Rewrite the sites of modules imported from now on (module globs `include`/`exclude`;
-    with `roots`, only modules under those folders; `calls`: functions whose calls become
-    sites). The handle's `uninstall()` takes the hook out again."""
-    from dynfault.instrument.hook import install_import_hook as install
 
-    return install(include, exclude, roots=roots, calls=calls)
+def __getattr__(name: str) -> object:
+    module = _STARTING.get(name)
+    if module is None:
+        module = _PLAIN.get(name)
+        if module is None:  # a submodule (`from dynfault import startup`) is imported instead
+            raise AttributeError(f"module 'dynfault' has no attribute {name!r}")
+    else:
+        from dynfault.startup import start
+
+        error = start().error
+        if error is not None:
+            raise error
+    value = getattr(__import__(module, fromlist=[name]), name)
+    globals()[name] = value
+    return value
 
 
-def uninstall_import_hook() -> None:
-    from dynfault.instrument.hook import uninstall_import_hook as uninstall
-
-    uninstall()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
-from dynfault import startup as _startup  # noqa: E402  (applies DYNFAULT_ENABLE once the API above exists)
+def _serve_control() -> None:
+    # A program that only imports dynfault can still be reached by `dynfault ctl`; the rules
+    # wait for the first use of the API. The command line decides for itself (`run` serves
+    # for its program; `ctl` is a client, never a target), and says so by its command line.
+    import os
+    import sys
 
-_startup.apply_environment()
+    if not os.environ.get("DYNFAULT_CONTROL"):
+        return
+    words = getattr(sys, "orig_argv", sys.argv)
+    if words[1:3] == ["-m", "dynfault"] or os.path.basename(sys.argv[0]) in ("dynfault",
+                                                                              "dynfault.exe"):
+        return
+    from dynfault.startup import serve_control
+
+    serve_control()
+
+
+_serve_control()

@@ -1,37 +1,206 @@
-"""Instrument a Python process that `dynfault run` (or one of its children) started.
+"""Instrument a Python process whose environment asks for the hook: a child of `dynfault run` or
+of a sweep's run (DYNFAULT_CHILD), or any process with call sites to make (DYNFAULT_CALLS).
 
 `dynfault-child.pth`, installed into site-packages with dynfault, imports this module at
-interpreter start-up when DYNFAULT_CHILD is in the environment; `run` puts it there, so a
-subprocess of `sys.executable` and every multiprocessing start method get the hook without the
-program changing. The rules travel in DYNFAULT_ENABLE, which importing dynfault applies; the
-call sites in DYNFAULT_CALLS. Children print no report: only the process that `dynfault run`
-started does. The .pth line catches what this import raises (a bad DYNFAULT_ENABLE, while the
-package itself is imported): one line on stderr, never a traceback.
+interpreter start-up when one of them is set, so a subprocess of `sys.executable` and every
+multiprocessing start method get the hook without the program changing, and a sweep's
+reproducer (`DYNFAULT_ENABLE=... DYNFAULT_CALLS=... python app.py`) fails again under plain
+python. Here, in order: DYNFAULT_ENABLE_FILE and DYNFAULT_ENABLE are applied (dynfault.startup),
+a sweep's run starts its reporter, and the hook goes in over exactly the modules of
+DYNFAULT_SCOPE, the module set of the whole run. The .pth line catches what this raises (a bad
+DYNFAULT_ENABLE): one line on stderr, never a traceback, and the program runs uninstrumented.
 
-Only what instruments a child is imported here: the hook, and for a sweep's run the small
-reporter of `dynfault.sweep.child`, never the orchestrator.
+The main script is rewritten too, as `__main__`: python compiles `python app.py`'s file itself,
+past every import hook, so an audit hook on `cpython.run_file` (raised just before, once site
+and sys.path[0] are ready) runs the rewritten code instead and ends the process as python would
+(its exit status, its traceback). A script without sites is left to python. A spawn or
+forkserver child re-runs the main script as `__mp_main__` through `runpy.run_path`, which this
+wraps for that name alone.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-from dynfault.instrument.hook import install_import_hook  # importing dynfault applies the rules
+import dynfault.env as env
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType
+    from typing import Any
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _start() -> None:
-    if os.environ.get("DYNFAULT_POWERCUT_JOURNAL"):  # `dynfault powercut`: record file operations
+    if os.environ.get(env.DYNFAULT_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
         from dynfault.powercut.record import start
 
         start()
-    if not (os.environ.get("DYNFAULT_CHILD") or os.environ.get("DYNFAULT_CALLS")):
+    if not env.hook_wanted():
         return
-    report_dir = os.environ.get("DYNFAULT_SWEEP_DIR")
+    from dynfault.startup import start as apply_environment
+
+    error = apply_environment().error
+    if error is not None:
+        raise error
+    report_dir = os.environ.get(env.DYNFAULT_SWEEP_DIR)
     if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
         from dynfault.sweep.child import report_to
 
         report_to(report_dir)
-    install_import_hook()  # its calls default to DYNFAULT_CALLS
+    from dynfault.instrument.hook import install_import_hook
+
+    include, exclude, roots = env.scope_from_environment().hook_arguments()
+    install_import_hook(include, exclude, roots=roots)  # its calls default to DYNFAULT_CALLS
+    _rewrite_main()
+
+
+# -- the main script -----------------------------------------------------------------------------
+
+def _rewrite_main() -> None:
+    command = _dash_c()
+    if command is not None:
+        if "multiprocessing" in command:  # a spawn or forkserver child
+            _wrap_run_path()
+        return
+    if sys.argv and sys.argv[0] and sys.argv[0] != "-m":
+        sys.addaudithook(_on_audit)
+
+
+def _dash_c() -> str | None:
+    """The command of `python -c COMMAND`, else None."""
+    if sys.argv[:1] != ["-c"]:
+        return None
+    words = getattr(sys, "orig_argv", [])
+    for number, word in enumerate(words[:-1]):
+        if word == "-c":
+            return str(words[number + 1])
+    return ""
+
+
+_ran: list[bool] = []
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "cpython.run_file" or _ran:
+        return
+    _ran.append(True)
+    path = os.path.abspath(os.fsdecode(args[0]))
+    code = _main_code(path)
+    if code is None:
+        return  # no sites (or a syntax error, which python reports itself): python runs it
+    main = sys.modules["__main__"]
+    from importlib.machinery import SourceFileLoader
+
+    main.__dict__.update(__file__=path, __cached__=None,
+                         __loader__=SourceFileLoader("__main__", path))
+    try:
+        exec(code, main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as error:
+        _print_exception(error)
+        if isinstance(error, KeyboardInterrupt):
+            _die_of_sigint_at_exit()
+            raise SystemExit(130) from None
+        raise SystemExit(1) from None
+    raise SystemExit(0)  # python has run the program: it must not run the file again
+
+
+def _main_code(path: str) -> CodeType | None:
+    """The rewritten code of a main script with sites, else None."""
+    from dynfault.instrument.compile import may_have_sites
+    from dynfault.instrument.hook import code_for_path, installed_hook
+
+    hook = installed_hook()
+    calls = hook.finder.calls if hook is not None else ()
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        if not may_have_sites(source, calls):
+            return None
+        return code_for_path(path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _print_exception(error: BaseException) -> None:
+    """As python reports an uncaught exception: through sys.excepthook, from the program's own
+    first frame (this module's frames are not the program's)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_DIR):
+        tb = tb.tb_next
+    try:
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+    except Exception:
+        sys.__excepthook__(type(error), error, tb)
+
+
+def _die_of_sigint_at_exit() -> None:
+    """Python ends on an uncaught KeyboardInterrupt by SIGINT once its exit handlers have run."""
+    import atexit
+
+    def die() -> None:
+        import signal
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    atexit.register(die)
+
+
+def _wrap_run_path() -> None:
+    """multiprocessing re-runs a script main as `__mp_main__` with runpy.run_path, which
+    compiles the file itself: give it the rewritten code (the same module set as the parent)."""
+    import runpy
+
+    original = runpy.run_path
+
+    def run_path(path_name: str, init_globals: dict[str, Any] | None = None,
+                 run_name: str | None = None) -> dict[str, Any]:
+        if run_name == "__mp_main__":
+            path = os.path.abspath(os.fsdecode(path_name))
+            code = _main_code(path) if os.path.isfile(path) else None
+            if code is not None:
+                return _run_as(code, path, init_globals, run_name)
+        return original(path_name, init_globals, run_name)
+
+    run_path.__doc__ = original.__doc__
+    runpy.run_path = run_path
+
+
+def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
+            run_name: str) -> dict[str, Any]:
+    """What runpy.run_path does for a script: a temporary module `run_name`, sys.argv[0] the
+    path, and a copy of its globals returned."""
+    import types
+
+    module = types.ModuleType(run_name)
+    namespace = module.__dict__
+    if init_globals:
+        namespace.update(init_globals)
+    namespace.update(__name__=run_name, __file__=path, __cached__=None, __doc__=None,
+                     __loader__=None, __package__="", __spec__=None)
+    saved_module = sys.modules.get(run_name)
+    saved_argv0 = sys.argv[0]
+    sys.modules[run_name] = module
+    sys.argv[0] = path
+    try:
+        exec(code, namespace)
+        return namespace.copy()
+    finally:
+        sys.argv[0] = saved_argv0
+        if saved_module is None:
+            sys.modules.pop(run_name, None)
+        else:
+            sys.modules[run_name] = saved_module
 
 
 _start()

@@ -38,7 +38,7 @@ KEYWORDS = ("class", "module", "file", "func", "line", "index", "site")
 # "enable" is the word, "enabled" the state it sets.
 STATE_WORDS = {"enable": ENABLED, "disable": DISABLED, "oneshot": ONESHOT}
 VALUE_SETTINGS = ("frequency", "times", "after", "probability", "delay", "error")
-SETTINGS = ("enable", "disable", "oneshot", *VALUE_SETTINGS, "pause", "crash")
+SETTINGS = ("enable", "disable", "oneshot", *VALUE_SETTINGS, "pause", "crash", "late")
 DEFAULT_PAUSE_MS = 10000.0
 # time.sleep() and lock timeouts overflow near 9.2e12 ms (int64 nanoseconds): a larger delay or
 # pause would pass the parser and then raise OverflowError in the program, at the site.
@@ -122,7 +122,7 @@ class Command(Record):
     """One command: a query plus the settings it names (None: not named)."""
 
     __slots__ = ("query", "state", "frequency", "times", "after", "probability", "delay",
-                 "pause", "error", "crash", "state_named", "text")
+                 "pause", "error", "crash", "late", "state_named", "text")
     _uncompared = ("text",)  # the same command spelled differently is the same command
     query: Query
     state: str
@@ -134,6 +134,7 @@ class Command(Record):
     pause: float | None
     error: str | None  # an errno name or a dotted exception class, resolved when it fires
     crash: bool | None  # True when said
+    late: bool | None  # True when said: a firing call site makes its call, then raises
     state_named: bool
     text: str
 
@@ -141,11 +142,11 @@ class Command(Record):
                  times: int | None = None, after: int | None = None,
                  probability: float | None = None, delay: float | None = None,
                  pause: float | None = None, error: str | None = None,
-                 crash: bool | None = None, state_named: bool = False,
-                 text: str = "") -> None:
+                 crash: bool | None = None, late: bool | None = None,
+                 state_named: bool = False, text: str = "") -> None:
         self._init(query=query, state=state, frequency=frequency, times=times, after=after,
                    probability=probability, delay=delay, pause=pause, error=error, crash=crash,
-                   state_named=state_named, text=text)
+                   late=late, state_named=state_named, text=text)
 
     def __str__(self) -> str:
         return self.text
@@ -392,81 +393,116 @@ def _error_name(word: Word) -> str:
     return text
 
 
+# Settings that cannot hold together in one command: a oneshot is `times 1`; a crash kills
+# before a stall or a late raise could happen; a stall does not fire as a raise, so `late`
+# (raise after the call) and two kinds of stall have nothing to say together.
+CONFLICTS = (("oneshot", "times"), ("crash", "delay"), ("crash", "pause"), ("delay", "pause"),
+             ("crash", "late"), ("delay", "late"), ("pause", "late"))
+
+
+class _Parsed:
+    """A command's words as they are read: the query, the settings, where each was said."""
+
+    __slots__ = ("query", "settings", "said", "state")
+
+    def __init__(self) -> None:
+        self.query: dict[str, object] = {}
+        self.settings: dict[str, object] = {}
+        self.said: dict[str, Word] = {}  # setting or state word -> the word that said it
+        self.state: str | None = None
+
+
+def _query_word(parsed: _Parsed, word: Word, nxt: Word | None) -> int:
+    key = word.text
+    field_name = "fault_class" if key == "class" else key
+    if field_name in parsed.query:
+        raise _error(word, f"'{key}' given twice")
+    if nxt is None:
+        raise _error(word, f"'{key}' needs a value")
+    if key == "line":
+        parsed.query[field_name] = _span(nxt, "line", 1)
+    elif key in ("index", "site"):
+        parsed.query[field_name] = _span(nxt, key, 0)
+    else:
+        if not nxt.text:
+            raise _error(nxt, f"'{key}' needs a non-empty value")
+        parsed.query[field_name] = nxt.text
+    return 2
+
+
+def _value_setting(key: str, word: Word) -> object:
+    if key in ("frequency", "after"):
+        return _int(word, key, 0)
+    if key == "times":
+        return _int(word, key, 1)
+    if key == "error":
+        return _error_name(word)
+    if key == "probability":
+        return _probability(word)
+    return _milliseconds(word, key)
+
+
+def _setting_word(parsed: _Parsed, word: Word, nxt: Word | None) -> int:
+    """A setting or state word (and its value); how many words it took."""
+    key = word.text
+    if key in STATE_WORDS:
+        before = next((w for k, w in parsed.said.items() if k in STATE_WORDS), None)
+        if before is not None:
+            raise _error(word, f"'{key}' conflicts with '{before.text}'")
+        parsed.state = STATE_WORDS[key]
+        parsed.said[key] = word
+        return 1
+    if key in parsed.said:
+        raise _error(word, f"'{key}' given twice")
+    parsed.said[key] = word
+    if key in VALUE_SETTINGS:
+        if nxt is None:
+            raise _error(word, f"'{key}' needs a value")
+        parsed.settings[key] = _value_setting(key, nxt)
+        return 2
+    if key == "pause":
+        # The value is optional: a word that looks like a number is it (`-1` is an error).
+        if nxt is not None and _looks_numeric(nxt.text):
+            parsed.settings["pause"] = _milliseconds(nxt, "pause")
+            return 2
+        parsed.settings["pause"] = DEFAULT_PAUSE_MS
+        return 1
+    if nxt is not None and _looks_numeric(nxt.text):  # crash, late
+        raise _error(nxt, f"{_shown(nxt.text)}: '{key}' takes no value")
+    parsed.settings[key] = True
+    return 1
+
+
+def _check_conflicts(said: dict[str, Word]) -> None:
+    for first, second in CONFLICTS:
+        if first in said and second in said:
+            one, other = sorted((said[first], said[second]), key=lambda w: w.column)
+            raise _error(other, f"'{other.text}' conflicts with '{one.text}'")
+
+
 def _parse_command(words: list[Word], text: str) -> Command:
-    query: dict[str, object] = {}
-    settings: dict[str, object] = {}
-    state: str | None = None
-    state_word: Word | None = None
+    parsed = _Parsed()
     i = 0
-    if words[0].text not in KEYWORDS and words[0].text not in SETTINGS \
-            and words[0].text not in STATE_WORDS:
-        query["fault_class"] = words[0].text  # the shorthand: `race oneshot`
-        i = 1
-        if not words[0].text:
+    first = words[0].text
+    if first not in KEYWORDS and first not in SETTINGS:
+        if not first:
             raise _error(words[0], "empty class name")
+        parsed.query["fault_class"] = first  # the shorthand: `race oneshot`
+        i = 1
     while i < len(words):
         word = words[i]
-        key = word.text
         nxt = words[i + 1] if i + 1 < len(words) else None
-        if key in KEYWORDS:
-            field_name = "fault_class" if key == "class" else key
-            if field_name in query:
-                raise _error(word, f"'{key}' given twice")
-            if nxt is None:
-                raise _error(word, f"'{key}' needs a value")
-            if key == "line":
-                query[field_name] = _span(nxt, "line", 1)
-            elif key in ("index", "site"):
-                query[field_name] = _span(nxt, key, 0)
-            else:
-                if not nxt.text:
-                    raise _error(nxt, f"'{key}' needs a non-empty value")
-                query[field_name] = nxt.text
-            i += 2
-        elif key in STATE_WORDS:
-            if state_word is not None:
-                raise _error(word, f"'{key}' conflicts with '{state_word.text}'")
-            state, state_word = STATE_WORDS[key], word
-            i += 1
-        elif key in VALUE_SETTINGS:
-            if key in settings:
-                raise _error(word, f"'{key}' given twice")
-            if nxt is None:
-                raise _error(word, f"'{key}' needs a value")
-            if key == "frequency":
-                settings[key] = _int(nxt, key, 0)
-            elif key == "times":
-                settings[key] = _int(nxt, key, 1)
-            elif key == "after":
-                settings[key] = _int(nxt, key, 0)
-            elif key == "error":
-                settings[key] = _error_name(nxt)
-            elif key == "probability":
-                settings[key] = _probability(nxt)
-            else:
-                settings[key] = _milliseconds(nxt, key)
-            i += 2
-        elif key == "pause":
-            if "pause" in settings:
-                raise _error(word, "'pause' given twice")
-            ms = DEFAULT_PAUSE_MS
-            i += 1
-            # The value is optional: a word that looks like a number is it (`-1` is an error).
-            if nxt is not None and _looks_numeric(nxt.text):
-                ms = _milliseconds(nxt, "pause")
-                i += 1
-            settings["pause"] = ms
-        elif key == "crash":
-            if "crash" in settings:
-                raise _error(word, "'crash' given twice")
-            if nxt is not None and _looks_numeric(nxt.text):
-                raise _error(nxt, f"{_shown(nxt.text)}: 'crash' takes no value")
-            settings["crash"] = True
-            i += 1
+        if word.text in KEYWORDS:
+            i += _query_word(parsed, word, nxt)
+        elif word.text in SETTINGS:
+            i += _setting_word(parsed, word, nxt)
         else:
-            raise _error(word, f"unknown word {_shown(key)}{_suggest(key, KEYWORDS + SETTINGS)}")
-    return Command(query=Query(**query), state=state or ENABLED,  # type: ignore[arg-type]
-                   state_named=state is not None, text=text, **settings)  # type: ignore[arg-type]
+            raise _error(word, f"unknown word {_shown(word.text)}"
+                               f"{_suggest(word.text, KEYWORDS + SETTINGS)}")
+    _check_conflicts(parsed.said)
+    return Command(query=Query(**parsed.query),  # type: ignore[arg-type]
+                   state=parsed.state or ENABLED, state_named=parsed.state is not None,
+                   text=text, **parsed.settings)  # type: ignore[arg-type]
 
 
 def parse(text: str) -> tuple[Command, ...]:
@@ -498,7 +534,8 @@ def parse_query(text: str | None) -> Query:
     if len(commands) != 1:
         raise ControlError(f"a query is one command, got {len(commands)}: {text!r}")
     command = commands[0]
-    named = [s for s in (*VALUE_SETTINGS, "pause", "crash") if getattr(command, s) is not None]
+    named = [s for s in (*VALUE_SETTINGS, "pause", "crash", "late")
+             if getattr(command, s) is not None]
     if named or command.state_named:
         raise ControlError(f"a query takes no settings: {text!r}")
     return command.query

@@ -24,8 +24,11 @@ from typing import Any, Protocol
 
 import pytest
 
+import dynfault.env as env
 from dynfault import report
+from dynfault.env import Scope
 from dynfault.lang import Command, ControlError, Query, parse
+from dynfault.record import SiteRecord, merge
 from dynfault.runtime.pause import paused, resume, wait_paused
 from dynfault.runtime.registry import SESSION, TEST, Layer
 from dynfault.runtime.sites import (
@@ -40,6 +43,10 @@ from dynfault.runtime.sites import (
     set_reporting,
 )
 from dynfault.runtime.sites import sites as live_sites
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dynfault.config import Settings
 
 
 class _HookHandle(Protocol):
@@ -62,6 +69,7 @@ class _Session:
         self.from_workers: list[dict[str, Any]] = []
         self.worker_unmatched: list[dict[str, Any]] = []
         self.seed_for_workers = False
+        self.saved_environment: dict[str, str | None] = {}  # what we changed, to restore
 
 
 class _TestState:
@@ -113,19 +121,8 @@ def _start(config: pytest.Config, options: Any) -> None:
     state = config.stash.setdefault(_SESSION, _Session())
     if state.started:
         return
-    from dynfault import startup as _startup
-
-    if _startup.deferred_error is not None:
-        raise pytest.UsageError(str(_startup.deferred_error))
-    from dynfault.config import load_config
-    from dynfault.errors import ConfigError
-
-    try:
-        project = load_config(str(config.rootpath))
-    except ConfigError as error:
-        raise pytest.UsageError(str(error)) from None
-    if project.enable:
-        _apply_project_enable(project.path or "pyproject.toml", project.enable)
+    settings = _settings(config, options)
+    _start_process(settings)
     commands: list[str] = list(getattr(options, "dynfault", None) or [])
     for text in commands:
         try:
@@ -139,16 +136,56 @@ def _start(config: pytest.Config, options: Any) -> None:
         state.reporting = True
         set_reporting(True)
     if not _is_xdist_worker(config) and _will_run_xdist_workers(options) \
-            and not os.environ.get("DYNFAULT_SEED", "").strip():
+            and not os.environ.get(env.DYNFAULT_SEED, "").strip():
         # Workers inherit the environment: one seed for all, printed once, replays them all.
-        os.environ["DYNFAULT_SEED"] = str(seed())
+        os.environ[env.DYNFAULT_SEED] = str(seed())
         state.seed_for_workers = True
     if not getattr(options, "dynfault_no_hook", False):
-        calls = _calls(project.calls, getattr(options, "dynfault_calls", None) or [])
-        state.hook = _install_hook(str(config.rootpath), project.include, project.exclude, calls)
+        scope = Scope(settings.include, settings.exclude, roots=(str(config.rootpath),))
+        state.hook = _install_hook(scope, settings.calls)
+        if settings.calls:  # children make the same call sites over the same modules
+            state.saved_environment = {name: os.environ.get(name)
+                                       for name in (env.DYNFAULT_CALLS, env.DYNFAULT_SCOPE)}
+            os.environ[env.DYNFAULT_CALLS] = ",".join(settings.calls)
+            os.environ[env.DYNFAULT_SCOPE] = env.encode_scope(scope)
     state.commands = commands
     state.layer = REGISTRY.open_layer(SESSION)
     _give_session(state)
+
+
+def _settings(config: pytest.Config, options: Any) -> Settings:
+    """[tool.dynfault], the environment and the options, merged and checked (one usage error
+    naming the source of the first bad value)."""
+    from dynfault.config import load_config, merge
+    from dynfault.errors import DynfaultError
+    from dynfault.instrument.calls import expand_calls
+
+    try:
+        return merge(load_config(str(config.rootpath)),
+                     calls=getattr(options, "dynfault_calls", None) or [],
+                     calls_option="--dynfault-calls", expand=expand_calls)
+    except DynfaultError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def _start_process(settings: Settings) -> None:
+    """The process layer: [tool.dynfault] enable, DYNFAULT_ENABLE_FILE, DYNFAULT_ENABLE. Where
+    the process was started already (a child of `run` or of a sweep's run applied the
+    environment), the project's commands go first and what was applied is given again after
+    them, so the environment still wins."""
+    from dynfault import startup
+
+    before = startup.started()
+    result = startup.start(settings.enable)
+    if result.error is not None:
+        raise pytest.UsageError(str(result.error))
+    if before is None:
+        return
+    done = {label for label, _ in before.applied}
+    missing = [(label, text) for label, text in settings.enable if label not in done]
+    if missing:
+        for _, text in [*missing, *before.applied]:
+            control(text)
 
 
 def _ini_commands(config: pytest.Config) -> list[str]:
@@ -179,35 +216,7 @@ def _will_run_xdist_workers(options: Any) -> bool:
         0, None)
 
 
-def _apply_project_enable(path: str, texts: tuple[str, ...]) -> None:
-    """`enable` of [tool.dynfault] goes first, into the process layer; DYNFAULT_ENABLE, which
-    importing dynfault applied already, is given again after it, so it still wins."""
-    from dynfault.runtime.sites import control
-
-    try:
-        for text in texts:
-            control(text)
-        environment = os.environ.get("DYNFAULT_ENABLE", "")
-        if environment.strip():
-            control(environment)
-    except ControlError as error:
-        raise pytest.UsageError(f"{path}: [tool.dynfault] enable: {error}") from None
-
-
-def _calls(project: tuple[str, ...], options: list[str]) -> tuple[str, ...]:
-    """The call sites to make: [tool.dynfault] calls, DYNFAULT_CALLS, then --dynfault-calls;
-    handed on to child processes through DYNFAULT_CALLS, as `dynfault run` does."""
-    given = [*project, os.environ.get("DYNFAULT_CALLS", ""), *options]
-    from dynfault.instrument.calls import split_calls
-
-    names = split_calls(given)
-    if names:
-        os.environ["DYNFAULT_CALLS"] = ",".join(names)
-    return names
-
-
-def _install_hook(rootdir: str, include: tuple[str, ...], exclude: tuple[str, ...],
-                  calls: tuple[str, ...]) -> _HookHandle | None:
+def _install_hook(scope: Scope, calls: tuple[str, ...]) -> _HookHandle | None:
     """Install the import hook for the project under pytest's rootdir (SPEC §7: its own modules
     and those `include` names, never the rest of site-packages, and nothing written outside
     it); None when one was in place already (`dynfault run -m pytest`): that one is not ours
@@ -221,9 +230,9 @@ def _install_hook(rootdir: str, include: tuple[str, ...], exclude: tuple[str, ..
 
     if installed_hook() is not None:
         return None
+    include, exclude, roots = scope.hook_arguments()
     try:
-        handle: _HookHandle = install_import_hook(include or None, exclude or None,
-                                                  roots=(rootdir,), calls=calls)
+        handle: _HookHandle = install_import_hook(include, exclude, roots=roots, calls=calls)
     except DynfaultError as error:  # a bad call name
         raise pytest.UsageError(str(error)) from None
     return handle
@@ -241,7 +250,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.reporting:
         set_reporting(state.reported_outside)
     if state.seed_for_workers:
-        os.environ.pop("DYNFAULT_SEED", None)
+        os.environ.pop(env.DYNFAULT_SEED, None)
+    for name, value in state.saved_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     if state.layer is not None:
         REGISTRY.close_layer(state.layer)  # an in-process run (pytester inline) leaves no rule
         state.layer = None
@@ -341,8 +355,9 @@ def _marker_text(marker: pytest.Mark) -> str:
 
 # -- the fixture ---------------------------------------------------------------------------------
 
-class DynfaultFixture:
-    """The `dynfault` fixture: dynfault's API, plus counters of the current test alone.
+class Fixture:
+    """The `dynfault` fixture's type (`def test_x(dynfault: dynfault.Fixture)`): dynfault's API,
+    plus counters of the current test alone.
 
     Whatever a test changes through it (or through `dynfault` directly) is undone when the test
     ends; `hits()` and `fired()` count from the test's start.
@@ -388,12 +403,19 @@ class DynfaultFixture:
         self._test.baseline = {}
 
 
+
+DynfaultFixture = Fixture  # its name before 0.3
+
+
 @pytest.fixture
-def dynfault(request: pytest.FixtureRequest) -> Iterator[DynfaultFixture]:
+def dynfault(request: pytest.FixtureRequest) -> Iterator[Fixture]:
+    """dynfault's API for this test (annotate it as `dynfault.Fixture`): `control()`,
+    `sites()`, `faults()`, `hits()`/`fired()` counted from the test's start, `paused()`,
+    `wait_paused()`, `resume()`, `reset()`. Whatever the test arms is gone when it ends."""
     test = request.node.stash.get(_TEST, None)
     if test is None:  # an item run without our protocol hook (another plugin's runner)
         test = _TestState()
-    yield DynfaultFixture(test)
+    yield Fixture(test)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -410,36 +432,10 @@ def _runs_xdist_workers(config: pytest.Config) -> bool:
 
 def _report_data(state: _Session) -> dict[str, Any]:
     """This process's sites with the counts the whole session reached, and its commands."""
-    sites = []
-    for site in live_sites():
-        entry = site.as_dict()
-        entry["settings"] = site.settings()
-        sites.append(entry)
+    sites = [site.record().as_dict() for site in live_sites()]
     rules = [{"command": rule.command.text, "matched": rule.matched,
               "query": rule.command.query.as_dict()} for rule in history()]
     return {"sites": sites, "rules": rules, "seed": seed()}
-
-
-class _SiteTotal:
-    """A site as the report shows it: its identity, its state now, its session's counts."""
-
-    def __init__(self, entry: dict[str, Any]) -> None:
-        self.entry = entry
-        self.module: str = entry["module"]
-        self.function: str = entry["function"]
-        self.filename: str = entry["filename"]
-        self.line: int = entry["line"]
-        self.fault_class: str | None = entry["fault_class"]
-        self.index: int = entry["index"]
-        self.hits: int = entry["hits"]
-        self.fired: int = entry["fired"]
-
-    def settings(self) -> str:
-        return str(self.entry["settings"])
-
-    def as_dict(self) -> dict[str, object]:
-        fields = {k: v for k, v in self.entry.items() if k != "settings"}
-        return dict(fields, hits=self.hits, fired=self.fired)
 
 
 class _RuleTotal:
@@ -448,19 +444,12 @@ class _RuleTotal:
         self.matched = matched
 
 
-def _merge(parts: list[dict[str, Any]]) -> tuple[list[_SiteTotal], list[_RuleTotal], list[int]]:
+def _merge(parts: list[dict[str, Any]]) -> tuple[list[SiteRecord], list[_RuleTotal], list[int]]:
     """One list of sites, of commands and of seeds from several processes' report data."""
-    sites: dict[tuple[str, int], _SiteTotal] = {}
+    sites = merge(SiteRecord.from_dict(entry) for part in parts for entry in part["sites"])
     rules: dict[str, _RuleTotal] = {}
     seeds: list[int] = []
     for part in parts:
-        for entry in part["sites"]:
-            key = (entry["filename"], entry["index"])
-            if key in sites:
-                sites[key].hits += entry["hits"]
-                sites[key].fired += entry["fired"]
-            else:
-                sites[key] = _SiteTotal(entry)
         for rule in part["rules"]:
             # A marker's command is applied anew for each test: it matched if any of them did.
             if rule["command"] in rules:
@@ -470,7 +459,7 @@ def _merge(parts: list[dict[str, Any]]) -> tuple[list[_SiteTotal], list[_RuleTot
                                                     rule["matched"])
         if part["seed"] not in seeds:
             seeds.append(part["seed"])
-    return list(sites.values()), list(rules.values()), seeds
+    return sites, list(rules.values()), seeds
 
 
 def _query(fields: dict[str, Any]) -> Query:

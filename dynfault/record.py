@@ -71,12 +71,13 @@ JSON_VERSION = 1  # every JSON document dynfault writes carries "version": JSON_
 
 IDENTITY = ("module", "function", "filename", "line", "fault_class", "index")
 SETTINGS = ("state", "frequency", "times", "after", "probability", "delay", "pause", "error",
-            "crash")
+            "crash", "late")
 COUNTERS = ("hits", "fired")
 
 _DEFAULTS: dict[str, object] = {
     "state": "disabled", "frequency": 0, "times": None, "after": 0, "probability": None,
-    "delay": None, "pause": None, "error": None, "crash": False, "hits": 0, "fired": 0,
+    "delay": None, "pause": None, "error": None, "crash": False, "late": False, "hits": 0,
+    "fired": 0,
 }
 
 
@@ -89,7 +90,7 @@ def _exact(value: float) -> str:
 def settings_text(state: str, frequency: int = 0, times: int | None = None, after: int = 0,
                   probability: float | None = None, delay: float | None = None,
                   pause: float | None = None, error: str | None = None,
-                  crash: bool = False) -> str:
+                  crash: bool = False, late: bool = False) -> str:
     """The state and every non-default setting (the one spelling that `list`, the report, ctl
     and `Site.settings()` print). After the state, it is the control language: the settings
     parse back to exactly these values."""
@@ -110,6 +111,8 @@ def settings_text(state: str, frequency: int = 0, times: int | None = None, afte
         words.append(f"error {error}")
     if crash:
         words.append("crash")
+    if late:
+        words.append("late")
     return " ".join(words)
 
 
@@ -136,6 +139,7 @@ class SiteRecord(Record):
     pause: float | None
     error: str | None
     crash: bool
+    late: bool
     hits: int
     fired: int
 
@@ -144,11 +148,11 @@ class SiteRecord(Record):
                  frequency: int = 0, times: int | None = None, after: int = 0,
                  probability: float | None = None, delay: float | None = None,
                  pause: float | None = None, error: str | None = None, crash: bool = False,
-                 hits: int = 0, fired: int = 0) -> None:
+                 late: bool = False, hits: int = 0, fired: int = 0) -> None:
         self._init(module=module, function=function, filename=filename, line=line,
                    fault_class=fault_class, index=index, state=state, frequency=frequency,
                    times=times, after=after, probability=probability, delay=delay, pause=pause,
-                   error=error, crash=crash, hits=hits, fired=fired)
+                   error=error, crash=crash, late=late, hits=hits, fired=fired)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -156,7 +160,8 @@ class SiteRecord(Record):
 
     def settings(self) -> str:
         return settings_text(self.state, self.frequency, self.times, self.after,
-                             self.probability, self.delay, self.pause, self.error, self.crash)
+                             self.probability, self.delay, self.pause, self.error, self.crash,
+                             self.late)
 
     def with_counts(self, hits: int, fired: int) -> SiteRecord:
         values = self.as_dict()

@@ -28,9 +28,9 @@ from dynfault.util import shown_path
 
 
 class Recordable(Protocol):
-    """A live `Site`, or anything else whose `as_dict()` is a site's JSON form."""
+    """A live `Site`: `record()` is the one way it becomes data."""
 
-    def as_dict(self) -> dict[str, object]: ...
+    def record(self) -> SiteRecord: ...
 
 
 AnySite = SiteRecord | Recordable
@@ -43,7 +43,7 @@ def record_of(site: AnySite) -> SiteRecord:
     """The one record of a site: a live `Site` as the JSON and the report carry it."""
     if isinstance(site, SiteRecord):
         return site
-    return SiteRecord.from_dict(site.as_dict())
+    return site.record()
 
 
 class SiteLine(Protocol):

@@ -1,54 +1,105 @@
-"""What dynfault does when first imported: DYNFAULT_SEED, DYNFAULT_ENABLE, the control socket."""
+"""Applying the environment once per process: DYNFAULT_SEED, DYNFAULT_ENABLE_FILE,
+DYNFAULT_ENABLE (or the command lists a caller merged), and the control socket.
+
+Who calls `start()` decides how an error is reported: the package root (`import dynfault` in a
+program, at the first use of its API) raises it; `dynfault run` and the pytest plugin word it as
+their usage errors; a child process's bootstrap prints one line. Nothing is applied when there is
+an error, and the runtime is imported only when there is something to apply.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 
-from dynfault.lang import ControlError
-from dynfault.runtime.sites import control, seed_error
+import dynfault.env as env
+from dynfault.errors import DynfaultError
 
-# A bad DYNFAULT_ENABLE while the dynfault command line itself starts must become a one-line
-# error and exit 2 there, not a traceback from this import; the CLI reads it from here.
-deferred_error: ControlError | None = None
-applied = False
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
+    from dynfault.config import Sourced
 
-def _is_cli_process() -> bool:
-    """Is this import the start of a program that reports our errors itself: `python -m
-    dynfault`, the `dynfault` script, or pytest loading the plugin (a usage error there)?"""
-    frame = sys._getframe()
-    while frame is not None:  # `python -m X` imports X's packages from runpy's frame
-        code = frame.f_code
-        if code.co_name == "_run_module_as_main" and "runpy" in code.co_filename:
-            return frame.f_locals.get("mod_name") == "dynfault"
-        if code.co_name == "load_setuptools_entrypoints":
-            return True  # pytest loading our plugin: it reports the error as a usage error
-        frame = frame.f_back  # type: ignore[assignment]
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return name in ("dynfault", "dynfault.exe")
+__all__ = ["Started", "start", "started", "serve_control"]
 
 
-def apply_environment() -> None:
-    global deferred_error, applied
-    if seed_error is not None:
-        if not _is_cli_process():
-            raise seed_error
-        deferred_error = seed_error
-        return
-    text = os.environ.get("DYNFAULT_ENABLE", "")
-    if text.strip():
-        try:
-            control(text)
-            applied = True
-        except ControlError as error:
-            wrapped = ControlError(f"DYNFAULT_ENABLE: {error}")
-            if not _is_cli_process():
-                raise wrapped from None
-            deferred_error = wrapped
-    control_value = os.environ.get("DYNFAULT_CONTROL", "").strip()
-    # `dynfault ctl` has DYNFAULT_CONTROL set to find its targets: it is a client, not one.
-    if control_value and not (_is_cli_process() and sys.argv[1:2] == ["ctl"]):
-        from dynfault.ctl import start
+class Started:
+    """What `start()` did: the command lists applied, each with its source (`applied`), and the
+    error that stopped it (`error`, None when all went well)."""
 
-        start(control_value)
+    __slots__ = ("applied", "error", "serving")
+
+    def __init__(self, applied: Sequence[Sourced] = (), error: DynfaultError | None = None,
+                 serving: bool = False) -> None:
+        self.applied: tuple[Sourced, ...] = tuple(applied)
+        self.error = error
+        self.serving = serving  # a control socket or the fleet was started
+
+    def __repr__(self) -> str:
+        return f"Started(applied={self.applied!r}, error={self.error!r})"
+
+
+_done: list[Started] = []  # this process's start, once made
+
+
+def started() -> Started | None:
+    """This process's start, if it was made."""
+    return _done[0] if _done else None
+
+
+def start(sources: Sequence[Sourced] | None = None, *, serve: bool = True) -> Started:
+    """Apply the environment (or `sources`, the command lists a caller has merged and checked)
+    once in this process, and start the control socket of DYNFAULT_CONTROL (unless `serve` is
+    False). Later calls return what the first one did. Never raises a user's mistake: it is the
+    result's `error`, and then nothing was applied."""
+    if _done:
+        return _done[0]
+    result = _start(sources, serve)
+    _done.append(result)
+    return result
+
+
+def _start(sources: Sequence[Sourced] | None, serve: bool) -> Started:
+    environ = os.environ
+    try:
+        if environ.get(env.DYNFAULT_SEED, "").strip():
+            from dynfault.runtime.sites import seed_error
+
+            if seed_error is not None:
+                raise seed_error
+        if sources is None:
+            sources = _environment_sources()
+        if sources:
+            from dynfault.runtime.sites import control
+
+            for _, text in sources:
+                control(text)
+    except DynfaultError as error:
+        return Started(error=error)
+    return Started(sources, None, serve and serve_control())
+
+
+_serving: list[bool] = []
+
+
+def serve_control() -> bool:
+    """Serve DYNFAULT_CONTROL (a control socket directory or the fleet) from this process, once;
+    whether it is set. The package root calls this at import, so that a program that only
+    imports dynfault can be reached by `dynfault ctl`."""
+    if not _serving:
+        value = os.environ.get(env.DYNFAULT_CONTROL, "").strip()
+        _serving.append(bool(value))
+        if value:
+            from dynfault.ctl import start as serve
+
+            serve(value)
+    return _serving[0]
+
+
+def _environment_sources() -> list[Sourced]:
+    environ = os.environ
+    if not (environ.get(env.DYNFAULT_ENABLE, "").strip() or environ.get(env.DYNFAULT_ENABLE_FILE)):
+        return []  # the common case: no parser, no runtime
+    from dynfault.config import environment_enable
+
+    return environment_enable(environ)

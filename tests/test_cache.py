@@ -89,10 +89,10 @@ def test_every_corrupt_cache_shape_compiles_in_memory(tmp_path: Path, shape: str
 
     damaged = {
         "truncated header": data[:20],
-        "bad marshal body": data[:48] + b"\xe3" + b"\xff" * 40,
+        "bad marshal body": data[:56] + b"\xe3" + b"\xff" * 40,
         "wrong magic": b"\x00\x00\r\n" + data[4:],
         "empty": b"",
-        "not code": data[:48] + marshal.dumps({"a": 1}),
+        "not code": data[:56] + marshal.dumps({"a": 1}),
     }
     if shape == "directory":
         pyc.unlink()
@@ -156,3 +156,48 @@ def test_a_pytest_session_with_roots_leaves_site_packages_untouched(tmp_path: Pa
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ours(site) == []
     assert [n.split(".")[0] for n in ours(project)] == ["project_mod"]  # its rewrite
+
+
+def test_any_damaged_byte_or_length_never_loads_other_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each byte flipped, and every truncation: the cache gives the module's own code or
+    nothing (compile in memory); marshal never sees a damaged body."""
+    from dynfault.instrument import cache
+    from dynfault.instrument.compile import cached_code
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    source = tmp_path / "mod.py"
+    source.write_text(MOD)
+    data_source = source.read_bytes()
+    stamp = cache.stamp(os.stat(source))
+    pyc = cache.cache_path(str(source))
+    assert pyc is not None
+    code = cached_code(str(source), data_source, stamp)
+    good = Path(pyc).read_bytes()
+    assert cache.read_cache(pyc, stamp) == code
+    damaged = [good[:i] + bytes([good[i] ^ 0x41]) + good[i + 1:] for i in range(len(good))]
+    damaged += [good[:n] for n in range(len(good))]
+    loaded = []
+    for data in damaged:
+        Path(pyc).write_bytes(data)
+        found = cache.read_cache(pyc, stamp)
+        assert found is None or found == code
+        loaded.append(found is not None)
+    assert not any(loaded)
+
+
+def test_another_modules_body_is_compiled_around(tmp_path: Path) -> None:
+    other = MOD.replace("aaaa", "zzzz").replace("c:x", "c:other")
+    write(tmp_path, {"mod.py": MOD, "other.py": other,
+                     "main.py": MAIN + "import other\nprint(other.VALUE)\n"})
+    env = env_for(tmp_path)
+    assert python("main.py", cwd=tmp_path, env=env).stdout == "aaaa True\nzzzz\n"
+    pycache = tmp_path / "__pycache__"
+    [mine] = [p for p in pycache.iterdir() if p.name.startswith("mod.") and "dynfault" in p.name]
+    [theirs] = [p for p in pycache.iterdir()
+                if p.name.startswith("other.") and "dynfault" in p.name]
+    ours, body = mine.read_bytes(), theirs.read_bytes()[56:]
+    mine.write_bytes(ours[:56] + body)  # their body under our header
+    assert python("main.py", cwd=tmp_path, env=env).stdout == "aaaa True\nzzzz\n"
+    mine.write_bytes(theirs.read_bytes()[:24] + ours[24:56] + body)  # and their check too
+    assert python("main.py", cwd=tmp_path, env=env).stdout == "aaaa True\nzzzz\n"

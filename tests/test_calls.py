@@ -18,13 +18,18 @@ from dynfault.errors import UsageError
 from dynfault.instrument import cache, hook
 from dynfault.instrument.calls import GROUPS, expand_calls
 from dynfault.instrument.compile import compile_source, may_have_sites
+from dynfault.instrument.names import DESCRIPTOR, slot
 from dynfault.instrument.scan import scan_source
 
 
 def classes(source: str, *calls: str) -> list[tuple[int, str | None, str]]:
     """(line, class, function) of each site, in index order."""
     found = scan_source(textwrap.dedent(source), "m.py", expand_calls(calls))
-    assert [s.index for s in found] == list(range(len(found)))
+    counted: dict[str, int] = {}  # SPEC 1: the index counts among the sites of the same kind
+    for s in found:
+        kind = s.fault_class if s.call is not None else ""
+        assert s.index == counted.get(kind, 0)
+        counted[kind] = s.index + 1
     return [(s.line, s.fault_class, s.function) for s in found]
 
 
@@ -97,6 +102,33 @@ def test_shadowed_names_are_left_alone() -> None:
     assert classes("from . import os\nos.fsync(1)\n", "os.fsync") == []
 
 
+@pytest.mark.parametrize("pattern", [
+    "[open]", "{'k': open}", "Point(x=open)", "open", "_ as open", "[*open]", "{**open}",
+    "[1, open] | [open, 1]", "(open, 2)",
+])
+def test_a_match_capture_shadows_like_an_assignment(pattern: str) -> None:
+    source = f"""\
+        import os
+        def f(value, p):
+            match value:
+                case {pattern}:
+                    open(p)
+            os.fsync(1)
+        """
+    assert classes(source, "open", "os.fsync") == [(6, "call:os.fsync", "f")]
+
+
+def test_a_match_value_pattern_does_not_shadow() -> None:
+    # a dotted name in a pattern is a value looked up, not a capture
+    assert classes("""\
+        import os
+        def f(value, p):
+            match value:
+                case os.sep:
+                    open(p)
+        """, "open") == [(5, "call:open", "f")]
+
+
 def test_call_sites_take_their_places_among_dynamic_fault_sites() -> None:
     assert classes("""\
         import os
@@ -109,6 +141,34 @@ def test_call_sites_take_their_places_among_dynamic_fault_sites() -> None:
         """, "os.fsync", "open", ".write") == [
         (4, "io:a", "f"), (6, "call:os.fsync", "f"), (6, "io:b", "f"),
         (7, "call:.write", "f"), (7, "call:open", "f"), (7, None, "f")]
+
+
+INDEXED = """\
+import os
+from dynfault import dynamic_fault
+def f(fd, p):
+    open(p)
+    os.fsync(fd)
+    if dynamic_fault("io:a"):
+        open(p).close()
+    os.fsync(fd); dynamic_fault("io:b")
+    open(p)
+"""
+
+
+@pytest.mark.parametrize("calls", [(), ("open",), ("open", "os.fsync"), ("os.fsync", "open"),
+                                   ("@fs",)])
+def test_an_index_never_depends_on_the_other_call_names(calls: tuple[str, ...]) -> None:
+    """SPEC 1: dynamic_fault() sites count among themselves, call sites among those of the same
+    called name; (file, line, class, index) is unique."""
+    found = scan_source(INDEXED, "m.py", expand_calls(calls))
+    indexes = {(s.line, s.fault_class): s.index for s in found}
+    expected = {(6, "io:a"): 0, (8, "io:b"): 1}
+    if "open" in calls or "@fs" in calls:
+        expected |= {(4, "call:open"): 0, (7, "call:open"): 1, (9, "call:open"): 2}
+    if "os.fsync" in calls or "@fs" in calls:
+        expected |= {(5, "call:os.fsync"): 0, (8, "call:os.fsync"): 1}
+    assert indexes == expected
 
 
 def test_calls_inside_a_dynamic_fault_argument_are_not_sites() -> None:
@@ -180,7 +240,7 @@ def load(source: str, path: Path, *calls: str) -> dict[str, Any]:
 
 def test_disabled_a_call_site_is_the_call(tmp_path: Path) -> None:
     ns = load(CALLER, tmp_path / "caller.py", "json.loads", "os.fsync")
-    assert "_dynfault_s0" in ns and "_dynfault_s1" in ns
+    assert "_dynfault_s0_json__loads" in ns and "_dynfault_s0_os__fsync" in ns
     assert ns["parse"]('{"a": [1, 2]}', []) == {"a": [1, 2]}
     with pytest.raises(json.JSONDecodeError) as raised:
         ns["parse"]("{", [])
@@ -244,7 +304,7 @@ def test_the_cache_is_keyed_by_the_calls(tmp_path: Path, monkeypatch: pytest.Mon
         ns: dict[str, Any] = {"__name__": "cached"}
         exec(code, ns)
         return sorted(str(s.fault_class) for s in dynfault.sites(f"file {path}")
-                      if f"_dynfault_s{s.index}" in ns)
+                      if DESCRIPTOR + slot(s.index, s.fault_class) in ns)
 
     assert bound(plain) == []
     assert bound(with_fsync) == bound(again) == ["call:os.fsync"]
@@ -291,11 +351,12 @@ def test_list_and_show_take_calls(tmp_path: Path) -> None:
     document = json.loads(as_json.stdout)
     assert document["calls"] == list(GROUPS["@fs"])
     assert [(s["line"], s["fault_class"], s["index"]) for s in document["sites"]] == [
-        (2, "call:os.open", 0), (4, "call:os.fsync", 1)]
+        (2, "call:os.open", 0), (4, "call:os.fsync", 0)]
     shown = dynfault_cli("show", "--calls", "os.fsync", "app.py", cwd=tmp_path)
     assert shown.returncode == 0
     assert shown.stdout.splitlines()[4] == (
-        "    (_dynfault_s0.guard(os.fsync)(fd) if _dynfault_f0 else os.fsync(fd))")
+        "    (_dynfault_s0_os__fsync.guard(os.fsync)(fd) if _dynfault_f0_os__fsync "
+        "else os.fsync(fd))")
     assert shown.stdout.count("\n") == APP.count("\n") + 1  # the header line, nothing moved
     bad = dynfault_cli("list", "--calls", "os..x", "app.py", cwd=tmp_path)
     assert (bad.stdout, bad.returncode) == ("", 2)
@@ -340,7 +401,7 @@ for n in range(4):
         colcalls.shapes(n)
     except Exception:
         traceback.print_exc(file=sys.stdout)
-print("rewritten:", hasattr(colcalls, "_dynfault_s0"))
+print("rewritten:", any(name.startswith("_dynfault_s") for name in vars(colcalls)))
 """
 
 
@@ -355,3 +416,59 @@ def test_carets_on_call_site_lines_equal_pythons(tmp_path: Path) -> None:
     assert plain.stdout.count("Traceback") == 4
     assert hooked.stdout.endswith("rewritten: True\n")
     assert hooked.stdout.replace("True", "False") == plain.stdout
+
+
+# -- names checked at once, groups, default errors ----------------------------------------------
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("os.fsnyc", "--calls: 'os.fsnyc': os has no attribute 'fsnyc' (did you mean os.fsync?)"),
+    ("fcntl.flok", "--calls: 'fcntl.flok': fcntl has no attribute 'flok' "
+                   "(did you mean fcntl.flock?)"),
+    ("os.path.exsts", "--calls: 'os.path.exsts': os.path has no attribute 'exsts' "
+                      "(did you mean os.path.exists?)"),
+    ("socket.socket.sendal", "--calls: 'socket.socket.sendal': socket.socket has no attribute "
+                             "'sendal' (did you mean socket.socket.sendall?)"),
+    ("os.qqqqqq", "--calls: 'os.qqqqqq': os has no attribute 'qqqqqq'"),
+])
+def test_a_name_its_module_lacks_is_refused_with_the_nearest(name: str, message: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        expand_calls(["open", name])
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("name", ["os.fsync", "os.path.exists", "http.client.HTTPConnection",
+                                  "socket.socket.connect", "not_a_module_here.save",
+                                  "sqlite3.Connection.commit", ".fsnyc", "open"])
+def test_names_that_exist_or_cannot_be_checked_pass(name: str) -> None:
+    assert expand_calls([name]) == (name,)
+
+
+def test_every_group_member_exists() -> None:
+    from dynfault.instrument.calls import check_attributes
+
+    for members in GROUPS.values():
+        check_attributes(members)  # raises for a typo in a group
+    assert {"fcntl.flock", "fcntl.lockf", "os.fchmod", "os.chmod", "os.fchown", "os.utime",
+            "os.ftruncate", "os.pwrite"} <= set(GROUPS["@fs"])
+    assert ".close" not in GROUPS["@fs"]
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    (".execute", "sqlite3.OperationalError"), ("sqlite3.connect", "sqlite3.OperationalError"),
+    (".commit", "sqlite3.OperationalError"), ("os.fsync", "EIO"), ("fcntl.flock", "EIO"),
+    (".sendall", "EIO"), ("myapp.save", None), (".frobnicate", None),
+])
+def test_default_error_per_group(name: str, error: str | None) -> None:
+    from dynfault.instrument.calls import default_error
+
+    assert default_error(name) == error
+
+
+def test_run_and_list_refuse_a_misspelt_name_before_anything_runs(tmp_path: Path) -> None:
+    write(tmp_path, {"app.py": "print('ran')\n"})
+    for command in (["run", "--calls", "os.fsnyc", "app.py"],
+                    ["list", "--calls", "open,os.fsnyc", "app.py"]):
+        proc = dynfault_cli(*command, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == (f"dynfault {command[0]}: --calls: 'os.fsnyc': os has no "
+                               "attribute 'fsnyc' (did you mean os.fsync?)\n")

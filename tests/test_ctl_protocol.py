@@ -122,7 +122,7 @@ def test_list_reply_carries_every_site_field(own_sites: list[dynfault.Site]) -> 
         "module": "ctlmod", "function": "Cache.get", "filename": "/src/ctlmod.py", "line": 10,
         "fault_class": "ctltest:race", "index": 0, "state": "enabled", "frequency": 4,
         "times": None, "after": 0, "probability": None, "delay": None, "pause": None,
-        "error": None, "crash": False, "hits": 0, "fired": 0}]}
+        "error": None, "crash": False, "late": False, "hits": 0, "fired": 0}]}
 
 
 @pytest.mark.parametrize(("request_", "key", "value"), [

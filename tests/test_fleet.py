@@ -101,8 +101,12 @@ def wait_listed(client: Any, pids: set[int], timeout: float = 15.0) -> list[dict
 
 
 def fleet_json(url: str, *args: str) -> dict[str, Any]:
+    """ctl's JSON; on stderr at most the notes a command that matched nothing yet gets (these
+    programs run without the hook: their sites register at their first hit)."""
     result = run_ctl("--redis", url, "--json", *args)
-    assert (result.returncode, result.stderr) == (0, ""), result
+    assert result.returncode == 0, result
+    assert all(line.endswith(("matched no site", "the commands apply to them then"))
+               for line in result.stderr.splitlines()), result
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
@@ -117,10 +121,18 @@ def test_one_command_to_three_processes_and_counters_from_all(
     assert [(p["host"], p["pid"], p["program"], p["sites"]) for p in listing["processes"]] == [
         (HOST, p.pid, str(tmp_path / "app.py"), []) for p in sorted(three, key=lambda p: p.pid)]
 
-    applied = fleet_json(url, "demo:fail frequency 1", "class demo oneshot")
-    assert applied == {"version": 1, "processes": [
-        {"host": HOST, "pid": p.pid, "program": str(tmp_path / "app.py"), "matched": 0}
+    result = run_ctl("--redis", url, "--json", "demo:fail frequency 1", "class demo oneshot")
+    assert json.loads(result.stdout) == {"version": 1, "processes": [
+        {"host": HOST, "pid": p.pid, "program": str(tmp_path / "app.py"), "matched": 0,
+         "lists": [{"commands": "demo:fail frequency 1", "matched": 0},
+                   {"commands": "class demo oneshot", "matched": 0}]}
         for p in sorted(three, key=lambda p: p.pid)]}
+    pids = ", ".join(str(p.pid) for p in sorted(three, key=lambda p: p.pid))
+    assert (result.returncode, result.stderr.splitlines()[:3]) == (0, [
+        "dynfault: 'demo:fail frequency 1' matched no site",
+        "dynfault: 'class demo oneshot' matched no site",
+        f"dynfault ctl: pids {pids} run without the import hook: sites register at their "
+        f"first hit, and the commands apply to them then"])
     for program in three:
         program.expect("fault")
     deadline = time.monotonic() + 10
@@ -157,12 +169,10 @@ def test_a_process_that_starts_later_applies_every_command_once_in_order(
         [entry] = processes(client)
     [site] = sites_of(entry)
     assert (site["state"], site["frequency"]) == ("enabled", 5)
-    # One reply per entry from it: each applied exactly once.
+    # Given before it joined: applied without a reply, which nobody waits for.
     ids = [entry_id.decode() for entry_id, _ in client.xrange(fleet.STREAM)]
     assert len(ids) == 4
-    for entry_id in ids:
-        replies = [json.loads(r) for r in client.lrange(fleet.reply_key(entry_id), 0, -1)]
-        assert [(r["pid"], r["ok"]) for r in replies] == [(late.pid, True)]
+    assert [client.exists(fleet.reply_key(entry_id)) for entry_id in ids] == [0] * 4
 
 
 def test_pid_and_host_pick_processes(tmp_path: Path, url: str, client: Any,
@@ -236,9 +246,12 @@ def test_redis_down_costs_one_warning_line_within_2_s(tmp_path: Path) -> None:
     took = time.monotonic() - began
     out, rest = program.communicate(timeout=30)
     assert (program.returncode, out, rest) == (0, "done\n", "")  # never a second line
-    assert first == (f"dynfault: fleet control at {dead} unavailable: Error 111 connecting to "
-                     f"127.0.0.1:{dead.rsplit(':', 1)[1][:-2]}. Connection refused; the program "
-                     f"runs on without it\n")
+    assert first in (  # the second when importing redis alone took most of the 2 s
+        f"dynfault: fleet control at {dead} unavailable: Error 111 connecting to "
+        f"127.0.0.1:{dead.rsplit(':', 1)[1][:-2]}. Connection refused; the program runs on "
+        f"without it\n",
+        f"dynfault: fleet control at {dead} unavailable: no answer 1.6 s after start; the "
+        f"program runs on without it\n")
     assert took < 2.0 + 1.0, took  # within 2 s of start (the interpreter's own start aside)
 
 
@@ -307,10 +320,9 @@ def test_a_bad_command_reaches_no_process_and_is_not_kept(url: str, client: Any)
 
 
 def test_selection_and_urls() -> None:
-    message: dict[str, object] = {"pids": [3], "hosts": []}
-    assert fleet.selected(message, "h", 3) and not fleet.selected(message, "h", 4)
-    assert fleet.selected({"pids": [], "hosts": ["a"]}, "a", 9)
-    assert not fleet.selected({"hosts": ["a"]}, "b", 9)
-    assert fleet.selected({}, "b", 9)
+    assert fleet.selected([3], [], "h", 3) and not fleet.selected([3], [], "h", 4)
+    assert fleet.selected([], ["a"], "a", 9)
+    assert not fleet.selected([], ["a"], "b", 9)
+    assert fleet.selected([], [], "b", 9)
     assert fleet.shown_url("redis://:secret@h:1/0") == "redis://***@h:1/0"
-    assert fleet.process_key("h", 12) == "dynfault:process:h:12"
+    assert fleet.process_key("h", 12, "ab12") == "dynfault:process:h:12:ab12"

@@ -658,7 +658,7 @@ def test_read_cache_accepts_only_a_complete_matching_file(tmp_path: Path) -> Non
     assert cache.read_cache(pyc, (1, 2, 3, 5)) is None
     assert cache.read_cache(pyc, (1, 2, 3, 5), b"87654321") is None
     data = Path(pyc).read_bytes()
-    bad_body = data[:48] + b"\xff" * 20
+    bad_body = data[:56] + b"\xff" * 20
     for damaged in (data[:10], data[:47], data[:-3], b"", bad_body,
                     data[:4] + b"\x00\x00\x00\x00" + data[8:], b"\x00\x00\r\n" + data[4:]):
         Path(pyc).write_bytes(damaged)
@@ -895,7 +895,7 @@ def test_a_damaged_index_only_costs_a_read(project: Path, damage: str) -> None:
 
 def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(cache, "_indexes", {})
+    monkeypatch.setattr(cache, "indexes", {})
     monkeypatch.setattr(cache, "_index_dirty", {})
     source = write(tmp_path / "pkg" / "plain.py", NO_SITES)
     first = cache.stamp(source.stat())
@@ -910,8 +910,8 @@ def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cache.known_without_sites(str(source), changed) is False
     # another process's entries survive our flush; a relative path is never indexed
     write(tmp_path / "pkg" / "more.py", NO_SITES)
-    atomic_write(where, importlib.util.MAGIC_NUMBER + marshal.dumps(
-        {"plain.py": first, "more.py": (1, 2, 3, 4)}))
+    body = marshal.dumps({"plain.py": first, "more.py": (1, 2, 3, 4)})
+    atomic_write(where, importlib.util.MAGIC_NUMBER + importlib.util.source_hash(body) + body)
     cache.record_without_sites(str(tmp_path / "pkg" / "third.py"), (5, 6, 7, 8))
     cache.flush_index()
     assert cache.read_index(where) == {"plain.py": first, "more.py": (1, 2, 3, 4),
@@ -921,3 +921,34 @@ def test_index_records_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     cache.record_without_sites(str(tmp_path / "pkg" / "fourth.py"), (1, 1, 1, 1))
     assert cache._index_dirty == {}
+
+
+@pytest.mark.parametrize(("name", "never"), [
+    ("dynfault", True), ("dynfault.runtime.sites", True), ("libcst._nodes", True),
+    ("pytest", True), ("_pytest.config", True), ("pluggy", True), ("iniconfig", True),
+    ("xdist.plugin", True), ("execnet", True), ("hypothesis.core", True), ("coverage", True),
+    ("pytest_cov.plugin", True), ("pytest_asyncio", True), ("_hypothesis_pytestplugin", True),
+    ("app", False), ("app.pytest", False), ("dynfault_example", False), ("pytester", False),
+    ("mycoverage", False),
+])
+def test_never_rewritten_names_the_harness(name: str, never: bool) -> None:
+    assert hook.never_rewritten(name) is never
+
+
+HARNESS = """\
+import json, sys
+from dynfault.instrument.hook import install_import_hook
+install_import_hook(include=["*"], calls=["@fs"])
+import iniconfig, pluggy, pytest_local, mine
+print(json.dumps({name: any(k.startswith("_dynfault_s") for k in vars(sys.modules[name]))
+                  for name in ("iniconfig", "pluggy", "pytest_local", "mine")}))
+"""
+
+
+def test_include_star_never_rewrites_dynfault_libcst_or_the_harness(tmp_path: Path) -> None:
+    for name in ("pytest_local", "mine"):
+        write(tmp_path / f"{name}.py", "def save(p):\n    open(p).close()\n")
+    write(tmp_path / "main.py", HARNESS)
+    proc = run_python(["main.py"], tmp_path)
+    assert (json.loads(proc.stdout), proc.stderr) == (
+        {"iniconfig": False, "pluggy": False, "pytest_local": False, "mine": True}, "")

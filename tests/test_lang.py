@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import dynfault
 from dynfault.lang import (
+    CONFLICTS,
     ENABLED,
     ONESHOT,
     Command,
@@ -64,7 +65,10 @@ sites_module = importlib.import_module("dynfault.runtime.sites")
         ("call:.execute error sqlite3.OperationalError",
          [Command(Query(fault_class="call:.execute"), error="sqlite3.OperationalError")]),
         ("x error EOFError", [Command(Query(fault_class="x"), error="EOFError")]),
-        ("x pause crash", [Command(Query(fault_class="x"), pause=10000.0, crash=True)]),
+        ("x crash error ENOSPC", [Command(Query(fault_class="x"), crash=True, error="ENOSPC")]),
+        ("call:os.close late", [Command(Query(fault_class="call:os.close"), late=True)]),
+        ("call:os.close error EBADF late times 2",
+         [Command(Query(fault_class="call:os.close"), error="EBADF", late=True, times=2)]),
     ],
 )
 def test_parse_accepts(text: str, expected: list[Command]) -> None:
@@ -545,15 +549,67 @@ SETTING_OF_STATE = {"enabled": "enable", "disabled": "disable", "oneshot": "ones
     error=st.none() | st.sampled_from(["EIO", "ENOSPC", "EACCES", "TimeoutError",
                                        "sqlite3.OperationalError", "a.b.C"]),
     crash=st.booleans(),
+    late=st.booleans(),
 )
 def test_settings_text_parses_back(state: str, frequency: int, times: int | None, after: int,
                                    probability: float | None, delay: float | None,
-                                   pause: float | None, error: str | None, crash: bool) -> None:
+                                   pause: float | None, error: str | None, crash: bool,
+                                   late: bool) -> None:
+    said = {"oneshot": state == "oneshot", "times": times is not None, "crash": crash,
+            "delay": delay is not None, "pause": pause is not None, "late": late}
+    # A layer merges its commands per setting, so a site can show a pair that one command may
+    # not say (`oneshot times 3` from `times 3; oneshot`): such a line parses back as two.
+    assume(not any(said[a] and said[b] for a, b in CONFLICTS))
     printed = settings_text(state, frequency, times, after, probability, delay, pause, error,
-                            crash)
+                            crash, late)
     state_word, _, rest = printed.partition(" ")
     (command,) = parse(f"class x {SETTING_OF_STATE[state_word]} {rest}")
     assert (command.state, command.frequency or 0, command.times, command.after or 0,
             command.probability, command.delay, command.pause, command.error,
-            bool(command.crash)) == (state, frequency, times, after, probability, delay, pause,
-                                     error, crash)
+            bool(command.crash), bool(command.late)) == (
+        state, frequency, times, after, probability, delay, pause, error, crash, late)
+
+
+def test_a_listed_probability_parses_back_to_the_same_float() -> None:
+    site = sites_module.register("m", "f", "/virtual/lang/p.py", 1, "pf:exact", 0)
+    try:
+        dynfault.control("pf:exact probability 0.123456789")
+        printed = site.settings()
+        assert printed == "enabled probability 0.123456789"
+        (command,) = parse(f"class x {printed.replace('enabled', 'enable')}")
+        assert command.probability == 0.123456789
+        assert site.record().probability == 0.123456789
+        assert site.as_dict()["probability"] == 0.123456789
+    finally:
+        dynfault.reset()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("x oneshot times 3", "'times' conflicts with 'oneshot' at column 11"),
+    ("x times 3 oneshot", "'oneshot' conflicts with 'times' at column 11"),
+    ("x enable disable", "'disable' conflicts with 'enable' at column 10"),
+    ("x crash delay 5", "'delay' conflicts with 'crash' at column 9"),
+    ("x crash pause", "'pause' conflicts with 'crash' at column 9"),
+    ("x pause crash", "'crash' conflicts with 'pause' at column 9"),
+    ("x delay 1 pause", "'pause' conflicts with 'delay' at column 11"),
+    ("x pause 5 delay 1", "'delay' conflicts with 'pause' at column 11"),
+    ("x late crash", "'crash' conflicts with 'late' at column 8"),
+    ("x delay 2 late", "'late' conflicts with 'delay' at column 11"),
+    ("x pause late", "'late' conflicts with 'pause' at column 9"),
+    ("ok enable; x oneshot times 3", "'times' conflicts with 'oneshot' at column 22"),
+    ("x late late", "'late' given twice at column 8"),
+    ("x late 3", "'3': 'late' takes no value at column 8"),
+])
+def test_conflicting_settings_are_refused_with_word_and_column(text: str, message: str) -> None:
+    with pytest.raises(ControlError) as raised:
+        parse(text)
+    assert str(raised.value) == message
+
+
+def test_a_refused_conflict_applies_nothing() -> None:
+    before = len(dynfault.sites())
+    with pytest.raises(ControlError):
+        dynfault.control("ok_conflict enable; x oneshot times 3")
+    assert [r.command.text for r in sites_module.history()
+            if r.command.text.startswith("ok_conflict")] == []
+    assert len(dynfault.sites()) == before

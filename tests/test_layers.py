@@ -13,6 +13,7 @@ import pytest
 
 import dynfault
 from dynfault.lang import parse
+from dynfault.runtime import registry as registry_module
 from dynfault.runtime.registry import BLOCK, SESSION, TEST, Registry
 from dynfault.runtime.site import Site
 
@@ -25,8 +26,16 @@ def fires(site: Site, n: int) -> str:
     return "".join("1" if site.fire() else "0" for _ in range(n))
 
 
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
+@pytest.fixture(params=["lock-free", "locked"])
+def fast_switching(request: pytest.FixtureRequest,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Every threaded test runs twice: with the lock-free plans the GIL allows, and with the
+    # lock forced on, as a free-threaded build decides.
+    monkeypatch.setattr(registry_module, "LOCK_FREE", request.param == "lock-free")
+    yield from _switching()
+
+
+def _switching() -> Iterator[None]:
     before = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     yield
@@ -92,7 +101,8 @@ def test_times_is_exact_while_other_threads_open_blocks_and_control(
 
 
 @pytest.mark.parametrize("setting", ["oneshot", "times 5", "frequency 7", "after 50 times 10",
-                                     "probability 0.5 times 20"])
+                                     "probability 0.5 times 20", "oneshot probability 1",
+                                     "frequency 3 after 7 times 11", "probability 1 times 3"])
 def test_every_setting_is_exact_under_16_threads(fast_switching: None, setting: str) -> None:
     registry = Registry(seed=7)
     site = registry.register("m", "f", "/l/s.py", 1, "ex", 0)

@@ -264,3 +264,64 @@ def test_resume_racing_the_timeout_does_not_warn(monkeypatch: pytest.MonkeyPatch
     assert site_a() is False
     assert capsys.readouterr().err == ""
     assert P.paused() == []
+
+
+def _load_unrewritten(path: str, name: str) -> types.ModuleType:
+    """A module straight from its file, past every meta-path finder: code the hook never saw,
+    whose sites register at their first hit."""
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader(name, path)
+    module = types.ModuleType(name)
+    module.__file__ = path
+    loader.exec_module(module)
+    return module
+
+
+def test_wait_paused_counts_a_site_that_registers_after_it_was_called(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "late_pause_mod.py"
+    path.write_text("from dynfault import dynamic_fault\n\n"
+                    "def worker():\n    return dynamic_fault('pzlate:site')\n")
+    module = _load_unrewritten(str(path), "late_pause_mod")
+    dynfault.control("class pzlate pause 20000")
+    assert dynfault.sites("class pzlate") == []  # not registered: no hit yet
+    real_wait = P._stall.wait_for
+    started: list[threading.Thread] = []
+
+    def wait_for(*args: object) -> int:
+        # wait_paused has parsed its query and is about to wait: only now does the worker
+        # start, so its site registers after the call, whatever the scheduling.
+        thread = threading.Thread(target=module.worker, daemon=True)
+        started.append(thread)
+        thread.start()
+        return real_wait(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(P._stall, "wait_for", wait_for)
+    assert dynfault.wait_paused("class pzlate:site", timeout=30) == 1
+    assert [s.fault_class for s in P.paused("func worker")] == ["pzlate:site"]
+    assert dynfault.resume("file late_pause_mod.py") == 1
+    started[0].join(30)
+    assert not started[0].is_alive()
+
+
+def test_a_forgotten_resume_fails_a_session_under_W_error(tmp_path: object) -> None:
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(str(tmp_path))
+    (root / "test_forgot.py").write_text(
+        "import dynfault\n\n"
+        "def test_forgot():\n"
+        "    dynfault.control('class forgot pause 10')\n"
+        "    dynfault.dynamic_fault('forgot')\n")
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_forgot.py"]
+    plain = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=120)
+    strict = subprocess.run([*args, "-W", "error::dynfault.DynfaultWarning"], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert (plain.returncode, strict.returncode) == (0, 1), plain.stdout + strict.stdout
+    assert "PauseWarning: pause at" in strict.stdout
+    assert "timed out after 10 ms; nothing called resume()" in strict.stdout

@@ -39,7 +39,7 @@ print(dynfault.seed(), "".join("1" if dynamic_fault("dice") else "0" for _ in ra
 
 CATCH = """\
 try:
-    import dynfault
+    from dynfault import dynamic_fault
 except Exception as error:
     print(type(error).__name__, error, sep=": ")
 else:
@@ -119,7 +119,7 @@ def test_bad_environment_under_python_dash_m_of_a_user_package_still_fails(tmp_p
     package = tmp_path / "app"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "__main__.py").write_text("import dynfault\nprint('started')\n")
+    (package / "__main__.py").write_text("from dynfault import control\nprint('started')\n")
     env = {**os.environ, "DYNFAULT_ENABLE": "class x frequncy 2"}
     done = subprocess.run([sys.executable, "-m", "app"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)

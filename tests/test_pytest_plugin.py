@@ -319,7 +319,7 @@ def test_marker_in_process(dynfault: DynfaultFixture) -> None:
 
 def test_merge_of_worker_reports() -> None:
     site = {"module": "m", "function": "f", "filename": "/r/m.py", "line": 3,
-            "fault_class": "a", "index": 0, "settings": "enabled"}
+            "fault_class": "a", "index": 0, "state": "enabled", "error": "ENOSPC", "crash": True}
     query = {"fault_class": "b", "module": None, "file": None, "func": None, "line": None,
              "index": [0, 1]}
     parts = [
@@ -331,7 +331,7 @@ def test_merge_of_worker_reports() -> None:
     ]
     sites, rules, seeds = pytest_plugin._merge(parts)
     assert [(s.filename, s.hits, s.fired, s.settings()) for s in sites] == [
-        ("/r/m.py", 5, 1, "enabled")]
+        ("/r/m.py", 5, 1, "enabled error ENOSPC crash")]
     assert [(r.command.text, r.matched, r.command.query.index) for r in rules] == [
         ("class b index 0-1", 0, (0, 1)), ("class a", 1, (0, 1))]
     assert seeds == [7, 8]

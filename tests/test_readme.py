@@ -79,8 +79,9 @@ def matches(expected: list[str], actual: list[str]) -> bool:
     return bool(actual) and actual[0] == expected[0] and matches(expected[1:], actual[1:])
 
 
-def run_block(block: Block, workdir: Path) -> list[str]:
-    """Run the steps in order in `workdir`; one message per step whose output differs."""
+def run_block(block: Block, workdir: Path, source: str = "README") -> list[str]:
+    """Run the steps in order in `workdir`; one message per step whose output differs, naming
+    `source` (the file the block is in) and the block's line."""
     env = clean_env(PATH=os.pathsep.join([str(Path(sys.executable).parent),
                                           os.environ.get("PATH", "")]),
                     COLUMNS="80", NO_COLOR="1")
@@ -92,7 +93,7 @@ def run_block(block: Block, workdir: Path) -> list[str]:
         actual = done.stdout.splitlines()
         if not matches([line.rstrip() for line in step.expected],
                        [line.rstrip() for line in actual]):
-            problems.append(f"README line {block.line}: $ {step.command}\n"
+            problems.append(f"{source} line {block.line}: $ {step.command}\n"
                             f"expected:\n" + "\n".join(step.expected) +
                             "\ngot:\n" + done.stdout)
     return problems

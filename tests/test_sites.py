@@ -112,7 +112,7 @@ def test_last_match_wins_per_setting_and_rules_are_sticky(registry: None) -> Non
     assert site.settings() == "disabled frequency 5 times 2"
     later = reg("m", "g", "/a.py", 9, "lw:b", 1)
     assert later.settings() == "disabled frequency 5"  # `times 2` named lw:a only
-    dynfault.control("func g probability 0.5 delay 3 pause 20 after 1")
+    dynfault.control("func g probability 0.5 delay 3 after 1; func g pause 20")
     assert later.settings() == "enabled frequency 5 after 1 probability 0.5 delay 3 pause 20"
     assert site.settings() == "disabled frequency 5 times 2"
 
@@ -185,7 +185,7 @@ def test_naming_a_class_keeps_matched_and_context_exact(registry: None) -> None:
 def test_faults_restores_rules_and_states(registry: None) -> None:
     site = reg("m", "f", "/a.py", 1, "fl", 0)
     dynfault.control("fl frequency 2")
-    with dynfault.faults("fl oneshot times 3") as matched:
+    with dynfault.faults("fl times 3; fl oneshot") as matched:
         assert matched == 1
         # The block decides, with its own settings only: layers are not merged.
         assert site.settings() == "oneshot times 3"

@@ -81,8 +81,8 @@ def test_help_lists_the_lazy_commands_and_they_run() -> None:
     listed = runner.invoke(main, ["--help"])
     assert listed.exit_code == 0
     commands = listed.output.split("Commands:\n", 1)[1].split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in commands] == ["check", "ctl", "list", "run", "show",
-                                                      "sweep", "warm"]
+    assert [line.split()[0] for line in commands] == ["check", "ctl", "list", "powercut",
+                                                      "run", "show", "sweep", "warm"]
     for name in ("sweep", "ctl"):
         shown = runner.invoke(main, [name, "--help"])
         assert shown.exit_code == 0

@@ -15,20 +15,25 @@ import dynfault
 from dynfault import dynamic_fault
 
 S = importlib.import_module("dynfault.runtime.sites")
+registry_module = importlib.import_module("dynfault.runtime.registry")
 
 THREADS = 16
 HITS = 400  # per thread
 ROUNDS = 4
 
 
-@pytest.fixture(autouse=True)
-def busy_switching() -> Iterator[None]:
+@pytest.fixture(autouse=True, params=["lock-free", "locked"])
+def busy_switching(request: pytest.FixtureRequest) -> Iterator[str]:
+    # Each test runs with the lock-free plans the GIL allows, and with the lock forced on as a
+    # free-threaded build decides: both must be exact.
+    S.REGISTRY.set_lock_free(request.param == "lock-free")
     before = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
-        yield
+        yield str(request.param)
     finally:
         sys.setswitchinterval(before)
+        S.REGISTRY.set_lock_free(registry_module.LOCK_FREE)
 
 
 def runtime_site() -> bool:
@@ -73,6 +78,9 @@ def descriptor(tag: str) -> Callable[[], bool]:
     ("frequency 3 times 5", 5),
     ("after 100 times 9", 9),
     ("after 6395", THREADS * HITS - 6395),
+    ("oneshot probability 1", 1),
+    ("probability 1 times 6", 6),
+    ("after 33 frequency 5 times 40", 40),
 ])
 @pytest.mark.parametrize("path", ["descriptor", "runtime"])
 def test_exact_under_threads(setting: str, expected: int, path: str) -> None:
@@ -87,7 +95,7 @@ def test_exact_under_threads(setting: str, expected: int, path: str) -> None:
         assert hammer(hit) == expected, (setting, round_)
         (site,) = dynfault.sites(query)
         assert site.fired == expected
-        if "times" in setting or setting == "oneshot":
+        if "times" in setting or "oneshot" in setting:
             assert site.state == "disabled"
         else:
             assert site.hits == THREADS * HITS
@@ -112,3 +120,38 @@ def test_context_scope_threads_do_not_see_each_other() -> None:
     for thread in threads:
         thread.join()
     assert results == [0, 5, 0, 5]
+
+
+@pytest.mark.parametrize("threads", [16, 32])
+def test_oneshot_hammered_fires_once(busy_switching: str, threads: int) -> None:
+    site = S.register("threads", "f", f"/virtual/threads/once{threads}.py", 1, "thr:once", 0)
+    for _ in range(ROUNDS):
+        dynfault.reset()
+        dynfault.control("class thr:once oneshot")
+        barrier = threading.Barrier(threads)
+        fires: list[bool] = []
+
+        def work(barrier: threading.Barrier, fires: list[bool]) -> None:
+            barrier.wait()
+            fires.extend(site.fire() for _ in range(50))
+
+        workers = [threading.Thread(target=work, args=(barrier, fires)) for _ in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        assert (fires.count(True), site.fired, site.state) == (1, 1, "disabled")
+        assert site.hits == 1  # the hits after the fire met a spent oneshot: disabled, uncounted
+
+
+def test_the_lock_free_plan_is_what_decides_when_it_may(busy_switching: str) -> None:
+    # The parametrization means something: the lock-free mode decides through a plan, the
+    # locked mode never makes one.
+    site = S.register("threads", "f", "/virtual/threads/plan.py", 1, "thr:plan", 0)
+    dynfault.reset()
+    dynfault.control("class thr:plan frequency 2")
+    assert [site.fire() for _ in range(4)] == [False, True, False, True]
+    assert (site._plan is not None) is (busy_switching == "lock-free")
+    dynfault.control("class thr:plan frequency 3")  # a command folds the plan back
+    assert site._plan is None
+    assert (site.hits, site.fired, [site.fire() for _ in range(3)]) == (4, 2, [False, False, True])

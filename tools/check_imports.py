@@ -15,12 +15,13 @@ from pathlib import Path
 # line on top, the shared records at the bottom.
 ALLOWED: dict[str, set[str]] = {
     "main": {"cli"},
-    "cli": {"api", "pytest_plugin", "startup", "sweep", "ctl", "report", "runtime",
+    "cli": {"api", "pytest_plugin", "startup", "sweep", "powercut", "ctl", "report", "runtime",
             "instrument", "lang", "base"},
-    "pytest_plugin": {"api", "startup", "sweep", "report", "runtime", "instrument", "lang",
-                      "base"},
-    "api": {"startup", "runtime", "instrument", "lang", "base"},
-    "startup": {"ctl", "sweep", "runtime", "instrument", "lang", "base"},
+    "pytest_plugin": {"api", "startup", "sweep", "powercut", "report", "runtime", "instrument",
+                      "lang", "base"},
+    "api": {"startup", "powercut", "runtime", "instrument", "lang", "base"},
+    "startup": {"ctl", "sweep", "powercut", "runtime", "instrument", "lang", "base"},
+    "powercut": {"sweep", "report", "runtime", "instrument", "lang", "base"},
     "sweep": {"report", "runtime", "instrument", "lang", "base"},
     "ctl": {"report", "runtime", "lang", "base"},
     "report": {"runtime", "lang", "base"},
@@ -34,7 +35,7 @@ ROOM_OF_MODULE = {
     "dynfault.startup": "startup", "dynfault.child": "startup", "dynfault.report": "report",
     "dynfault.lang": "lang", "dynfault.config": "lang",
 }
-ROOMS_BY_PACKAGE = ("cli", "sweep", "ctl", "runtime", "instrument")
+ROOMS_BY_PACKAGE = ("cli", "sweep", "powercut", "ctl", "runtime", "instrument")
 
 
 def room(module: str) -> str:

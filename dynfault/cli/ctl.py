@@ -12,9 +12,11 @@ from dynfault.cli.options import SECONDS
 from dynfault.ctl import is_fleet, stop
 from dynfault.ctl.client import Outcome, ask_local
 from dynfault.ctl.protocol import Request
+from dynfault.ctl.untrusted import shown
 from dynfault.errors import DynfaultError, ExitCode, UsageError
 from dynfault.record import JSON_VERSION, SiteRecord
-from dynfault.report import control_line
+from dynfault.report import Unmatched, control_line, quoted_command, unmatched_line
+from dynfault.util import clip
 
 __all__ = ["ctl"]
 
@@ -112,24 +114,27 @@ def ctl(socket_path: str | None, redis_url: str | None, pids: tuple[int, ...],
 
 def _report(request: Request, outcome: Outcome, target: str, as_json: bool) -> None:
     for line in outcome.silent:
-        click.echo(f"dynfault ctl: no answer: {line}", err=True)
+        click.echo(f"dynfault ctl: no answer: {shown(line)}", err=True)
     errors = [r for r in outcome.replies if r.get("ok") is not True]
     for reply in errors:
-        click.echo(f"dynfault ctl: pid {reply.get('pid')}: error: {reply.get('error')}", err=True)
+        click.echo(f"dynfault ctl: pid {reply.get('pid')}: error: {shown(reply.get('error'))}",
+                   err=True)
     good = [r for r in outcome.replies if r.get("ok") is True]
     if as_json:
         click.echo(json.dumps({"version": JSON_VERSION,
                                "processes": [_shape(request, r) for r in good]}))
     elif good:
         _print(request, good)
+    if request.verb == "control" and good:
+        _unmatched(request, good)
     if not outcome.replies:
         if request.verb == "control" and "://" in target:
             raise NoProcess(f"no live process at {target}; the commands are kept for "
                             "processes that join")
         raise NoProcess(f"no live process at {target}")
-    if errors:
-        raise SystemExit(ExitCode.USAGE)
-    if outcome.silent:
+    if errors or outcome.silent:
+        # A process that refused (busy, another version, a refused import) is not the user's
+        # usage error: the command itself was checked here before it was sent.
         raise SystemExit(ExitCode.FAILED)
 
 
@@ -138,12 +143,25 @@ def _shape(request: Request, reply: dict[str, object]) -> dict[str, object]:
     shaped = {key: reply.get(key) for key in ("host", "pid", "program")}
     key = {"list": "sites", "paused": "sites", "resume": "resumed"}.get(request.verb, "matched")
     shaped[key] = reply.get(key)
+    if request.verb == "control":
+        shaped["lists"] = [{k: entry[k] for k in ("commands", "matched")}
+                           for entry in _lists(reply)]
     return shaped
 
 
+def _lists(reply: dict[str, object]) -> list[dict[str, object]]:
+    lists = reply.get("lists")
+    return lists if isinstance(lists, list) else []
+
+
 def _label(reply: dict[str, object], show_host: bool) -> str:
-    return (f"{reply.get('host')} pid {reply.get('pid')}" if show_host
+    return (f"{shown(reply.get('host'))} pid {reply.get('pid')}" if show_host
             else f"pid {reply.get('pid')}")
+
+
+def _count(n: object, what: str) -> str:
+    count = n if isinstance(n, int) else 0
+    return f"{count} {what}{'s' * (count != 1)}"
 
 
 def _print(request: Request, replies: list[dict[str, object]]) -> None:
@@ -152,16 +170,49 @@ def _print(request: Request, replies: list[dict[str, object]]) -> None:
         any(r.get("host") != socket.gethostname() for r in replies)
     cwd = os.getcwd()
     for reply in replies:
+        label = f"{_label(reply, show_host)}: " if several else ""
         if request.verb in ("list", "paused"):
             if several:
-                click.echo(f"# {_label(reply, show_host)} {reply.get('program')}")
+                click.echo(f"# {_label(reply, show_host)} {shown(reply.get('program'))}")
             raw = reply.get("sites")
             for entry in raw if isinstance(raw, list) else []:
                 site = SiteRecord.from_dict(entry)
-                click.echo(f"{control_line(site, cwd)} hits:{site.hits} fired:{site.fired}")
-            continue
-        count = reply.get("resumed" if request.verb == "resume" else "matched")
-        n = count if isinstance(count, int) else 0
-        what = (f"{n} thread{'s' * (n != 1)} resumed" if request.verb == "resume"
-                else f"{n} site{'s' * (n != 1)} matched")
-        click.echo(f"{_label(reply, show_host)}: {what}" if several else what)
+                click.echo(shown(f"{control_line(site, cwd)} hits:{site.hits} "
+                                 f"fired:{site.fired}"))
+        elif request.verb == "resume":
+            click.echo(f"{label}{_count(reply.get('resumed'), 'thread')} resumed")
+        elif len(request.commands) > 1 and _lists(reply):
+            for entry in _lists(reply):  # one line per list: each argument is a list
+                click.echo(f"{label}{shown(quoted_command(str(entry['commands'])))}: "
+                           f"{_count(entry['matched'], 'site')} matched")
+        else:
+            click.echo(f"{label}{_count(reply.get('matched'), 'site')} matched")
+
+
+def _unmatched(request: Request, replies: list[dict[str, object]]) -> None:
+    """The command lists that matched no site in any process, in `run`'s words, and why a
+    process may still apply them (no import hook), or how several arguments were read."""
+    missed: dict[str, list[str]] = {}
+    for text in request.commands:
+        entries = [e for r in replies for e in _lists(r) if e["commands"] == text]
+        if entries and all(e["matched"] == 0 for e in entries):
+            found = missed.setdefault(text, [])
+            for entry in entries:
+                near = entry["suggestions"]
+                for name in near if isinstance(near, list) else []:
+                    if name not in found:
+                        found.append(str(name))
+    if not missed:
+        return
+    for text, near in missed.items():
+        click.echo(shown(unmatched_line(Unmatched(text, tuple(near), ()))), err=True)
+    lazy = [str(r.get("pid")) for r in replies if r.get("hooked") is False]
+    if lazy:
+        who = f"pid {lazy[0]} runs" if len(lazy) == 1 else f"pids {', '.join(lazy)} run"
+        click.echo(f"dynfault ctl: {who} without the import hook: sites register at their "
+                   f"first hit, and the commands apply to them then", err=True)
+    if len(request.commands) > 1:
+        joined = " ".join(request.commands)
+        click.echo(f"dynfault ctl: each argument is a command list of its own; to give a "
+                   f"command its settings, quote it as one argument: "
+                   f"{shown(clip(quoted_command(joined), 200))}", err=True)

@@ -8,7 +8,6 @@ import click
 
 from dynfault.cli.rules import gather, project_config
 from dynfault.lang import parse
-from dynfault.record import SiteRecord
 from dynfault.runtime.sites import Rule, Site
 from dynfault.util import warn
 
@@ -72,7 +71,7 @@ def list_sites(as_json_output: bool, enables: tuple[str, ...], enable_files: tup
     if as_json_output:
         import json
 
-        records = [SiteRecord.from_dict(site.as_dict()) for site in sites]
+        records = [site.record() for site in sites]
         document = as_json(records, None, missed)
         if names:
             document["calls"] = list(names)  # what the names and groups expanded to

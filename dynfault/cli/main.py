@@ -41,6 +41,7 @@ _COMMANDS = {  # name -> module that defines the click command of that name
     "check": "dynfault.cli.check",
     "ctl": "dynfault.cli.ctl",
     "list": "dynfault.cli.list",
+    "powercut": "dynfault.cli.powercut",
     "run": "dynfault.cli.run",
     "show": "dynfault.cli.show",
     "sweep": "dynfault.cli.sweep",

@@ -9,12 +9,15 @@ from collections.abc import Sequence
 
 import click
 
-from dynfault.cli.rules import Sourced, gather, project_config
+from dynfault.cli.rules import project_config
 from dynfault.cli.runner import finish_interrupted, load, run_program
+from dynfault.config import merge
+from dynfault.env import Scope, set_child_environment
 from dynfault.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dynfault.config import Sourced
     from dynfault.runtime.registry import Entry
 
 __all__ = ["run"]
@@ -59,37 +62,24 @@ def _json_target(path: str) -> str:
     return full
 
 
-def _names(option: str, values: Sequence[str]) -> list[str]:
-    """A comma-separated, repeatable option's words (`--calls os.fsync,open --calls .flush`)."""
-    found = []
-    for value in values:
-        for name in value.split(","):
-            name = name.strip()
-            if not name or any(c.isspace() for c in name):
-                raise UsageError(f"{option}: {value!r} is not a comma-separated list of names")
-            found.append(name)
-    return found
-
-
 def apply_rules(sourced: Sequence[Sourced]) -> list[tuple[str, Entry]]:
-    """Apply the command lists in order; each rule made, with where it was given.
+    """Start the process with exactly these command lists (checked already); each rule made,
+    with where it was given. A text given in two places is labelled with both."""
+    from dynfault.startup import start
 
-    Importing dynfault applied DYNFAULT_ENABLE already; when pyproject.toml or a file comes
-    first, DYNFAULT_ENABLE is applied again after them, so the last command still wins."""
-    from dynfault import startup
+    error = start(sourced).error
+    if error is not None:
+        raise error
+    if not sourced:
+        return []  # neither the parser nor the runtime is needed yet
     from dynfault.lang import parse
-    from dynfault.runtime.sites import control, history
+    from dynfault.runtime.sites import history
 
+    entries = history()
     labelled: list[tuple[str, Entry]] = []
-    for number, (label, text) in enumerate(sourced):
-        if label == "DYNFAULT_ENABLE" and startup.applied and number == 0:
-            labelled += [(label, rule) for rule in history()]
-            continue
-        control(text)
-        # history() holds each distinct command text once: a text given in two places is
-        # labelled with both.
+    for label, text in sourced:
         texts = {command.text for command in parse(text)}
-        labelled += [(label, entry) for entry in history() if entry.command.text in texts]
+        labelled += [(label, entry) for entry in entries if entry.command.text in texts]
     return labelled
 
 
@@ -185,30 +175,23 @@ def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple
     in that order. Python processes it starts get the same. Everything after the program is
     the program's."""
     script, module, args = program_words(program)
-    config = project_config()
-    sourced = gather(config, enable_files, enables)
-    names = _names("--calls", calls)
-    env_calls = os.environ.get("DYNFAULT_CALLS", "")
-    all_calls = [*config.calls, *_names("DYNFAULT_CALLS", [env_calls] if env_calls else []),
-                 *names]
+    from dynfault.instrument.calls import expand_calls
+
+    settings = merge(project_config(), enable_files=enable_files, enables=enables, calls=calls,
+                     includes=includes, excludes=excludes, expand=expand_calls)
     json_path = _json_target(report_json) if report_json is not None else None
 
     from dynfault.instrument.hook import install_import_hook
     from dynfault.runtime.sites import set_reporting
 
-    labelled = apply_rules(sourced)
-    # Children apply exactly these rules, in this order, through DYNFAULT_ENABLE alone.
-    os.environ.pop("DYNFAULT_ENABLE_FILE", None)
-    if sourced:
-        os.environ["DYNFAULT_ENABLE"] = "\n".join(text for _, text in sourced)
-    if all_calls:
-        os.environ["DYNFAULT_CALLS"] = ",".join(dict.fromkeys(all_calls))
-    os.environ["DYNFAULT_CHILD"] = "1"
+    labelled = apply_rules(settings.enable)
+    scope = Scope(settings.include, settings.exclude)
+    # Children apply exactly these rules, in this order, and rewrite the same modules.
+    set_child_environment(os.environ, scope, settings.calls, settings.enable_text)
     if report or json_path is not None:
         set_reporting(True)
-    include = [*config.include, *includes]
-    exclude = [*config.exclude, *excludes]
-    install_import_hook(include=include or None, exclude=exclude or None, calls=all_calls)
+    include, exclude, _ = scope.hook_arguments()
+    install_import_hook(include, exclude, calls=settings.calls)
     # Registered before the program runs, so it runs after every exit handler of the program.
     at_exit = _AtExit(report, json_path, labelled)
     atexit.register(at_exit)

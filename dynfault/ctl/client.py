@@ -25,7 +25,8 @@ from dynfault.ctl.paths import (
     peer_uid,
     pid_exists,
 )
-from dynfault.ctl.protocol import MAX_REPLY, MAX_REQUEST, ProtocolError, Request, decode, encode
+from dynfault.ctl.protocol import MAX_REPLY, MAX_REQUEST, Request, checked_reply, decode, encode
+from dynfault.ctl.untrusted import BadData
 
 __all__ = ["Outcome", "NoAnswer", "targets", "exchange", "ask_local"]
 
@@ -112,11 +113,11 @@ def exchange(sock: socket.socket, request: Request, deadline: float) -> dict[str
             end = chunk.find(b"\n")  # only the new bytes: a long reply costs linear time
             if end >= 0:
                 buffer += chunk[:end]
-                return decode(bytes(buffer))
+                return checked_reply(decode(bytes(buffer)), request.verb)
             buffer += chunk
             if len(buffer) > MAX_REPLY:
                 raise NoAnswer(f"reply longer than {MAX_REPLY} bytes")
-    except ProtocolError as error:
+    except BadData as error:
         raise NoAnswer(f"not a dynfault reply: {error}") from None
     except OSError as error:
         if isinstance(error, NoAnswer):
@@ -128,9 +129,6 @@ def _why(error: OSError) -> str:
     if isinstance(error, TimeoutError):
         return "no reply in time"
     return error.strerror or str(error) or type(error).__name__
-
-
-    return True
 
 
 def ask_local(path: str, request: Request, pids: tuple[int, ...] = (),

@@ -9,16 +9,19 @@ is dropped quietly, one that stays silent is named.
 
 from __future__ import annotations
 
-import json
+import threading
 import time
 from typing import Any
 
 from dynfault.ctl.client import Outcome
 from dynfault.ctl.fleet import PROCESS_PREFIX, STREAM, connect, reply_key, shown_url
-from dynfault.ctl.protocol import Request
-from dynfault.errors import DynfaultError, ExitCode
+from dynfault.ctl.protocol import MAX_REPLY, Request, checked_reply
+from dynfault.ctl.untrusted import BadData, loads, shown
+from dynfault.ctl.untrusted import sites as checked_sites
+from dynfault.errors import ControlWarning, DynfaultError, ExitCode
 from dynfault.lang import parse_query
 from dynfault.record import SiteRecord
+from dynfault.util import warn
 
 __all__ = ["FleetUnavailable", "ask_fleet", "processes"]
 
@@ -29,29 +32,52 @@ class FleetUnavailable(DynfaultError):
     exit_code = ExitCode.FAILED
 
 
+def _skip(what: str, error: BadData) -> None:
+    warn(f"skipping {shown(what)}: {shown(error)}", ControlWarning)
+
+
+def _published(key: str, raw: bytes) -> dict[str, object]:
+    """A process's published entry, checked field by field; BadData naming what is wrong."""
+    value = loads(raw, MAX_REPLY)
+    if not isinstance(value, dict):
+        raise BadData("not a JSON object")
+    entry = checked_reply(value, "list")
+    if entry["ok"] is not True:
+        raise BadData("not a listing")
+    entry["paused"] = [r.as_dict() for r in checked_sites(value.get("paused", []), "paused")]
+    entry["key"] = key
+    return entry
+
+
 def processes(client: Any, pids: tuple[int, ...] = (),
               hosts: tuple[str, ...] = ()) -> list[dict[str, object]]:
-    """What every live (picked) process last published, by host and pid."""
+    """What every live (picked) process last published, by host and pid; an entry that is not
+    what the protocol says costs one warning line and is left out."""
     keys = sorted(client.scan_iter(match=PROCESS_PREFIX + "*", count=1000))
     found: list[dict[str, object]] = []
-    for raw in client.mget(keys) if keys else ():
+    for key, raw in zip(keys, client.mget(keys) if keys else ()):
         if raw is None:
             continue  # expired between the scan and the read
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
         try:
-            entry = json.loads(raw)
-        except ValueError:
+            entry = _published(name, raw)
+        except BadData as error:
+            _skip(f"the fleet entry {name}", error)
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
-            continue
-        if (pids and entry["pid"] not in pids) or (hosts and entry.get("host") not in hosts):
+        if (pids and entry["pid"] not in pids) or (hosts and entry["host"] not in hosts):
             continue
         found.append(entry)
     return sorted(found, key=_order)
 
 
-def _order(entry: dict[str, object]) -> tuple[str, int]:
+def _order(entry: dict[str, object]) -> tuple[str, int, str]:
     pid = entry.get("pid")
-    return str(entry.get("host")), pid if isinstance(pid, int) else 0
+    return str(entry.get("host")), pid if isinstance(pid, int) else 0, str(entry.get("id"))
+
+
+def _who(entry: dict[str, object]) -> tuple[object, ...]:
+    """One process: its random id, which no other process has (host and pid may repeat)."""
+    return (entry.get("id"),) if entry.get("id") else (entry.get("host"), entry.get("pid"))
 
 
 def _filtered(entry: dict[str, object], key: str, query: str | None) -> dict[str, object]:
@@ -62,42 +88,72 @@ def _filtered(entry: dict[str, object], key: str, query: str | None) -> dict[str
     matched = [r for r in records if parsed.matches(r)]
     if parsed.index is not None:  # as sites() does: the n-th of the matching sites
         matched = matched[parsed.index[0]:parsed.index[1] + 1]
-    reply = {k: v for k, v in entry.items() if k not in ("sites", "paused", "updated")}
+    reply = {k: v for k, v in entry.items() if k not in ("sites", "paused", "updated", "key")}
     reply["sites"] = [r.as_dict() for r in matched]
     return reply
 
 
-def _live(client: Any, entry: dict[str, object]) -> bool:
-    return bool(client.exists(f"{PROCESS_PREFIX}{entry.get('host')}:{entry.get('pid')}"))
-
-
 def ask_fleet(url: str, request: Request, pids: tuple[int, ...] = (),
               hosts: tuple[str, ...] = (), timeout: float = 5.0) -> Outcome:
-    """Ask the fleet at `url`; FleetUnavailable when its Redis cannot be used."""
+    """Ask the fleet at `url`, all of it within `timeout`, however the server behaves;
+    FleetUnavailable when its Redis cannot be used."""
     try:
         import redis
     except ImportError:
         raise FleetUnavailable(f"{shown_url(url)} needs the redis package "
                                f"(pip install 'dynfault[redis]')") from None
     deadline = time.monotonic() + timeout
-    try:
-        client = connect(redis, url)
-        live = processes(client, pids, hosts)
-        if request.verb in ("list", "paused"):
-            key = "sites" if request.verb == "list" else "paused"
-            return Outcome([_filtered(entry, key, request.query) for entry in live], [])
-        message = {"request": request.as_dict(), "pids": list(pids), "hosts": list(hosts)}
-        entry_id = client.xadd(STREAM, {"message": json.dumps(message)})
-        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        return _replies(client, entry_id, live, deadline)
-    except redis.RedisError as error:
-        raise FleetUnavailable(f"cannot use {shown_url(url)}: {error}") from None
+    result: list[Outcome | BaseException] = []
+
+    def ask() -> None:
+        try:
+            result.append(_ask(redis, url, request, pids, hosts, deadline))
+        except BaseException as error:  # noqa: BLE001  (handed to the waiting thread)
+            result.append(error)
+
+    # A server may accept and never answer, in any call: the calls run in a daemon thread
+    # that the deadline abandons, so ctl ends on time whatever Redis does.
+    worker = threading.Thread(target=ask, name="dynfault-ctl-fleet", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()) + 0.25)
+    if not result:
+        raise FleetUnavailable(f"{shown_url(url)} did not answer within {timeout:g} s")
+    outcome = result[0]
+    if isinstance(outcome, redis.TimeoutError):  # a socket timeout is the deadline's
+        raise FleetUnavailable(f"{shown_url(url)} did not answer within {timeout:g} s")
+    if isinstance(outcome, redis.RedisError):
+        raise FleetUnavailable(f"cannot use {shown_url(url)}: {shown(outcome)}")
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
-def _replies(client: Any, entry_id: str, live: list[dict[str, object]],
+def _ask(redis: Any, url: str, request: Request, pids: tuple[int, ...],
+         hosts: tuple[str, ...], deadline: float) -> Outcome:
+    client = connect(redis, url, max(0.05, deadline - time.monotonic()))
+    live = processes(client, pids, hosts)
+    if request.verb in ("list", "paused"):
+        key = "sites" if request.verb == "list" else "paused"
+        return Outcome([_filtered(entry, key, request.query) for entry in live], [])
+    message = {"request": request.as_dict(), "pids": list(pids), "hosts": list(hosts)}
+    import json
+
+    entry_id = client.xadd(STREAM, {"message": json.dumps(message)})
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return _replies(client, entry_id, request.verb, live, deadline)
+
+
+def _reply(raw: bytes, verb: str) -> dict[str, object]:
+    value = loads(raw, MAX_REPLY)
+    if not isinstance(value, dict):
+        raise BadData("not a JSON object")
+    return checked_reply(value, verb)
+
+
+def _replies(client: Any, entry_id: str, verb: str, live: list[dict[str, object]],
              deadline: float) -> Outcome:
-    waiting = {(str(e.get("host")), e.get("pid")): e for e in live}
-    replies: dict[tuple[str, object], dict[str, object]] = {}
+    waiting = {_who(e): e for e in live}
+    replies: dict[tuple[object, ...], dict[str, object]] = {}
     next_check = time.monotonic() + 1.0
     while waiting:
         left = deadline - time.monotonic()
@@ -107,18 +163,17 @@ def _replies(client: Any, entry_id: str, live: list[dict[str, object]],
         got = client.blpop([reply_key(entry_id)], timeout=min(left, 0.2))
         if got is not None:
             try:
-                reply = json.loads(got[1])
-            except ValueError:
+                reply = _reply(got[1], verb)
+            except BadData as error:
+                _skip(f"a reply to fleet entry {entry_id}", error)
                 continue
-            if isinstance(reply, dict):
-                who = (str(reply.get("host")), reply.get("pid"))
-                replies[who] = reply
-                waiting.pop(who, None)
+            replies[_who(reply)] = reply
+            waiting.pop(_who(reply), None)
         if time.monotonic() >= next_check:  # a process that died will never reply
             next_check = time.monotonic() + 1.0
             for who, entry in list(waiting.items()):
-                if not _live(client, entry):
+                if not client.exists(str(entry["key"])):
                     del waiting[who]
-    silent = [f"{host} pid {pid}: no reply in time" for host, pid in waiting]
+    silent = [f"{e.get('host')} pid {e.get('pid')}: no reply in time" for e in waiting.values()]
     ordered = sorted(replies.values(), key=_order)
     return Outcome(ordered, silent)

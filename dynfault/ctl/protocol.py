@@ -16,6 +16,12 @@ listing line can be taken for it. The reply names the process:
     ... "matched": N  (control)  /  "resumed": N  (resume)  /  "sites": [...]  (list, paused)
     {"version": 1, "ok": false, "host": H, "pid": P, "program": ARGV, "error": "one line"}
 
+A control reply also says what each command list matched (`"lists": [{"commands": TEXT,
+"matched": N, "suggestions": [...]}]`, the suggestions for a list that matched nothing) and
+whether the import hook is installed (`"hooked"`): without it sites register at their first
+hit, so "0 matched" there is not final. Every reply is checked field by field by the reader
+(`checked_reply`): the other end is untrusted input.
+
 A request is at most MAX_REQUEST bytes and a reply at most MAX_REPLY; both ends refuse more.
 """
 
@@ -26,15 +32,19 @@ import os
 import socket
 import sys
 
+from dynfault.ctl.untrusted import BadData, integer, loads, text, text_list
+from dynfault.ctl.untrusted import sites as checked_sites
 from dynfault.errors import ControlError
 from dynfault.lang import parse, parse_query
-from dynfault.record import JSON_VERSION, SiteRecord
+from dynfault.record import JSON_VERSION
+from dynfault.report import suggestions
 from dynfault.runtime.pause import paused, resume
-from dynfault.runtime.sites import Site, control, sites
+from dynfault.runtime.sites import Site, control, select, sites
 from dynfault.util import first_line, one_line
 
 __all__ = ["VERBS", "MAX_REQUEST", "MAX_REPLY", "ProtocolError", "Request", "identity",
-           "encode", "decode", "answer", "answer_line", "error_reply", "site_records"]
+           "encode", "decode", "answer", "answer_line", "error_reply", "site_records",
+           "checked_reply", "hooked"]
 
 VERBS = ("list", "control", "paused", "resume")
 MAX_REQUEST = 64 * 1024
@@ -43,7 +53,7 @@ MAX_REPLY = 16 * 1024 * 1024
 _PROGRAM_LIMIT = 200
 
 
-class ProtocolError(ValueError):
+class ProtocolError(BadData):
     """A line that is not a request or reply of this protocol; the message says why."""
 
 
@@ -124,14 +134,13 @@ def encode(value: dict[str, object], limit: int) -> bytes:
     return data
 
 
-def decode(line: bytes) -> dict[str, object]:
-    """A JSON object from one line; ProtocolError naming what is wrong."""
+def decode(line: bytes, limit: int = MAX_REPLY) -> dict[str, object]:
+    """A JSON object from one line, bounded in size and nesting; ProtocolError naming what is
+    wrong."""
     try:
-        value = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ProtocolError(f"not UTF-8 (byte {error.start + 1})") from None
-    except ValueError as error:
-        raise ProtocolError(f"not JSON: {first_line(error)}") from None
+        value = loads(line, limit)
+    except BadData as error:
+        raise ProtocolError(str(error)) from None
     if not isinstance(value, dict):
         raise ProtocolError(f"not a JSON object but {type(value).__name__}")
     return value
@@ -139,12 +148,38 @@ def decode(line: bytes) -> dict[str, object]:
 
 def site_records(listed: list[Site]) -> list[dict[str, object]]:
     """Sites in their one JSON form (dynfault.record)."""
-    return [SiteRecord.from_dict(site.as_dict()).as_dict() for site in listed]
+    return [site.record().as_dict() for site in listed]
 
 
 def error_reply(message: str) -> dict[str, object]:
     return {"version": JSON_VERSION, "ok": False, **identity(),
             "error": one_line(" ".join(message.split()))}
+
+
+def hooked() -> bool:
+    """Is the import hook installed here? Without it a site registers at its first hit, so a
+    command that matched nothing yet may still apply (looked up, never imported: the hook is
+    the instrument room's, which ctl does not import)."""
+    hook = sys.modules.get("dynfault.instrument.hook")
+    return hook is not None and hook.installed_hook() is not None
+
+
+def _apply(commands: tuple[str, ...]) -> dict[str, object]:
+    """Apply each command list in order; what each matched, and for one that matched nothing
+    the names nearest to its words (report.suggestions, the wording `run` uses)."""
+    lists: list[dict[str, object]] = []
+    matched: set[int] = set()
+    for listed in commands:
+        count = control(listed)
+        parsed = parse(listed)
+        matched.update(id(site) for command in parsed for site in select(command.query))
+        entry: dict[str, object] = {"commands": listed, "matched": count}
+        if count == 0:
+            live = sites()
+            entry["suggestions"] = [name for command in parsed
+                                    for name in suggestions(command.query, live)]
+        lists.append(entry)
+    return {"matched": len(matched), "lists": lists, "hooked": hooked()}
 
 
 def answer(request: Request) -> dict[str, object]:
@@ -159,7 +194,7 @@ def answer(request: Request) -> dict[str, object]:
             reply["resumed"] = resume(request.query)
         else:
             request.check()  # every list parses before any is applied
-            reply["matched"] = control("\n".join(request.commands)) if request.commands else 0
+            reply.update(_apply(request.commands))
     except ControlError as error:
         return error_reply(str(error))
     except Exception as error:  # noqa: BLE001  (a request must never take the server down)
@@ -167,10 +202,50 @@ def answer(request: Request) -> dict[str, object]:
     return reply
 
 
+def checked_reply(value: dict[str, object], verb: str) -> dict[str, object]:
+    """A reply to `verb` with every field it needs of the right type, and nothing else;
+    BadData naming the first field that is not."""
+    ok = value.get("ok")
+    if not isinstance(ok, bool):
+        raise BadData("'ok' must be true or false")
+    reply: dict[str, object] = {
+        "ok": ok, "host": text(value.get("host"), "host", 255),
+        "pid": integer(value.get("pid"), "pid", 1),
+        "program": text(value.get("program", ""), "program", 1024)}
+    if "id" in value:
+        reply["id"] = text(value["id"], "id", 64)
+    if not ok:
+        reply["error"] = text(value.get("error"), "error", 64 * 1024)
+    elif verb in ("list", "paused"):
+        reply["sites"] = [record.as_dict() for record in checked_sites(value.get("sites"))]
+    elif verb == "resume":
+        reply["resumed"] = integer(value.get("resumed"), "resumed")
+    else:
+        reply["matched"] = integer(value.get("matched"), "matched")
+        reply["lists"] = _checked_lists(value.get("lists"))
+        reply["hooked"] = value.get("hooked") is not False
+    return reply
+
+
+def _checked_lists(value: object) -> list[dict[str, object]]:
+    if value is None:
+        return []  # an older process: the total alone
+    if not isinstance(value, list):
+        raise BadData("'lists' must be a list")
+    lists: list[dict[str, object]] = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise BadData("each of 'lists' must be an object")
+        lists.append({"commands": text(entry.get("commands"), "commands", MAX_REQUEST),
+                      "matched": integer(entry.get("matched"), "matched"),
+                      "suggestions": text_list(entry.get("suggestions"), "suggestions")})
+    return lists
+
+
 def answer_line(line: bytes) -> bytes:
     """The reply line to one request line (without its newline), whatever the line holds."""
     try:
-        reply = answer(Request.from_dict(decode(line)))
+        reply = answer(Request.from_dict(decode(line, MAX_REQUEST)))
     except ProtocolError as error:
         reply = error_reply(f"bad request: {error}")
     try:

@@ -29,14 +29,18 @@ from dynfault.util import atomic_write
 from dynfault.version import __version__
 
 __all__ = [
-    "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path",
+    "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path", "indexes",
     "known_without_sites", "read_cache", "read_index", "record_without_sites", "split",
     "stamp", "write_cache",
 ]
 
 Stamp = tuple[int, int, int, int]
 _FLAGS = 0b11  # checked-hash, as `py_compile --invalidation-mode checked-hash` marks it
-_HEADER = 16 + 32  # magic, flags, source hash, then the stamp: four signed 64-bit numbers
+# magic, flags, a check, the source hash, the stamp (four signed 64-bit numbers), then the
+# marshalled code. The check is a hash of all that follows it: a damaged file (a flipped byte, a
+# truncation, another module's body or header spliced in) is never handed to marshal, which can
+# crash the interpreter on hostile input, and never loads another module's code.
+_HEADER = 16 + 8 + 32
 _INDEX_SUFFIX = "nosites"
 
 
@@ -123,12 +127,15 @@ def read_cache(pyc: str, source_stamp: Stamp | None = None,
     if (len(data) < _HEADER or data[:4] != MAGIC_NUMBER
             or int.from_bytes(data[4:8], "little") != _FLAGS):
         return None
-    if not ((source_stamp is not None and data[16:48] == _pack(source_stamp))
-            or (hash_of_source is not None and data[8:16] == hash_of_source)):
+    if not ((source_stamp is not None and data[24:56] == _pack(source_stamp))
+            or (hash_of_source is not None and data[16:24] == hash_of_source)):
         return None
+    if source_hash(memoryview(data)[16:]) != data[8:16]:
+        return None
+    body = memoryview(data)[_HEADER:]
     try:
-        code = marshal.loads(memoryview(data)[_HEADER:])
-    except Exception:  # noqa: BLE001 (marshal raises EOFError, ValueError, TypeError, SystemError...)
+        code = marshal.loads(body)
+    except Exception:  # (a body we wrote ourselves, but a Python may differ...)
         return None
     return code if isinstance(code, types.CodeType) else None
 
@@ -136,8 +143,9 @@ def read_cache(pyc: str, source_stamp: Stamp | None = None,
 def write_cache(pyc: str, hash_of_source: bytes, source_stamp: Stamp,
                 code: types.CodeType) -> bool:
     """Write atomically (see util.atomic_write); False when it cannot be written."""
-    return atomic_write(pyc, MAGIC_NUMBER + _FLAGS.to_bytes(4, "little") + hash_of_source
-                        + _pack(source_stamp) + marshal.dumps(code))
+    checked = hash_of_source + _pack(source_stamp) + marshal.dumps(code)
+    return atomic_write(pyc, MAGIC_NUMBER + _FLAGS.to_bytes(4, "little") + source_hash(checked)
+                        + checked)
 
 
 def fix_filename(code: types.CodeType, filename: str) -> types.CodeType:
@@ -160,7 +168,7 @@ def fix_filename(code: types.CodeType, filename: str) -> types.CodeType:
 # source whose stat still gives that stamp is not read again.
 
 # (source directory, pycache_prefix, calls key) -> (index file or None, its entries)
-_indexes: dict[tuple[str, str | None, str], tuple[str | None, dict[str, Stamp]]] = {}
+indexes: dict[tuple[str, str | None, str], tuple[str | None, dict[str, Stamp]]] = {}
 _index_dirty: dict[str, dict[str, Stamp]] = {}  # written at exit, merged with other writers'
 _index_lock = threading.Lock()
 
@@ -172,7 +180,7 @@ def index_path(source_path: str, key: str = "") -> str | None:
 
 def _index(source_path: str, directory: str,
            key: str) -> tuple[str | None, dict[str, Stamp]]:
-    found = _indexes.get((directory, sys.pycache_prefix, key))
+    found = indexes.get((directory, sys.pycache_prefix, key))
     if found is not None:
         return found
     if not os.path.isabs(directory):  # a relative one depends on the working directory
@@ -183,7 +191,7 @@ def _index(source_path: str, directory: str,
         f"dynfault-{__version__}{key}.{sys.implementation.cache_tag}.{_INDEX_SUFFIX}")
     entries = {} if where is None else read_index(where)
     with _index_lock:
-        return _indexes.setdefault((directory, sys.pycache_prefix, key), (where, entries))
+        return indexes.setdefault((directory, sys.pycache_prefix, key), (where, entries))
 
 
 def read_index(where: str) -> dict[str, Stamp]:
@@ -192,11 +200,12 @@ def read_index(where: str) -> dict[str, Stamp]:
         data = _read_file(where)
     except (OSError, ValueError):
         return {}
-    if data[:4] != MAGIC_NUMBER:
-        return {}
+    body = memoryview(data)[12:]
+    if data[:4] != MAGIC_NUMBER or source_hash(body) != data[4:12]:
+        return {}  # damaged: never handed to marshal
     try:
-        entries = marshal.loads(data[4:])
-    except Exception:  # noqa: BLE001 (any shape of corruption)
+        entries = marshal.loads(body)
+    except Exception:  # (any shape a whole but foreign body may have)
         return {}
     # a malformed entry never equals a stamp: it can only miss
     return entries if isinstance(entries, dict) else {}
@@ -205,7 +214,7 @@ def read_index(where: str) -> dict[str, Stamp]:
 def known_without_sites(source_path: str, source_stamp: Stamp, key: str = "") -> bool:
     """True when this exact version of the source was read and found without sites."""
     directory, name = split(source_path)
-    entries = _indexes.get((directory, sys.pycache_prefix, key))
+    entries = indexes.get((directory, sys.pycache_prefix, key))
     if entries is None:
         entries = _index(source_path, directory, key)
     return entries[1].get(name) == source_stamp
@@ -240,5 +249,6 @@ def flush_index() -> int:
     for where, entries in dirty.items():
         merged = read_index(where)
         merged.update(entries)
-        written += atomic_write(where, MAGIC_NUMBER + marshal.dumps(merged))
+        body = marshal.dumps(merged)
+        written += atomic_write(where, MAGIC_NUMBER + source_hash(body) + body)
     return written

@@ -7,11 +7,13 @@ expands it here first, so a bad name is refused once, in one line, before anythi
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Iterable
 
 from dynfault.errors import UsageError
 
-__all__ = ["GROUPS", "expand_calls", "markers", "split_calls"]
+__all__ = ["GROUPS", "GROUP_ERRORS", "check_attributes", "default_error", "expand_calls", "markers",
+           "split_calls"]
 
 # The calls that fail in practice, each for a reason a program should handle: a full or
 # read-only disk (ENOSPC, EROFS, EDQUOT: open, write, flush, fsync, close, mkdir, copy), a
@@ -19,12 +21,17 @@ __all__ = ["GROUPS", "expand_calls", "markers", "split_calls"]
 # file system that reports a failed write-back only at fsync or close (EIO). Calls that cannot
 # fail for such reasons (os.path.join, os.getpid) or whose failure is a bug (os.fspath) are
 # left out: a site there is noise in a sweep. So are method names that strings share:
-# `.replace` would be right on a Path, but `str.replace` is everywhere.
+# `.replace` would be right on a Path, but `str.replace` is everywhere; and `.close`, which
+# every file, socket, connection, generator and pool has: most of those never fail, and the
+# close that does (a file's, reporting a failed write-back) is `os.close` or `.flush` here.
+# Locks (flock, lockf: ENOLCK, EINTR, EWOULDBLOCK on NFS) and metadata calls (chmod, chown,
+# utime: EPERM, EROFS) fail in the same programs, as do positioned writes.
 GROUPS: dict[str, tuple[str, ...]] = {
     "@fs": (
-        "open", "os.open", "os.write", "os.fsync", "os.fdatasync", "os.close",
+        "open", "os.open", "os.write", "os.pwrite", "os.fsync", "os.fdatasync", "os.close",
         "os.replace", "os.rename", "os.unlink", "os.remove", "os.mkdir", "os.makedirs",
         "os.rmdir", "os.truncate", "os.ftruncate", "os.link", "os.symlink",
+        "os.chmod", "os.fchmod", "os.fchown", "os.utime", "fcntl.flock", "fcntl.lockf",
         "shutil.move", "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree",
         "shutil.rmtree", "tempfile.mkstemp", "tempfile.NamedTemporaryFile",
         ".write", ".flush", ".truncate", ".write_text", ".write_bytes", ".mkdir", ".unlink",
@@ -44,6 +51,23 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What a swept call site of a group raises by default (`error` overrides it): the exception
+# the callee itself raises when it fails for the group's reason.
+GROUP_ERRORS: dict[str, str] = {
+    "@fs": "EIO",
+    "@net": "EIO",
+    "@sqlite": "sqlite3.OperationalError",
+}
+_ERROR_OF = {name: GROUP_ERRORS[group] for group in reversed(GROUPS)
+             for name in GROUPS[group]}
+
+
+def default_error(name: str) -> str | None:
+    """The error a call site of this calls-list name raises by default in a sweep: an errno name
+    or an exception class by dotted name; None for a name in no group (the runtime's EIO)."""
+    return _ERROR_OF.get(name)
+
+
 def _valid(name: str) -> bool:
     parts = (name[1:] if name.startswith(".") else name).split(".")
     if not all(part.isidentifier() for part in parts):
@@ -60,10 +84,12 @@ def split_calls(texts: Iterable[str]) -> tuple[str, ...]:
                                if name.strip()))
 
 
-def expand_calls(names: Iterable[str]) -> tuple[str, ...]:
+def expand_calls(names: Iterable[str], check: bool = True) -> tuple[str, ...]:
     """The names with each `@group` replaced by its members, each once, in order. Raises
-    UsageError naming the first name that is neither a function, a `.method` nor a group."""
+    UsageError naming the first name that is neither a function, a `.method` nor a group, and
+    (with `check`) the first dotted name its module does not have (see check_attributes)."""
     out: dict[str, None] = {}
+    given: list[str] = []
     for raw in names:
         name = raw.strip()
         if not name:
@@ -75,10 +101,57 @@ def expand_calls(names: Iterable[str]) -> tuple[str, ...]:
             out.update(dict.fromkeys(GROUPS[name]))
         elif _valid(name):
             out[name] = None
+            given.append(name)
         else:
             raise UsageError(f"--calls: {name[:80]!r} is not a function name (os.fsync, "
                              "a builtin such as open, .execute for a method, or a @group)")
+    if check:
+        check_attributes(given)
     return tuple(out)
+
+
+def check_attributes(names: Iterable[str]) -> None:
+    """Raise UsageError for the first dotted name whose module is importable but has no such
+    attribute, naming the nearest one: `--calls: 'os.fsnyc': os has no attribute 'fsnyc' (did
+    you mean os.fsync?)`. Only a module already imported or of the standard library is looked
+    at: importing the program's own modules here would run them before the import hook."""
+    for name in names:
+        if name.startswith(".") or "." not in name:
+            continue
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = _module(".".join(parts[:cut]))
+            if module is not None:
+                _walk(name, ".".join(parts[:cut]), module, parts[cut:])
+                break
+
+
+def _module(name: str) -> object | None:
+    module = sys.modules.get(name)
+    if module is not None or name.partition(".")[0] not in sys.stdlib_module_names:
+        return module
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except Exception:  # (not importable here, for any reason: not ours to judge)
+        return None
+
+
+def _walk(name: str, owner: str, value: object, attributes: list[str]) -> None:
+    for attribute in attributes:
+        try:
+            value = getattr(value, attribute)
+        except AttributeError:
+            import difflib
+
+            near = difflib.get_close_matches(attribute, dir(value), n=1, cutoff=0.6)
+            hint = f" (did you mean {owner}.{near[0]}?)" if near else ""
+            raise UsageError(f"--calls: {name[:80]!r}: {owner} has no attribute "
+                             f"{attribute[:80]!r}{hint}") from None
+        except Exception:  # (a lazy attribute that fails: not a typo)
+            return
+        owner = f"{owner}.{attribute}"
 
 
 def markers(calls: Iterable[str]) -> tuple[bytes, ...]:

@@ -9,6 +9,7 @@ warning line: its sites then run through the slower runtime function.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 import types
@@ -90,6 +91,10 @@ def compile_plain(source: bytes, filename: str) -> types.CodeType:
 def compile_with_sites(source: bytes, filename: str,
                        calls: tuple[str, ...] = ()) -> tuple[types.CodeType, bool]:
     """(code, worth caching). SyntaxError exactly as compile() raises it."""
+    # The rewrite makes many small objects and frees none until it ends: the collector's passes
+    # over them cost a big module a third of its time, and find nothing.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         # imports libcst: only here, only on a cold cache
         from dynfault.instrument.rewrite import rewrite
@@ -99,8 +104,11 @@ def compile_with_sites(source: bytes, filename: str,
             return compile_plain(source, filename), True
         insert_header(rewritten.tree, rewritten.header)
         return compile(rewritten.tree, filename, "exec", dont_inherit=True), True
-    except Exception as error:  # noqa: BLE001 (anything failing here must not change behaviour)
+    except Exception as error:  # (anything failing here must not change behaviour)
         failure = error
+    finally:
+        if collecting:
+            gc.enable()
     # Outside the handler, so that a SyntaxError carries no dynfault exception as its context:
     # Python's own compile reports the user's error exactly as plain Python would. When it
     # succeeds, the failure was ours, and the sites still work, only slower.

@@ -35,14 +35,29 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "DynfaultFinder", "DynfaultLoader", "ImportHook", "code_for_path", "compile_source",
-    "install_import_hook", "insert_header", "installed_hook", "uninstall_import_hook",
+    "NEVER", "DynfaultFinder", "DynfaultLoader", "ImportHook", "code_for_path", "compile_source",
+    "install_import_hook", "insert_header", "installed_hook", "never_rewritten",
+    "uninstall_import_hook",
 ]
 
-# dynfault and what it runs on, and the test harness around the code under test: pytest's own
-# modules made into call sites (`--calls @fs`) would fail the runner, not the code it tests.
-_NEVER = ("dynfault", "libcst", "click", "pytest", "_pytest", "pluggy", "xdist", "execnet",
-          "hypothesis", "pyperf", "redis")
+# Never rewritten, whatever `include` says (one list, for every decision the hook makes):
+# dynfault and what it runs on, and the test harness around the code under test, with what the
+# harness imports for itself. pytest's own modules made into call sites (`--calls @fs`) would
+# fail the runner, not the code it tests (iniconfig reading pytest.ini, coverage writing .coverage).
+NEVER = frozenset((
+    "dynfault", "libcst", "click", "yaml", "typing_extensions", "pyperf", "redis", "psutil",
+    "pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments", "exceptiongroup",
+    "tomli", "colorama", "xdist", "execnet", "hypothesis", "sortedcontainers", "attr", "attrs",
+    "coverage", "_virtualenv", "__editable___finder",
+))
+NEVER_PREFIXES = ("pytest_", "_hypothesis", "__editable__")  # pytest_cov, pytest_asyncio, ...
+
+
+def never_rewritten(fullname: str) -> bool:
+    """Is this module (or its top-level package) one the hook never rewrites?"""
+    top = fullname.partition(".")[0]
+    return top in NEVER or top.startswith(NEVER_PREFIXES)
+
 _LEAVE, _IN_MEMORY, _CACHED = 0, 1, 2  # what the policy says of a module
 
 
@@ -181,7 +196,9 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.include = _patterns(include)
         self.exclude = _patterns(exclude)
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
-        self.calls = expand_calls(calls)
+        # checked by whoever gave them (install_import_hook, the command line): a child that
+        # takes them from DYNFAULT_CALLS imports nothing to check them again
+        self.calls = expand_calls(calls, check=False)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -205,6 +222,8 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
 
     def policy(self, fullname: str, path: str) -> int:
         """_LEAVE, _IN_MEMORY (rewrite, write nothing) or _CACHED for one module."""
+        if never_rewritten(fullname):
+            return _LEAVE
         directory = cache.split(path)[0]
         decision = self._dirs.get(directory)
         if decision is None:
@@ -217,8 +236,6 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                     return decision or (_IN_MEMORY if self.roots is not None else _LEAVE)
                 if self.roots is None:
                     return _LEAVE
-        if decision and fullname.partition(".")[0] in _NEVER:
-            return _LEAVE
         return decision
 
     def should_instrument(self, fullname: str, path: str) -> bool:
@@ -236,12 +253,19 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
             return spec
         if self._simple:  # the common case, inline: one dict lookup
             decision = self._dirs.get(origin.rpartition(os.sep)[0])
-            if decision is None or (decision and fullname.partition(".")[0] in _NEVER):
+            if decision is None:
                 decision = self.policy(fullname, origin)
+            elif decision:
+                top = fullname.partition(".")[0]
+                if top in NEVER or top.startswith(NEVER_PREFIXES):
+                    decision = _LEAVE
         elif type(self).should_instrument is not DynfaultFinder.should_instrument:
-            decision = _CACHED if self.should_instrument(fullname, origin) else _LEAVE
+            decision = _LEAVE if never_rewritten(fullname) \
+                else _CACHED if self.should_instrument(fullname, origin) else _LEAVE
         else:
             decision = self.policy(fullname, origin)
+        if decision == _CACHED and self._known_without_sites(origin):
+            return spec  # Python's own loader, untouched: no frame of ours while it loads
         if decision:
             loader = DynfaultLoader(fullname, origin)
             if self.calls:
@@ -250,6 +274,20 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                 loader.writes = False
             spec.loader = loader
         return spec
+
+    def _known_without_sites(self, origin: str) -> bool:
+        """Is this version of the source in the index of those without sites? One stat (the
+        loader takes its own again: a second stat costs less than our loader's frames)."""
+        try:
+            st = os.stat(origin)
+        except OSError:
+            return False
+        directory, _, name = origin.rpartition(os.sep)
+        found = cache.indexes.get((directory, sys.pycache_prefix, self.key))
+        source_stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        if found is None or os.altsep is not None:
+            return cache.known_without_sites(origin, source_stamp, self.key)
+        return found[1].get(name) == source_stamp
 
     def invalidate_caches(self) -> None:
         self._dirs.clear()
@@ -305,6 +343,8 @@ def install_import_hook(include: str | Iterable[str] | None = None,
     global _hook
     if calls is None:
         calls = split_calls([os.environ.get("DYNFAULT_CALLS", "")])
+    else:
+        calls = expand_calls(calls)  # a name its module does not have: refused here, at once
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:
@@ -365,7 +405,7 @@ def imported_before(finder: DynfaultFinder) -> list[str]:
 
     found = []
     for name, module in list(sys.modules.items()):
-        if name == "__main__" or name.partition(".")[0] == "dynfault":
+        if name == "__main__" or never_rewritten(name):
             continue  # the script that installs the hook is expected to use its sites unrewritten
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or f"{DESCRIPTOR}0" in namespace:

@@ -1,8 +1,36 @@
 """The names a rewritten module's code uses, shared by the rewriter and the runtime.
 
-A site's flag `_dynfault_f<index>` is a module global (the cheapest read there is: the hot
-path); its descriptor `_dynfault_s<index>` is the Site object, which keeps the flag up to date.
+A site's flag `_dynfault_f<slot>` is a module global (the cheapest read there is: the hot
+path); its descriptor `_dynfault_s<slot>` is the Site object, which keeps the flag up to date.
+
+A site's `index` counts among the sites of its file of the same kind (SPEC 1): the
+`dynamic_fault()` sites, and the call sites of each called name (`call:open` #0, #1, ...). So the
+slot is the index for a `dynamic_fault()` site (`_dynfault_f3`) and the index plus the called
+name, spelled as an identifier, for a call site (`_dynfault_f0_os__fsync`): unique in its file,
+and the same whatever calls list made the rewrite. The registry keys sites by (file, slot).
 """
 
 FLAG = "_dynfault_f"
 DESCRIPTOR = "_dynfault_s"
+CALL = "call:"  # the class prefix of a call site: its kind is its class
+
+
+def kind(fault_class: str | None) -> str:
+    """What a site's index counts among: "" for the dynamic_fault() sites, else `call:NAME`."""
+    if fault_class is not None and fault_class.startswith(CALL):
+        return fault_class
+    return ""
+
+
+def slot(index: int, fault_class: str | None) -> str:
+    """The suffix of a site's flag and descriptor names: one per (kind, index) in a file."""
+    if fault_class is None or not fault_class.startswith(CALL):
+        return str(index)
+    # One spelling per name, so that no two kinds share a slot: letters and digits stand for
+    # themselves, `.` for `__`, `_` for `_u_`, any other character for `_x<hex>_`.
+    spelled = "".join(c if c.isascii() and c.isalnum() else _SPELLED.get(c) or f"_x{ord(c):x}_"
+                      for c in fault_class[len(CALL):])
+    return f"{index}_{spelled}"
+
+
+_SPELLED = {".": "__", "_": "_u_"}

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from dynfault.instrument.calls import expand_calls
-from dynfault.instrument.names import DESCRIPTOR, FLAG
+from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
 from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
 __all__ = ["Rewritten", "RewriteError", "header", "rewrite"]
@@ -75,7 +75,7 @@ def rewrite(source: str | bytes, filename: str = "<unknown>",
     names. Raises SyntaxError as compile() would, RewriteError when libcst cannot keep the
     structure (the caller then runs the original), UsageError for a bad calls name."""
     text = _decode(source)
-    scan = analyse(text, filename, expand_calls(calls))
+    scan = analyse(text, filename, expand_calls(calls, check=False))
     if not scan.sites:
         return Rewritten(text)
     assert scan.tree is not None
@@ -165,7 +165,8 @@ def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
     pieces: list[_Piece] = []
     for site, node in found:
         func = node.func
-        flag, descriptor = f"{FLAG}{site.index}", f"{DESCRIPTOR}{site.index}"
+        suffix = slot(site.index, site.fault_class)
+        flag, descriptor = f"{FLAG}{suffix}", f"{DESCRIPTOR}{suffix}"
         holder = ast.Name(descriptor, ast.Load())
         method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
         guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
@@ -202,7 +203,17 @@ def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> li
     """The dynamic_fault sites, through libcst: their replacement texts, the ast tree's calls
     replaced in place."""
     nodes = [node for site, node in zip(scan.sites, scan.nodes) if site.call is None]
-    # The outermost site calls: a site inside another's arguments is rewritten with it.
+    outers = _outermost(nodes, offset)
+    orders = _orders(scan, outers, offset)
+    replacements = _replacements(text, scan, outers, orders)
+    _replace_in_tree(scan, outers, replacements, filename, len(nodes))
+    return [(start, end, replacement)
+            for (start, end, _), replacement in zip(outers, replacements)]
+
+
+def _outermost(nodes: list[ast.Call], offset: _Offset) -> list[tuple[int, int, ast.Call]]:
+    """The outermost site calls, as (start, end, node): a site inside another's arguments is
+    rewritten with it."""
     outers: list[tuple[int, int, ast.Call]] = []
     for node in nodes:
         start = offset(node.lineno, node.col_offset)
@@ -210,32 +221,80 @@ def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> li
             continue
         outers.append((start, offset(node.end_lineno or node.lineno, node.end_col_offset or 0),
                        node))
-    # the calls shaped like a site inside those spans, in order: what libcst will meet
-    order: list[int | None] = []
-    spans = iter(outers)
-    span = next(spans)
-    for call, index in scan.candidates:
+    return outers
+
+
+def _orders(scan: Scan, outers: list[tuple[int, int, ast.Call]],
+            offset: _Offset) -> list[list[int | None]]:
+    """For each outermost site call, the calls shaped like a site inside it, in order (what
+    libcst will meet there): the position in scan.sites of each that is a site, else None."""
+    orders: list[list[int | None]] = [[] for _ in outers]
+    at = 0
+    for call, position in scan.candidates:
         where = offset(call.lineno, call.col_offset)
-        while where >= span[1]:
-            span = next(spans, (len(text) + 1, len(text) + 2, span[2]))
-        if where >= span[0]:
-            order.append(index)
-    # libcst sees only the site calls themselves, each parenthesized on lines of its own.
-    pieces = [text[start:end] for start, end, _ in outers]
+        while at < len(outers) and where >= outers[at][1]:
+            at += 1
+        if at == len(outers):
+            break
+        if where >= outers[at][0]:
+            orders[at].append(position)
+    return orders
+
+
+# A site's names while libcst makes the text of a shape: the same text serves every site call
+# of that shape, with the placeholders replaced by each one's own slot.
+_PLACEHOLDER = "DYNFAULTSLOT"
+_PLACED = re.compile(f"({FLAG}|{DESCRIPTOR}){_PLACEHOLDER}(\\d+)Z")
+_Shape = tuple[str, tuple["tuple[bool, bool] | None", ...]]  # text, (literal, async) per call
+
+
+def _replacements(text: str, scan: Scan, outers: list[tuple[int, int, ast.Call]],
+                  orders: list[list[int | None]]) -> list[str]:
+    """The replacement text of each outermost site call. libcst parses each distinct shape (the
+    call's text and what each call shaped like a site in it is) once: a module whose sites
+    repeat a few calls costs a few parses, not one per site."""
+    sites = scan.sites
+    shapes: list[_Shape] = []
+    for (start, end, _), order in zip(outers, orders):
+        piece = text[start:end]
+        if _PLACEHOLDER in piece:
+            raise RewriteError(f"the text {_PLACEHOLDER} is dynfault's own")
+        shapes.append((piece, tuple(None if p is None else (sites[p].fault_class is not None,
+                                                            sites[p].is_async) for p in order)))
+    made = _make_shapes(list(dict.fromkeys(shapes)), scan.names)
+    out = []
+    for shape, order in zip(shapes, orders):
+        suffixes = [slot(sites[p].index, sites[p].fault_class) for p in order if p is not None]
+        out.append(_PLACED.sub(_naming(suffixes), made[shape]))
+    return out
+
+
+def _naming(suffixes: list[str]) -> Callable[[re.Match[str]], str]:
+    return lambda placed: placed[1] + suffixes[int(placed[2])]
+
+
+def _make_shapes(shapes: list[_Shape], names: frozenset[str]) -> dict[_Shape, str]:
+    """Each shape's rewritten text, with placeholder names, from one libcst module holding
+    each shape's text, parenthesized, on lines of its own."""
     try:
-        module = cst.parse_module("".join(f"({piece})\n" for piece in pieces))
+        module = cst.parse_module("".join(f"({piece})\n" for piece, _ in shapes))
     except cst.ParserSyntaxError as error:  # syntax newer than this libcst knows
         raise RewriteError(f"libcst cannot parse it: {str(error).splitlines()[0]}") from None
-    transformer = _SiteTransformer(scan, order)
+    order: list[tuple[bool, bool, str] | None] = []
+    for _, calls in shapes:
+        sites = [call for call in calls if call is not None]
+        numbered = iter(range(len(sites)))
+        order += [None if call is None else (*call, f"{_PLACEHOLDER}{next(numbered)}Z")
+                  for call in calls]
+    transformer = _SiteTransformer(names, order)
     module = module.visit(transformer)
     if transformer.seen != len(order):
         raise RewriteError(f"libcst found {transformer.seen} calls shaped like a site, "
                            f"not {len(order)}")
-    missing = [s for s in scan.sites if s.call is None and s.index not in transformer.replaced]
-    if missing:
-        raise RewriteError(f"site at line {missing[0].line} not found by libcst")
-    replacements = []
-    for piece, statement in zip(pieces, module.body):
+    if transformer.replaced != sum(call is not None for call in order):
+        raise RewriteError("a site not found by libcst")
+    made = {}
+    for (piece, calls), statement in zip(shapes, module.body):
         assert isinstance(statement, cst.SimpleStatementLine)
         small = statement.body[0]
         assert isinstance(small, cst.Expr)
@@ -245,7 +304,14 @@ def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> li
                                f"not {_line_count(piece)}")
         if not (code.startswith("(") and code.endswith(")")):
             raise RewriteError("a site lost its parentheses")
-        replacements.append(code[1:-1])
+        made[(piece, calls)] = code[1:-1]
+    return made
+
+
+def _replace_in_tree(scan: Scan, outers: list[tuple[int, int, ast.Call]],
+                     replacements: list[str], filename: str, count: int) -> None:
+    """Parse the replacements back and put each in its original call's place in the ast tree,
+    every node at the position of the node it came from."""
     with parse_lock:
         new_body = ast.parse("".join(f"({r})\n" for r in replacements), filename).body
     mapper = _Positions(scan)
@@ -256,10 +322,8 @@ def _rewrite_faults(text: str, scan: Scan, filename: str, offset: _Offset) -> li
             _become(old, parsed.value)
     except RecursionError:
         raise RewriteError("too deeply nested to map its positions") from None
-    if mapper.mapped != len(nodes):
+    if mapper.mapped != count:
         raise RewriteError("a site moved")
-    return [(start, end, replacement)
-            for (start, end, _), replacement in zip(outers, replacements)]
 
 
 def _line_count(text: str) -> int:
@@ -277,16 +341,16 @@ def _become(old: ast.AST, new: ast.AST) -> None:
 
 
 class _SiteTransformer(cst.CSTTransformer):
-    """Replaces the sites, found by their order among the calls shaped like one."""
+    """Replaces the sites, found by their order among the calls shaped like one: for each, None
+    (not a site) or (literal class, async, the slot its names take)."""
 
-    def __init__(self, scan: Scan, order: list[int | None]) -> None:
+    def __init__(self, names: frozenset[str], order: list[tuple[bool, bool, str] | None]) -> None:
         super().__init__()
-        self.names = scan.names
+        self.names = names
         self.order = order
-        self.sites = scan.sites
         self.seen = 0
-        self.pending: dict[int, ScannedSite] = {}
-        self.replaced: set[int] = set()
+        self.pending: dict[int, tuple[bool, bool, str]] = {}  # id of a libcst call -> its site
+        self.replaced = 0
 
     def visit_Call(self, node: cst.Call) -> bool:
         func = node.func
@@ -298,9 +362,9 @@ class _SiteTransformer(cst.CSTTransformer):
             shaped = False
         if shaped:
             if self.seen < len(self.order):
-                index = self.order[self.seen]
-                if index is not None:
-                    self.pending[id(node)] = self.sites[index]
+                site = self.order[self.seen]
+                if site is not None:
+                    self.pending[id(node)] = site
             self.seen += 1
         return True
 
@@ -309,19 +373,19 @@ class _SiteTransformer(cst.CSTTransformer):
         site = self.pending.pop(id(original_node), None)
         if site is None:
             return updated_node
-        self.replaced.add(site.index)
-        literal = site.fault_class is not None
-        if site.is_async:
+        self.replaced += 1
+        literal, is_async, suffix = site
+        if is_async:
             method = "fire_async" if literal else "dynamic_async"
         else:
             method = "fire" if literal else "dynamic"
         call = updated_node.with_changes(
-            func=cst.Attribute(value=cst.Name(f"{DESCRIPTOR}{site.index}"), attr=cst.Name(method)))
-        if site.is_async or not literal:
+            func=cst.Attribute(value=cst.Name(f"{DESCRIPTOR}{suffix}"), attr=cst.Name(method)))
+        if is_async or not literal:
             return call
         # The flag read comes first and short-circuits: a disabled site makes no call at all.
         return cst.BooleanOperation(
-            left=cst.Name(f"{FLAG}{site.index}"),
+            left=cst.Name(f"{FLAG}{suffix}"),
             operator=cst.And(),
             right=call.with_changes(lpar=(), rpar=()),
             lpar=(*updated_node.lpar, cst.LeftParen()),
@@ -338,16 +402,16 @@ class _Positions:
     """Gives every node of a rewritten statement the position of the node it came from."""
 
     def __init__(self, scan: Scan) -> None:
-        self.sites = {id(node): site.index for site, node in zip(scan.sites, scan.nodes)
-                      if site.call is None}
+        self.sites = {id(node): slot(site.index, site.fault_class)
+                      for site, node in zip(scan.sites, scan.nodes) if site.call is None}
         self.mapped = 0
 
     def copy(self, old: ast.AST, new: ast.AST) -> None:
         if old.__class__ is not new.__class__:
-            index = self.sites.get(id(old))
-            if index is None or not isinstance(old, ast.Call):
+            suffix = self.sites.get(id(old))
+            if suffix is None or not isinstance(old, ast.Call):
                 raise RewriteError(f"line {getattr(old, 'lineno', '?')} changed shape")
-            self._site(old, new, index)
+            self._site(old, new, suffix)
             return
         if isinstance(old, ast.Call) and id(old) in self.sites:
             self._site(old, new, self.sites[id(old)])
@@ -373,7 +437,7 @@ class _Positions:
                     raise RewriteError("a node vanished")
                 self.copy(a, b)
 
-    def _site(self, old: ast.Call, new: ast.AST, index: int) -> None:
+    def _site(self, old: ast.Call, new: ast.AST, suffix: str) -> None:
         """`(flag and desc.fire(args))` or `desc.method(args)`: the call, its callee and the flag
         all take the original call's and callee's positions."""
         call = new
@@ -384,8 +448,8 @@ class _Positions:
             call = new.values[1]
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                 and isinstance(call.func.value, ast.Name)
-                and call.func.value.id == f"{DESCRIPTOR}{index}"):
-            raise RewriteError(f"site {index} not where it was")
+                and call.func.value.id == f"{DESCRIPTOR}{suffix}"):
+            raise RewriteError(f"site {suffix} not where it was")
         _place(call, old)
         _place(call.func, old.func)
         inner = old.func.value if isinstance(old.func, ast.Attribute) else old.func

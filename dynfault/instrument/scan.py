@@ -11,6 +11,7 @@ import builtins
 import threading
 
 from dynfault.instrument.calls import markers
+from dynfault.instrument.names import kind as site_kind_of
 from dynfault.record import Record
 
 TYPE_CHECKING = False
@@ -202,6 +203,22 @@ class _Finder:
         if not isinstance(node.ctx, ast.Load):
             self.bind(node.id)
 
+    # A `match` capture binds like an assignment: `case [open]:`, `case {"k": open}`,
+    # `case Point(x=open)`, `case open:`, `case _ as open`, `case [*open]`, `case {**open}`.
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.name:
+            self.bind(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bind(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        if node.rest:
+            self.bind(node.rest)
+        self.generic_visit(node)
+
     def visit_Global(self, node: ast.Global) -> None:
         self.scope.declared_global.update(node.names)
 
@@ -296,8 +313,8 @@ class Scan:
         self.sites = sites
         self.nodes = nodes  # the ast.Call of each site, in index order
         # Every call shaped like a site (a name in `names`, or `X.dynamic_fault` with X a name),
-        # in source order, with the index of the site it is or None: libcst visits calls in the
-        # same order, so the rewriter needs no positions to find them.
+        # in source order, with the position in `sites` of the site it is or None: libcst visits
+        # calls in the same order, so the rewriter needs no source positions to find them.
         self.candidates = candidates
         self.names = names
 
@@ -305,8 +322,8 @@ class Scan:
 def scan_source(source: str | bytes, filename: str = "<unknown>",
                 calls: tuple[str, ...] = ()) -> list[ScannedSite]:
     """Every site in a module's source, in source order, with a call site for each call to a
-    function `calls` names (expanded: see `calls.expand_calls`). Raises SyntaxError as
-    compile() would."""
+    function `calls` names (expanded: see `calls.expand_calls`). Each site's index counts among
+    the sites of its kind (see `names.kind`). Raises SyntaxError as compile() would."""
     return analyse(source, filename, calls).sites
 
 
@@ -371,10 +388,14 @@ def analyse(source: str | bytes, filename: str = "<unknown>",
     lines = decoded.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     result = []
     nodes = []
-    index_of: dict[int, int] = {}
-    for index, (call, function, is_async, fault_class, call_name) in enumerate(found):
+    position_of: dict[int, int] = {}
+    counts: dict[str, int] = {}  # kind -> how many sites of it so far: the index is per kind
+    for position, (call, function, is_async, fault_class, call_name) in enumerate(found):
         text = lines[call.lineno - 1] if call.lineno <= len(lines) else ""
         char_col = len(text.encode("utf-8")[:call.col_offset].decode("utf-8", "replace"))
+        site_kind = site_kind_of(fault_class)
+        index = counts.get(site_kind, 0)
+        counts[site_kind] = index + 1
         result.append(ScannedSite(
             index=index, line=call.lineno, col=call.col_offset,
             end_line=call.end_lineno or call.lineno, end_col=call.end_col_offset or 0,
@@ -382,8 +403,8 @@ def analyse(source: str | bytes, filename: str = "<unknown>",
             call=call_name))
         nodes.append(call)
         if call_name is None:
-            index_of[id(call)] = index
-    candidates = [(call, index_of.get(id(call))) for call in shaped]
+            position_of[id(call)] = position
+    candidates = [(call, position_of.get(id(call))) for call in shaped]
     return Scan(tree, decoded, result, nodes, candidates, frozenset(names))
 
 

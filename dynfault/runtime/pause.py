@@ -16,10 +16,13 @@ __all__ = ["paused", "wait_paused", "resume"]
 
 
 def _chooser(query: Query) -> Callable[[Site], bool] | None:
+    """Which paused sites a query means, asked each time a paused thread is looked at: a site
+    that registers after the call (its first hit, in code the hook did not rewrite) counts."""
     if query == Query():
         return None
-    chosen = set(select(query))
-    return chosen.__contains__
+    if query.index is None:
+        return query.matches
+    return lambda site: site in select(query)  # `index N`: the N-th match as of now
 
 
 def paused(query: str | None = None) -> list[Site]:

@@ -3,12 +3,15 @@
 Layers, outermost first: the process, the pytest session, the test, then each open `faults()`
 block; a context-scope block (contextvars) outranks every global layer in its own thread or task.
 The innermost active layer with an arm for a site decides a hit, with all of that arm's
-settings, and only its progress moves. One lock guards it all; the disabled path never takes it.
+settings, and only its progress moves. One lock guards it all; the disabled path never takes it,
+and neither does an enabled hit of a site that one global layer arms while no context block is
+open, where the GIL makes a lock-free plan exact (dynfault.runtime.plan).
 """
 
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 
 from dynfault.lang import (
@@ -21,6 +24,7 @@ from dynfault.lang import (
     func_matches,
 )
 from dynfault.runtime import stall as _stall
+from dynfault.runtime.plan import Plan
 from dynfault.runtime.site import Arm, Effect, PendingSite, Site
 
 TYPE_CHECKING = False
@@ -32,7 +36,17 @@ if TYPE_CHECKING:
 __all__ = ["Registry", "Layer", "Rule", "Entry", "PROCESS", "SESSION", "TEST", "BLOCK"]
 
 PROCESS, SESSION, TEST, BLOCK = 0, 1, 2, 3
-_NAMED = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash")
+_NAMED = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash", "late")
+
+
+def _gil_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
+
+
+# Lock-free plans need the GIL's atomic `next()`; a free-threaded build decides every hit under
+# the lock. Tests force the lock on with Registry.set_lock_free(False).
+LOCK_FREE = _gil_enabled()
 
 
 class Entry:
@@ -103,7 +117,7 @@ class Registry:
     def __init__(self, seed: int = 0) -> None:
         self.lock = threading.RLock()
         self.sites: list[Site] = []
-        self.by_key: dict[tuple[str, int], Site] = {}
+        self.by_key: dict[tuple[str, str], Site] = {}  # (filename, names.slot) -> its site
         self._by_class: dict[str, list[Site]] = {}  # every `:` prefix of a class -> its sites
         self._by_file: dict[str, list[Site]] = {}
         self._by_func: dict[str, list[Site]] = {}
@@ -126,13 +140,17 @@ class Registry:
         self._rng: Random | None = None
         self.resets = 0
         self.lookups: object = None  # dynfault.runtime.frames' caches for this registry
+        self.lock_free = LOCK_FREE
 
     # -- registration --------------------------------------------------------------------------
 
     def register(self, module: str, function: str, filename: str, line: int,
                  fault_class: str | None, index: int) -> Site:
-        """The site at (filename, index), created on first sight; a reload re-binds it."""
-        key = (filename, index)
+        """The site at (filename, index among its kind), created on first sight; a reload
+        re-binds it."""
+        from dynfault.instrument.names import slot
+
+        key = (filename, slot(index, fault_class))
         with self.lock:
             self._wake()
             site = self.by_key.get(key)
@@ -159,24 +177,26 @@ class Registry:
     def bind(self, namespace: dict[str, Any], filename: str,
              table: tuple[tuple[int, int, str, str | None], ...]) -> None:
         """A rewritten module's sites: flags now, registration once the program asks."""
-        from dynfault.instrument.names import DESCRIPTOR, FLAG
+        from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
 
         with self.lock:
             if not (self.awake or self.slow):
                 for entry in table:
-                    namespace[FLAG + str(entry[0])] = False
-                    namespace[DESCRIPTOR + str(entry[0])] = PendingSite(entry[0])
+                    suffix = slot(entry[0], entry[3])
+                    namespace[FLAG + suffix] = False
+                    namespace[DESCRIPTOR + suffix] = PendingSite(entry[0])
                 self._pending.append((namespace, filename, table))
                 return
             module = namespace.get("__name__", "?")
             for index, line, function, fault_class in table:
-                pending = namespace.get(DESCRIPTOR + str(index))
+                suffix = slot(index, fault_class)
+                pending = namespace.get(DESCRIPTOR + suffix)
                 if fault_class is None and isinstance(pending, PendingSite):
                     fault_class = pending.named  # a non-literal site called while pending
                 site = self.register(module, function, filename, line, fault_class, index)
                 site._bindings[module] = namespace
-                namespace[DESCRIPTOR + str(index)] = site
-                namespace[FLAG + str(index)] = site._on
+                namespace[DESCRIPTOR + suffix] = site
+                namespace[FLAG + suffix] = site._on
 
     def _wake(self) -> None:
         if self.awake:
@@ -185,10 +205,6 @@ class Registry:
         pending, self._pending = self._pending, []
         for namespace, filename, table in pending:
             self.bind(namespace, filename, table)
-
-    def wake(self) -> None:
-        with self.lock:
-            self._wake()
 
     def _index_class(self, site: Site) -> None:
         if site.fault_class is not None:
@@ -237,6 +253,7 @@ class Registry:
     # -- arms and flags ------------------------------------------------------------------------
 
     def _put(self, layer: Layer, site: Site, arm: Arm) -> None:
+        self._retire(site)
         old = layer.arms.get(site)
         if old is not None and old.live:
             site._live -= 1
@@ -246,6 +263,7 @@ class Registry:
         self._touched[site] = None
 
     def _drop(self, layer: Layer, site: Site) -> None:
+        self._retire(site)
         arm = layer.arms.pop(site, None)
         site._arms.pop(layer, None)
         if arm is not None and arm.live:
@@ -255,9 +273,9 @@ class Registry:
         on = site._live > 0 or self.reporting
         if on is not site._on:
             site._on = on
-            from dynfault.instrument.names import FLAG
+            from dynfault.instrument.names import FLAG, slot
 
-            name = FLAG + str(site.index)
+            name = FLAG + slot(site.index, site.fault_class)
             for namespace in site._bindings.values():
                 namespace[name] = on
 
@@ -290,53 +308,72 @@ class Registry:
     def decide(self, site: Site) -> Effect | None:
         """One hit of a site whose flag is on: None when it passes, else what its fire does."""
         with self.lock:
-            arm: Arm | None = None
+            plan = site._plan
+            if plan is not None:  # made by a hit that held the lock just before this one
+                return plan.step()  # type: ignore[no-any-return]
             arms = site._arms
+            arm: Arm | None
             if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
                 (arm,) = arms.values()
+                if self.lock_free and arm.live and arm.probability is None:
+                    plan = site._plan = Plan(self, site, arm)
+                    return plan.step()
             else:
                 arm = self.arm_in_force(site)
             if arm is None or arm.spent or arm.state == DISABLED:
                 if self.reporting:
-                    site.hits += 1
+                    site._hits += 1
                     self._touched[site] = None
                 return None
-            site.hits += 1
-            # Arm.step(), inlined: this is the enabled path's cost.
-            if arm.after_left > 0:
-                arm.after_left -= 1
+            site._hits += 1
+            if not _step(self, arm):
                 return None
-            if arm.frequency > 1:
-                arm.count += 1
-                if arm.count < arm.frequency:
-                    return None
-                arm.count = 0
-            if arm.probability is not None and self._draw() >= arm.probability:
-                return None
-            if arm.state == ONESHOT:
-                arm.spent = True
-            elif arm.times is not None:
-                arm.times_left -= 1
-                if arm.times_left <= 0:
-                    arm.spent = True
-            site.fired += 1
+            site._fired += 1
             if arm.spent:
                 site._live -= 1
                 self._sync(site)
-            return arm.pause, arm.delay, arm.error, arm.crash
+            return arm.effect
 
-    def count_hit(self, site: Site) -> None:
-        """A disabled site's hit, while a report is collected."""
+    def spend(self, site: Site, plan: Plan) -> None:
+        """A plan's last `times` (or its oneshot) fired: the site is spent in that layer."""
         with self.lock:
-            site.hits += 1
-            self._touched[site] = None
+            if site._plan is plan:
+                self._retire(site)  # sets the arm spent, and the flag off
 
-    def _draw(self) -> float:
+    def _retire(self, site: Site) -> None:
+        """Fold a site's plan (if any) back into its arm: before anything changes the arms."""
+        plan = site._plan
+        if plan is None:
+            return
+        site._plan = None
+        for arm in site._arms.values():  # a plan exists only while exactly one arm does
+            was = arm.live
+            hits, fired = plan.fold(arm)
+            site._hits += hits
+            site._fired += fired
+            if was and not arm.live:
+                site._live -= 1
+                self._sync(site)
+
+    def _retire_all(self) -> None:
+        for site in self._touched:
+            self._retire(site)
+
+    def set_lock_free(self, on: bool) -> None:
+        """Lock-free plans on (the GIL's default) or off (every hit under the lock)."""
+        with self.lock:
+            self.lock_free = on
+            self._retire_all()
+
+    def _generator(self) -> Random:
         if self._rng is None:
             import random
 
             self._rng = random.Random(self.seed)
-        return self._rng.random()
+        return self._rng
+
+    def _draw(self) -> float:
+        return self._generator().random()
 
     def set_seed(self, value: int) -> None:
         with self.lock:
@@ -392,6 +429,7 @@ class Registry:
         layer = Layer(rank, context)
         with self.lock:
             if context:
+                self._retire_all()  # a context block may outrank any arm, in its own thread
                 self.contexts.append(layer)
             else:
                 at = len(self.layers)
@@ -434,6 +472,7 @@ class Registry:
                 for site in self._candidates(command.query):
                     if not rule.selects(site):
                         continue
+                    self._retire(site)
                     arm = layer.arms.get(site)
                     was = arm is not None and arm.live
                     if arm is None:
@@ -453,6 +492,7 @@ class Registry:
         """A layer's progress as if its commands had just been given."""
         with self.lock:
             for site, arm in layer.arms.items():
+                self._retire(site)
                 was = arm.live
                 arm.refresh()
                 if arm.live != was:
@@ -470,6 +510,7 @@ class Registry:
     def reset(self) -> None:
         """Every open layer emptied (in all threads), counters zero, paused threads released."""
         with self.lock:
+            self._retire_all()
             for layer in (*self.layers, *self.contexts):
                 for site in list(layer.arms):
                     self._drop(layer, site)
@@ -477,12 +518,33 @@ class Registry:
             if self._rng is not None:
                 self._rng.seed(self.seed)
             for site in self._touched:
-                site.hits = site.fired = 0
+                site._hits = site._fired = 0
                 self._sync(site)
             self._touched = {}
             self.resets += 1
             self._set_slow()
         _stall.release()
+
+
+def _step(registry: Registry, arm: Arm) -> bool:
+    """An enabled hit's progress in its arm (under the lock): does it fire?"""
+    if arm.after_left > 0:
+        arm.after_left -= 1
+        return False
+    if arm.frequency > 1:
+        arm.count += 1
+        if arm.count < arm.frequency:
+            return False
+        arm.count = 0
+    if arm.probability is not None and registry._draw() >= arm.probability:
+        return False
+    if arm.state == ONESHOT:
+        arm.spent = True
+    elif arm.times is not None:
+        arm.times_left -= 1
+        if arm.times_left <= 0:
+            arm.spent = True
+    return True
 
 
 def _seq(site: Site) -> int:

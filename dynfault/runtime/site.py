@@ -20,24 +20,40 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from typing import Any, Protocol
 
+    from dynfault.record import SiteRecord
+
     class Decider(Protocol):
         def decide(self, site: Site) -> Effect | None: ...
         def arm_in_force(self, site: Site) -> Arm | None: ...
         def name_class(self, site: Site, fault_class: str) -> None: ...
 
-# What a fire does besides counting: (pause ms, delay ms, error name, crash).
-Effect = tuple["float | None", "float | None", "str | None", bool]
+__all__ = ["Arm", "Site", "Effect", "finish"]
 
-__all__ = ["Arm", "Site", "Effect"]
+_SETTINGS = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash",
+             "late")
 
-_SETTINGS = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash")
+
+class Effect:
+    """What a fire does besides counting: stall (`pause`/`delay` ms), what a call site raises
+    (`error`), kill the process (`crash`), raise after the call (`late`)."""
+
+    __slots__ = ("pause", "delay", "error", "crash", "late")
+
+    def __init__(self, pause: float | None, delay: float | None, error: str | None,
+                 crash: bool, late: bool) -> None:
+        self.pause = pause
+        self.delay = delay
+        self.error = error
+        self.crash = crash
+        self.late = late
 
 
 class Arm:
     """One layer's settings for one site, and that layer's progress on it."""
 
     __slots__ = ("state", "frequency", "times", "after", "probability", "delay", "pause",
-                 "error", "crash", "spent", "times_left", "after_left", "count")
+                 "error", "crash", "late", "spent", "times_left", "after_left", "count",
+                 "_effect")
 
     def __init__(self) -> None:
         self.state = DISABLED
@@ -49,18 +65,30 @@ class Arm:
         self.pause: float | None = None
         self.error: str | None = None
         self.crash = False
+        self.late = False
         self.spent = False  # a fired oneshot or the last of `times`
         self.times_left = 0
         self.after_left = 0
         self.count = 0  # the kernel's frequency count: control commands never reset it
+        self._effect: Effect | None = None
 
     @property
     def live(self) -> bool:
         return self.state != DISABLED and not self.spent
 
+    @property
+    def effect(self) -> Effect:
+        """What this arm's fires do: made once per change of settings, not per fire."""
+        effect = self._effect
+        if effect is None:
+            effect = self._effect = Effect(self.pause, self.delay, self.error, self.crash,
+                                           self.late)
+        return effect
+
     def set(self, name: str, value: object) -> None:
         """One setting, as a command gives it (`state` included)."""
         setattr(self, name, value)
+        self._effect = None
         if name == "times":
             self.times_left = value  # type: ignore[assignment]
         elif name == "after":
@@ -70,6 +98,7 @@ class Arm:
         """A command given again re-arms `times`/`oneshot` and restarts `after`; the frequency
         count stays."""
         self.state = command.state
+        self._effect = None
         for name in _SETTINGS:
             value = getattr(command, name)
             if value is not None:
@@ -88,27 +117,6 @@ class Arm:
         self.times_left = self.times or 0
         self.after_left = self.after
 
-    def settings(self) -> str:
-        """The state and every non-default setting, in the control language."""
-        words = [DISABLED if self.spent else self.state]
-        if self.frequency > 1:
-            words.append(f"frequency {self.frequency}")
-        if self.times is not None:
-            words.append(f"times {self.times}")
-        if self.after:
-            words.append(f"after {self.after}")
-        if self.probability is not None:
-            words.append(f"probability {self.probability:g}")
-        if self.delay is not None:
-            words.append(f"delay {self.delay:g}")
-        if self.pause is not None:
-            words.append(f"pause {self.pause:g}")
-        if self.error is not None:
-            words.append(f"error {self.error}")
-        if self.crash:
-            words.append("crash")
-        return " ".join(words)
-
 
 _NO_ARM = Arm()
 
@@ -116,9 +124,9 @@ _NO_ARM = Arm()
 class Site:
     """One fault site: its identity, its counters, and the arms its layers give it."""
 
-    __slots__ = ("module", "function", "filename", "line", "fault_class", "index", "hits",
-                 "fired", "_on", "_bindings", "_arms", "_live", "_seq", "_reg", "_own",
-                 "__weakref__")
+    __slots__ = ("module", "function", "filename", "line", "fault_class", "index", "_hits",
+                 "_fired", "_on", "_bindings", "_arms", "_live", "_seq", "_reg", "_own",
+                 "_plan", "__weakref__")
 
     def __init__(self, module: str, function: str, filename: str, line: int,
                  fault_class: str | None, index: int, seq: int,
@@ -129,8 +137,8 @@ class Site:
         self.line = line
         self.fault_class = fault_class
         self.index = index
-        self.hits = 0
-        self.fired = 0
+        self._hits = 0
+        self._fired = 0
         self._on = False
         # module name -> its namespace: a re-import replaces its dict, `__main__` and the import
         # name of one file both stay bound.
@@ -140,9 +148,33 @@ class Site:
         self._seq = seq
         self._reg = registry
         self._own: Arm | None = None  # a site outside any registry (a static listing)
+        # The registry's lock-free decision for the one-arm case (dynfault.runtime.plan), or
+        # None: then every hit asks the registry under its lock.
+        self._plan: Any = None
 
     def __repr__(self) -> str:
         return f"<Site {self.filename}:{self.line} class:{self.fault_class or '?'} {self.state}>"
+
+    # The counters: those the registry folded in, plus those of a plan still deciding.
+    @property
+    def hits(self) -> int:
+        plan = self._plan
+        return self._hits + (plan.hits() if plan is not None else 0)
+
+    @hits.setter
+    def hits(self, value: int) -> None:
+        plan = self._plan
+        self._hits = value - (plan.hits() if plan is not None else 0)
+
+    @property
+    def fired(self) -> int:
+        plan = self._plan
+        return self._fired + (plan.fired() if plan is not None else 0)
+
+    @fired.setter
+    def fired(self, value: int) -> None:
+        plan = self._plan
+        self._fired = value - (plan.fired() if plan is not None else 0)
 
     def _arm(self) -> Arm:
         if self._reg is None:
@@ -165,57 +197,29 @@ class Site:
         arm = self._arm()
         return DISABLED if arm.spent else arm.state
 
-    @state.setter
-    def state(self, value: str) -> None:
-        self._own_arm().state = value
-
     @property
     def frequency(self) -> int:
         return self._arm().frequency
-
-    @frequency.setter
-    def frequency(self, value: int) -> None:
-        self._own_arm().frequency = value
 
     @property
     def times(self) -> int | None:
         return self._arm().times
 
-    @times.setter
-    def times(self, value: int | None) -> None:
-        self._own_arm().times = value
-
     @property
     def after(self) -> int:
         return self._arm().after
-
-    @after.setter
-    def after(self, value: int) -> None:
-        self._own_arm().after = value
 
     @property
     def probability(self) -> float | None:
         return self._arm().probability
 
-    @probability.setter
-    def probability(self, value: float | None) -> None:
-        self._own_arm().probability = value
-
     @property
     def delay(self) -> float | None:
         return self._arm().delay
 
-    @delay.setter
-    def delay(self, value: float | None) -> None:
-        self._own_arm().delay = value
-
     @property
     def pause(self) -> float | None:
         return self._arm().pause
-
-    @pause.setter
-    def pause(self, value: float | None) -> None:
-        self._own_arm().pause = value
 
     @property
     def error(self) -> str | None:
@@ -225,74 +229,92 @@ class Site:
     def crash(self) -> bool:
         return self._arm().crash
 
+    @property
+    def late(self) -> bool:
+        return self._arm().late
+
+    def record(self) -> SiteRecord:
+        """The one way a live site becomes data: its identity, the settings in force here
+        (every one of them), and its counters."""
+        from dynfault.record import SiteRecord
+
+        arm = self._arm()
+        return SiteRecord(self.module, self.function, self.filename, self.line,
+                          self.fault_class, self.index, DISABLED if arm.spent else arm.state,
+                          arm.frequency, arm.times, arm.after, arm.probability, arm.delay,
+                          arm.pause, arm.error, arm.crash, arm.late, self.hits, self.fired)
+
     def settings(self) -> str:
-        return self._arm().settings()
+        """The state and every non-default setting, in the control language."""
+        return self.record().settings()
 
     def as_dict(self) -> dict[str, object]:
-        arm = self._arm()
-        return {
-            "module": self.module, "function": self.function, "filename": self.filename,
-            "line": self.line, "fault_class": self.fault_class, "index": self.index,
-            "state": DISABLED if arm.spent else arm.state, "frequency": arm.frequency,
-            "times": arm.times, "after": arm.after, "probability": arm.probability,
-            "delay": arm.delay, "pause": arm.pause, "hits": self.hits, "fired": self.fired,
-        }
+        return self.record().as_dict()
 
     # -- the paths that rewritten code calls once its flag read says "armed" -------------------
 
     def fire(self, fault_class: object = None) -> bool:
         """An armed hit: decide, count, and fire (True) or not (False)."""
-        effect = self._reg.decide(self) if self._reg is not None else None
-        if effect is None:
+        plan = self._plan
+        if plan is not None:
+            effect = plan.step()
+        elif self._reg is not None:
+            effect = self._reg.decide(self)
+        else:
             return False
-        if _firing.listeners or effect[3]:
-            announce(self, sys._getframe(1), effect[3])
-        if effect[0] is None and effect[1] is None:
-            return True
-        stall(self, effect[0], effect[1])
-        return False  # a stall, still counted as a fire
+        return effect is not None and finish(self, effect, sys._getframe(1))
 
     def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A call site: `fn` that raises this site's error instead of running, when it fires.
-
-        The caller evaluated the arguments already; a `delay` or `pause` stalls, then calls.
-        """
-        return _Guard(self, fn)
+        """A call site, decided when this is called (before the call's arguments are evaluated):
+        `fn` itself when the hit does not fire, so the call runs in the user's own frame (a
+        `delay` or `pause` stalls first); when it fires, a callable that raises this site's
+        error once the arguments are evaluated (with `late`: makes the call, then raises)."""
+        plan = self._plan
+        if plan is not None:
+            effect = plan.step()
+        elif self._reg is not None:
+            effect = self._reg.decide(self)
+        else:
+            return fn
+        if effect is None or not finish(self, effect, sys._getframe(1)):
+            return fn
+        if effect.late:
+            return _Late(self, fn, effect.error)
+        return _Raiser(self, effect.error)
 
     def dynamic(self, fault_class: str) -> bool:
         """A site whose class is not a literal: the first call names its class."""
         if self.fault_class is None and self._reg is not None:
             self._reg.name_class(self, fault_class)
-        if not self._on or self._reg is None:
+        if not self._on:
             return False
-        effect = self._reg.decide(self)
-        if effect is None:
+        plan = self._plan
+        if plan is not None:
+            effect = plan.step()
+        elif self._reg is not None:
+            effect = self._reg.decide(self)
+        else:
             return False
-        if _firing.listeners or effect[3]:
-            announce(self, sys._getframe(1), effect[3])
-        if effect[0] is None and effect[1] is None:
-            return True
-        stall(self, effect[0], effect[1])
-        return False
+        return effect is not None and finish(self, effect, sys._getframe(1))
 
     async def fire_async(self, fault_class: object = None) -> bool:
         if not self._on or self._reg is None:
             return False
-        effect = self._reg.decide(self)
+        plan = self._plan
+        effect = plan.step() if plan is not None else self._reg.decide(self)
         if effect is None:
             return False
-        if _firing.listeners or effect[3]:
+        if _firing.listeners or effect.crash:
             # A coroutine's caller is the coroutine that awaits it: the user's code.
-            announce(self, sys._getframe(1), effect[3])
-        pause, delay = effect[0], effect[1]
-        if pause is None and delay is None:
+            announce(self, effect, sys._getframe(1))
+        if effect.pause is None and effect.delay is None:
             return True
-        if pause is not None:
-            await _stall_mod.pause_async(self, pause)
-        elif delay is not None:
+        if effect.pause is not None:
+            await _stall_mod.pause_async(self, effect.pause)
+        elif effect.delay is not None:
             import asyncio
 
-            await asyncio.sleep(delay / 1000.0)
+            await asyncio.sleep(effect.delay / 1000.0)
         return False
 
     def dynamic_async(self, fault_class: str) -> Coroutine[Any, Any, bool]:
@@ -301,40 +323,55 @@ class Site:
         return self.fire_async()
 
 
-class _Guard:
-    """`site.guard(fn)`: made only when the site's flag is on, and called at once."""
-
-    __slots__ = ("site", "fn")
-
-    def __init__(self, site: Site, fn: Callable[..., Any]) -> None:
-        self.site = site
-        self.fn = fn
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        site = self.site
-        effect = site._reg.decide(site) if site._reg is not None else None
-        if effect is not None:
-            if _firing.listeners or effect[3]:
-                announce(site, sys._getframe(1), effect[3])
-            if effect[0] is None and effect[1] is None:
-                raise _firing.injected_error(site, effect[2])
-            stall(site, effect[0], effect[1])
-        return self.fn(*args, **kwargs)
+def finish(site: Site, effect: Effect, frame: Any) -> bool:
+    """The end of every fire: listeners and the `crash` kill (both need the user's frame), then
+    the stall. True when the caller acts as fired (returns True, raises); False after a stall,
+    which still counted as a fire."""
+    if _firing.listeners or effect.crash:
+        announce(site, effect, frame)
+    if effect.pause is None and effect.delay is None:
+        return True
+    if effect.pause is not None:
+        _stall_mod.pause_here(site, effect.pause)
+    else:
+        time.sleep(effect.delay / 1000.0)  # type: ignore[operator]  # releases the GIL
+    return False
 
 
-def announce(site: Site, frame: Any, crashing: bool) -> None:
-    """A fire's listeners, then the `crash` kill: both need the user's frame or nothing."""
+def announce(site: Site, effect: Effect, frame: Any) -> None:
     if _firing.listeners:
-        _firing.announce(site, frame, crashing)
-    if crashing:
+        _firing.announce(site, frame, effect.crash)
+    if effect.crash:
         _firing.crash()
 
 
-def stall(site: Site, pause: float | None, delay: float | None) -> None:
-    if pause is not None:
-        _stall_mod.pause_here(site, pause)
-    elif delay is not None:
-        time.sleep(delay / 1000.0)  # releases the GIL: the race window widens
+class _Raiser:
+    """What a firing call site calls instead of its function: the arguments are evaluated
+    (SPEC 2), then the site's error is raised."""
+
+    __slots__ = ("site", "error")
+
+    def __init__(self, site: Site, error: str | None) -> None:
+        self.site = site
+        self.error = error
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _firing.injected_error(self.site, self.error)
+
+
+class _Late(_Raiser):
+    """`late`: the call is made, then the error raised (os.close, fsync, flush: their real
+    errors come after the effect)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, site: Site, fn: Callable[..., Any], error: str | None) -> None:
+        super().__init__(site, error)
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.fn(*args, **kwargs)
+        raise _firing.injected_error(self.site, self.error)
 
 
 async def _not_fired() -> bool:

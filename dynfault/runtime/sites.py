@@ -13,10 +13,9 @@ import sys
 from contextlib import contextmanager
 
 from dynfault.lang import DISABLED, ENABLED, ONESHOT, ControlError, Query, parse, parse_query
-from dynfault.runtime import firing as _firing
 from dynfault.runtime import frames as _frames
 from dynfault.runtime.registry import BLOCK, Entry, Layer, Registry, Rule
-from dynfault.runtime.site import Site, announce, stall
+from dynfault.runtime.site import Site, finish
 
 # Every program that imports dynfault imports this module: it loads neither typing nor random.
 TYPE_CHECKING = False
@@ -78,15 +77,9 @@ def dynamic_fault(fault_class: str) -> bool:
     site = _frames.site_for_frame(registry, frame, fault_class)
     if not site._on:
         return False
-    effect = registry.decide(site)
-    if effect is None:
-        return False
-    if _firing.listeners or effect[3]:
-        announce(site, frame, effect[3])
-    if effect[0] is None and effect[1] is None:
-        return True
-    stall(site, effect[0], effect[1])
-    return False
+    plan = site._plan
+    effect = plan.step() if plan is not None else registry.decide(site)
+    return effect is not None and finish(site, effect, frame)
 
 
 async def _not_fired() -> bool:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from dynfault.errors import PauseWarning
 from dynfault.util import warn as _warn
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
@@ -39,14 +40,20 @@ def _where(site: Site) -> str:
 
 
 def _in_event_loop() -> bool:
-    asyncio = sys.modules.get("asyncio")
-    return asyncio is not None and asyncio._get_running_loop() is not None
+    asyncio = sys.modules.get("asyncio")  # not loaded: no loop can be running
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def pause_here(site: Site, ms: float) -> None:
     if _in_event_loop():
         _warn(f"pause refused at {_where(site)}: it would block the event loop; "
-              "use `await dynamic_fault_async(...)` in coroutines")
+              "use `await dynamic_fault_async(...)` in coroutines", PauseWarning)
         return
     event = threading.Event()
     entry = _Paused(site, event)
@@ -59,7 +66,8 @@ def pause_here(site: Site, ms: float) -> None:
         # Also on KeyboardInterrupt: a paused entry left behind would count in wait_paused().
         _unpause(entry)
     if not released and not event.is_set():  # a resume() racing the timeout still released it
-        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
+        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()",
+              PauseWarning)
 
 
 def _unpause(entry: _Paused) -> None:
@@ -98,7 +106,8 @@ async def pause_async(site: Site, ms: float) -> None:
         # A cancelled task must not stay listed as paused: resume() would call into its loop.
         _unpause(entry)
     if not released:
-        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()")
+        _warn(f"pause at {_where(site)} timed out after {ms:g} ms; nothing called resume()",
+              PauseWarning)
 
 
 def paused_sites(chosen: Callable[[Any], bool] | None = None) -> list[Any]:

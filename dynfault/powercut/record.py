@@ -1,0 +1,648 @@
+"""The recorder: every file operation under the recorded directories, as it reaches the OS.
+
+`start()` runs first thing in every Python process of `dynfault powercut` (the child start-up,
+when DYNFAULT_POWERCUT_JOURNAL is set); `recording(dirs, journal)` does the same for one block
+of this process (the in-process API). Both interpose where data reaches the operating system,
+never by tracing lines: the `os` functions that change files (bound in `os` itself before user
+code imports them, so `from os import replace` gets the recording one, and so do `shutil` and
+`tempfile`), and `open`/`io.open`, whose file objects have a raw layer that is a Python subclass
+of `io.FileIO` under the C buffers, so writes made by library code (`json.dump`, `pickle.dump`,
+`Path.write_text`, `shutil.copyfile`) are seen when they leave the buffer.
+
+Each operation is one JSON line, appended with one `os.write` on an O_APPEND descriptor after
+the operation returned (the line order in the file is the order the operations reached the OS).
+A file is named by an id per inode: this process's table by (device, inode), and for a file
+another process created, the id it wrote into the journal's `.ids` folder (one small file per
+inode), so a parent and its children name the same file alike.
+
+What runs in every process: os, sys, io, json, binascii, threading, stat; `re` only with --ack.
+"""
+
+from __future__ import annotations
+
+import binascii
+import builtins
+import io
+import json
+import os
+import stat
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+__all__ = ["start", "recording", "ack", "active", "JOURNAL_ENV"]
+
+JOURNAL_ENV = "DYNFAULT_POWERCUT_JOURNAL"
+
+_real: dict[str, Any] = {}  # the functions replaced, by name in `os` (and "open" for io/builtins)
+_rec: Recorder | None = None
+_real_write = os.write
+_real_open = os.open
+_real_close = os.close
+_lexists = os.path.lexists
+_fstat = os.fstat
+_getpid = os.getpid
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_b64 = binascii.b2a_base64
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+
+
+def _skipped(filename: str) -> bool:
+    """Frames that are not the user's: dynfault's and the standard library's (site-packages,
+    a third-party library the user calls, counts as the user's)."""
+    if filename.startswith("<frozen") or filename.startswith(_PACKAGE):
+        return True
+    return filename.startswith(_STDLIB) and "-packages" + os.sep not in filename
+
+
+class Recorder:
+    """What one process records: the directories, the journal's descriptor, the file ids."""
+
+    def __init__(self, journal: str, dirs: Sequence[str], ack: str | None) -> None:
+        self.journal = journal
+        self.ids_dir = journal + ".ids"
+        self.dirs = [d.rstrip(os.sep) or os.sep for d in dirs]
+        self.skip = (journal, journal + ".ids" + os.sep)  # the journal's own files
+        self.fd = _real_open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                             | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.lock = threading.RLock()
+        self.fds: dict[int, tuple[str, str | None]] = {}  # fd -> (path, file id; None: a dir)
+        self.inodes: dict[tuple[int, int], str] = {}      # (dev, ino) -> file id
+        self.seen: set[str] = set()                       # ids this process bound
+        self.count = 0
+        self.pid = _getpid()
+        self.frames: dict[str, bool] = {}
+        self.ack_re: Any = None
+        if ack:
+            import re  # only when stdout lines are acknowledgements
+
+            self.ack_re = re.compile(ack)
+        self.carry = b""  # a stdout line not yet ended
+
+    # -- paths --------------------------------------------------------------------------------
+    def under(self, path: Any, dir_fd: int | None = None) -> str | None:
+        """The normalized absolute path when it lies under a recorded directory, else None."""
+        try:
+            name = os.fsdecode(os.fspath(path))
+        except TypeError:
+            return None
+        if dir_fd is not None and not os.path.isabs(name):
+            base = self.fds.get(dir_fd)
+            if base is None or base[1] is not None:
+                return None
+            name = os.path.join(base[0], name)
+        full = os.path.normpath(os.path.join(os.getcwd(), name)) if not os.path.isabs(name) \
+            else os.path.normpath(name)
+        if full == self.skip[0] or full.startswith(self.skip[1]):
+            return None
+        for d in self.dirs:
+            if full == d or full.startswith(d + os.sep) or d == os.sep:
+                return full
+        return None
+
+    # -- lines --------------------------------------------------------------------------------
+    def where(self) -> tuple[str, int, str]:
+        frame: FrameType | None = sys._getframe(2)
+        frames = self.frames
+        outer = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            name = code.co_filename
+            skipped = frames.get(name)
+            if skipped is None:
+                skipped = frames[name] = _skipped(name)
+            if not skipped:
+                return name, frame.f_lineno, code.co_name
+            outer = frame
+            frame = frame.f_back
+        return outer.f_code.co_filename, outer.f_lineno, outer.f_code.co_name
+
+    def emit(self, kind: str, fields: dict[str, Any]) -> None:
+        filename, line, function = self.where()
+        entry = {"op": kind, "pid": self.pid, "filename": filename, "line": line,
+                 "function": function}
+        entry.update(fields)
+        data = (_dumps(entry) + "\n").encode()
+        while data:  # a regular file takes it whole; the loop is for a full disk's short write
+            data = data[_real_write(self.fd, data):]
+
+    # -- file ids -----------------------------------------------------------------------------
+    def _index(self, key: tuple[int, int], file: str | None = None) -> str | None:
+        """The journal-wide id of an inode: read it, or (with `file`) write it."""
+        name = os.path.join(self.ids_dir, f"{key[0]}-{key[1]}")
+        try:
+            if file is None:
+                fd = _real_open(name, os.O_RDONLY)
+                try:
+                    return os.read(fd, 256).decode() or None
+                finally:
+                    _real_close(fd)
+            fd = _real_open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _real_write(fd, file.encode())
+            finally:
+                _real_close(fd)
+        except OSError:
+            return None
+        return file
+
+    def new_id(self, key: tuple[int, int]) -> str:
+        self.count += 1
+        file = f"{self.pid}:{self.count}"
+        self.inodes[key] = file
+        self.seen.add(file)
+        self._index(key, file)
+        return file
+
+    def bind(self, fd: int, path: str, created: bool, truncated: bool) -> None:
+        """Name the file `fd` opened at `path`; record its creation or truncation."""
+        st = _fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            self.fds[fd] = (path, None)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        key = (st.st_dev, st.st_ino)
+        if created:
+            file = self.new_id(key)
+            self.emit("create", {"path": path, "file": file})
+        else:
+            file = self.inodes.get(key) or self._index(key) or self.new_id(key)
+            self.inodes[key] = file
+            if file not in self.seen:  # another process's id (or the snapshot's), now ours too
+                self.seen.add(file)
+                self.emit("open", {"path": path, "file": file})
+        self.fds[fd] = (path, file)
+        if truncated:
+            self.emit("truncate", {"file": file, "path": path, "size": 0})
+
+    def file_of(self, path: str) -> str | None:
+        """The id of the regular file at `path` now (for an operation by name)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        key = (st.st_dev, st.st_ino)
+        file = self.inodes.get(key) or self._index(key) or self.new_id(key)
+        self.inodes[key] = file
+        if file not in self.seen:
+            self.seen.add(file)
+            self.emit("open", {"path": path, "file": file})
+        return file
+
+    # -- what the interposed functions call ---------------------------------------------------
+    def wrote(self, fd: int, data: Any, offset: int | None) -> None:
+        bound = self.fds.get(fd)
+        if bound is None or bound[1] is None or not data:
+            return
+        data = bytes(data)
+        if offset is None:
+            offset = os.lseek(fd, 0, os.SEEK_CUR) - len(data)
+        self.emit("write", {"file": bound[1], "path": bound[0], "offset": offset,
+                            "data": _b64(data, newline=False).decode("ascii")})
+
+    def stdout(self, data: Any) -> None:
+        """Lines of fd 1 that match --ack become acknowledgements, as they reach the OS."""
+        text = self.carry + bytes(data)
+        *lines, self.carry = text.split(b"\n")
+        for line in lines:
+            decoded = line.decode("utf-8", "surrogateescape")
+            if self.ack_re.search(decoded):
+                self.emit("ack", {"text": decoded})
+
+
+# -- the raw layer ------------------------------------------------------------------------------
+
+class RecordingFileIO(io.FileIO):
+    """`io.FileIO` whose writes and truncations under a recorded directory are journaled."""
+
+    def __init__(self, file: Any, mode: str = "r", closefd: bool = True,
+                 opener: Any = None) -> None:
+        rec = _rec
+        path = None if rec is None or isinstance(file, int) else rec.under(file)
+        existed = path is None or _lexists(path)
+        super().__init__(file, mode, closefd, opener)
+        self._fdn = self.fileno()
+        if rec is None or path is None:
+            return
+        with rec.lock:
+            if self._fdn in rec.fds:  # the opener went through os.open, which bound it
+                return
+            writing = any(c in mode for c in "wxa+")
+            rec.bind(self._fdn, path, created=writing and not existed,
+                     truncated=existed and "w" in mode)
+
+    def write(self, b: Any, /) -> int:
+        rec = _rec
+        if rec is None:
+            return super().write(b)
+        with rec.lock:
+            n = super().write(b)
+            if n:
+                if self._fdn == 1 and rec.ack_re is not None:
+                    rec.stdout(memoryview(b).cast("B")[:n])
+                rec.wrote(self._fdn, memoryview(b).cast("B")[:n], None)
+            return n
+
+    def truncate(self, size: int | None = None) -> int:
+        rec = _rec
+        if rec is None:
+            return super().truncate(size)
+        with rec.lock:
+            result = super().truncate(size)
+            bound = rec.fds.get(self._fdn)
+            if bound is not None and bound[1] is not None:
+                rec.emit("truncate", {"file": bound[1], "path": bound[0], "size": result})
+            return result
+
+    def close(self) -> None:
+        rec = _rec
+        if rec is not None and not self.closed and self.closefd:
+            rec.fds.pop(self._fdn, None)
+        super().close()
+
+
+def _split_mode(mode: str) -> tuple[bool, bool] | None:
+    """(binary, updating) for a mode `open` accepts, else None (the real open says why not)."""
+    if not isinstance(mode, str) or not set(mode) <= set("rwxabt+") \
+            or len(mode) != len(set(mode)) or sum(c in mode for c in "rwxa") != 1 \
+            or ("b" in mode and "t" in mode):
+        return None
+    return "b" in mode, "+" in mode
+
+
+def _open(file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None,
+          errors: str | None = None, newline: str | None = None, closefd: bool = True,
+          opener: Any = None) -> Any:
+    """`open` and `io.open`: the same file object, over a recording raw layer when the file is
+    under a recorded directory (or a descriptor the recorder knows)."""
+    rec = _rec
+    shape = _split_mode(mode)
+    wanted = rec is not None and shape is not None and (
+        rec.fds.get(file) is not None if isinstance(file, int) else rec.under(file) is not None)
+    if not wanted or shape is None:
+        return _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
+    binary, updating = shape
+    if binary and (encoding is not None or errors is not None or newline is not None):
+        return _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
+    raw = RecordingFileIO(file, mode.replace("t", "").replace("b", ""), closefd, opener)
+    try:
+        return _stack(raw, mode, buffering, binary, updating, encoding, errors, newline)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _stack(raw: RecordingFileIO, mode: str, buffering: int, binary: bool, updating: bool,
+           encoding: str | None, errors: str | None, newline: str | None) -> Any:
+    """The buffers and text layer `io.open` would put over `raw`."""
+    line_buffering = False
+    if buffering == 1 or (buffering < 0 and raw.isatty()):
+        buffering = -1
+        line_buffering = True
+    if buffering < 0:
+        buffering = io.DEFAULT_BUFFER_SIZE
+    if buffering == 0:
+        if binary:
+            return raw
+        raise ValueError("can't have unbuffered text I/O")
+    buffer: Any
+    if updating:
+        buffer = io.BufferedRandom(raw, buffering)
+    elif "r" in mode:
+        buffer = io.BufferedReader(raw, buffering)
+    else:
+        buffer = io.BufferedWriter(raw, buffering)
+    if binary:
+        return buffer
+    if encoding is None:
+        encoding = io.text_encoding(None)
+    text = io.TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
+    text.mode = mode  # type: ignore[misc]  # as io.open sets it
+    return text
+
+
+# -- the os functions ---------------------------------------------------------------------------
+
+def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+    rec = _rec
+    full = None if rec is None else rec.under(path, dir_fd)
+    if rec is None or full is None:
+        return int(_real["open_os"](path, flags, mode, dir_fd=dir_fd))
+    with rec.lock:
+        existed = not (flags & os.O_CREAT) or _lexists(full)
+        fd = int(_real["open_os"](path, flags, mode, dir_fd=dir_fd))
+        rec.bind(fd, full, created=not existed, truncated=existed and bool(flags & os.O_TRUNC))
+    return fd
+
+
+def _os_write(fd: int, data: Any) -> int:
+    rec = _rec
+    if rec is None or (fd not in rec.fds and fd != 1):
+        return int(_real["write"](fd, data))
+    with rec.lock:
+        n = int(_real["write"](fd, data))
+        view = memoryview(data).cast("B")[:n]
+        if fd == 1 and rec.ack_re is not None:
+            rec.stdout(view)
+        rec.wrote(fd, view, None)
+    return n
+
+
+def _os_writev(fd: int, buffers: Any) -> int:
+    rec = _rec
+    if rec is None or fd not in rec.fds:
+        return int(_real["writev"](fd, buffers))
+    buffers = list(buffers)
+    with rec.lock:
+        n = int(_real["writev"](fd, buffers))
+        rec.wrote(fd, b"".join(bytes(b) for b in buffers)[:n], None)
+    return n
+
+
+def _os_pwrite(fd: int, data: Any, offset: int) -> int:
+    rec = _rec
+    if rec is None or fd not in rec.fds:
+        return int(_real["pwrite"](fd, data, offset))
+    with rec.lock:
+        n = int(_real["pwrite"](fd, data, offset))
+        rec.wrote(fd, memoryview(data).cast("B")[:n], offset)
+    return n
+
+
+def _os_ftruncate(fd: int, length: int) -> None:
+    rec = _rec
+    if rec is None or fd not in rec.fds:
+        return _real["ftruncate"](fd, length)  # type: ignore[no-any-return]
+    with rec.lock:
+        _real["ftruncate"](fd, length)
+        path, file = rec.fds[fd]
+        if file is not None:
+            rec.emit("truncate", {"file": file, "path": path, "size": length})
+    return None
+
+
+def _os_truncate(path: Any, length: int) -> None:
+    if isinstance(path, int):
+        return _os_ftruncate(path, length)
+    rec = _rec
+    full = None if rec is None else rec.under(path)
+    if rec is None or full is None:
+        return _real["truncate"](path, length)  # type: ignore[no-any-return]
+    with rec.lock:
+        _real["truncate"](path, length)
+        file = rec.file_of(full)
+        if file is not None:
+            rec.emit("truncate", {"file": file, "path": full, "size": length})
+    return None
+
+
+def _barrier(kind: str) -> Any:
+    def barrier(fd: Any) -> None:
+        rec = _rec
+        number = fd if isinstance(fd, int) else fd.fileno() if hasattr(fd, "fileno") else fd
+        if rec is None or number not in rec.fds:
+            return _real[kind](fd)  # type: ignore[no-any-return]
+        with rec.lock:
+            _real[kind](fd)
+            path, file = rec.fds[number]
+            rec.emit(kind, {"path": path, "file": file})
+        return None
+    barrier.__name__ = barrier.__qualname__ = kind
+    return barrier
+
+
+def _os_sync() -> None:
+    rec = _rec
+    if rec is None:
+        return _real["sync"]()  # type: ignore[no-any-return]
+    with rec.lock:
+        _real["sync"]()
+        rec.emit("sync", {})
+    return None
+
+
+def _os_close(fd: int) -> None:
+    rec = _rec
+    if rec is not None:
+        rec.fds.pop(fd, None)
+    return _real["close"](fd)  # type: ignore[no-any-return]
+
+
+def _moved_in(rec: Recorder, dest: str) -> None:
+    """A file renamed in from outside the directories: its bytes appear at once."""
+    file = rec.file_of(dest)
+    if file is None:
+        return
+    with _real["open"](dest, "rb") as f:
+        data = f.read()
+    rec.emit("create", {"path": dest, "file": file})
+    if data:
+        rec.emit("write", {"file": file, "path": dest, "offset": 0,
+                           "data": _b64(data, newline=False).decode("ascii")})
+
+
+def _two_names(kind: str) -> Any:
+    def two(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+            dst_dir_fd: int | None = None) -> None:
+        rec = _rec
+        real = _real[kind]
+        if rec is None:
+            return real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)  # type: ignore
+        a, b = rec.under(src, src_dir_fd), rec.under(dst, dst_dir_fd)
+        if a is None and b is None:
+            return real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)  # type: ignore
+        with rec.lock:
+            real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+            op = "link" if kind == "link" else "rename"
+            if a is not None and b is not None:
+                rec.emit(op, {"path": a, "dest": b})
+            elif b is not None:
+                _moved_in(rec, b)
+            elif op == "rename":
+                rec.emit("unlink", {"path": a})
+        return None
+    two.__name__ = two.__qualname__ = kind
+    return two
+
+
+def _os_link(src: Any, dst: Any, *, src_dir_fd: int | None = None,
+             dst_dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
+    rec = _rec
+    a = None if rec is None else rec.under(src, src_dir_fd)
+    b = None if rec is None else rec.under(dst, dst_dir_fd)
+    _real["link"](src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd,
+                  follow_symlinks=follow_symlinks)
+    if rec is not None and b is not None:
+        with rec.lock:
+            if a is not None:
+                rec.emit("link", {"path": a, "dest": b})
+            else:
+                _moved_in(rec, b)
+
+
+def _one_name(kind: str, op: str) -> Any:
+    def one(path: Any, *args: Any, dir_fd: int | None = None) -> None:
+        rec = _rec
+        real = _real[kind]
+        full = None if rec is None else rec.under(path, dir_fd)
+        if rec is None or full is None:
+            return real(path, *args, dir_fd=dir_fd)  # type: ignore[no-any-return]
+        with rec.lock:
+            real(path, *args, dir_fd=dir_fd)
+            rec.emit(op, {"path": full})
+        return None
+    one.__name__ = one.__qualname__ = kind
+    return one
+
+
+def _os_symlink(src: Any, dst: Any, target_is_directory: bool = False, *,
+                dir_fd: int | None = None) -> None:
+    rec = _rec
+    full = None if rec is None else rec.under(dst, dir_fd)
+    _real["symlink"](src, dst, target_is_directory, dir_fd=dir_fd)
+    if rec is not None and full is not None:
+        with rec.lock:
+            rec.emit("symlink", {"path": full, "target": os.fsdecode(os.fspath(src))})
+
+
+_OS = {
+    "open": _os_open, "write": _os_write, "writev": _os_writev, "pwrite": _os_pwrite,
+    "ftruncate": _os_ftruncate, "truncate": _os_truncate, "fsync": _barrier("fsync"),
+    "fdatasync": _barrier("fdatasync"), "sync": _os_sync, "close": _os_close,
+    "rename": _two_names("rename"), "replace": _two_names("replace"), "link": _os_link,
+    "unlink": _one_name("unlink", "unlink"), "remove": _one_name("remove", "unlink"),
+    "mkdir": _one_name("mkdir", "mkdir"), "rmdir": _one_name("rmdir", "rmdir"),
+    "symlink": _os_symlink,
+}
+
+
+def _patch() -> None:
+    if _real:
+        return
+    for name, function in _OS.items():
+        if hasattr(os, name):
+            _real["open_os" if name == "open" else name] = getattr(os, name)
+            setattr(os, name, function)
+    _real["open"] = io.open
+    builtins.open = io.open = _open  # type: ignore[assignment]
+    import shutil  # its sendfile fast path writes from C: copy through file objects instead
+
+    _real["sendfile"] = getattr(shutil, "_USE_CP_SENDFILE", None)
+    shutil._USE_CP_SENDFILE = False  # type: ignore[attr-defined]
+
+
+def _unpatch() -> None:
+    if not _real:
+        return
+    for name in _OS:
+        key = "open_os" if name == "open" else name
+        if key in _real:
+            setattr(os, name, _real[key])
+    builtins.open = io.open = _real["open"]
+    import shutil
+
+    if _real["sendfile"] is not None:
+        shutil._USE_CP_SENDFILE = _real["sendfile"]  # type: ignore[attr-defined]
+    _real.clear()
+
+
+def _stdout_through_recorder() -> None:
+    """sys.stdout over a recording raw layer on fd 1, so --ack lines are seen as they leave."""
+    old = sys.stdout
+    if old is None:
+        return
+    try:
+        if old.fileno() != 1:
+            return
+        raw = RecordingFileIO(1, "w", closefd=False)
+        new = io.TextIOWrapper(io.BufferedWriter(raw), encoding=old.encoding,
+                               errors=old.errors, line_buffering=bool(old.line_buffering),
+                               write_through=getattr(old, "write_through", False))
+        old.flush()
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return
+    if sys.__stdout__ is old:
+        sys.__stdout__ = new  # type: ignore[misc]
+    sys.stdout = new
+
+
+def _after_fork() -> None:
+    rec = _rec
+    if rec is not None:
+        rec.pid = _getpid()
+        rec.lock = threading.RLock()
+        rec.seen = set()  # the child names the files it uses again, under its own pid
+
+
+def _read_header(journal: str) -> dict[str, Any]:
+    with _real_open_file(journal) as f:
+        line = f.readline()
+    header = json.loads(line)
+    if not isinstance(header, dict) or header.get("powercut") != 1:
+        raise ValueError(f"{journal} is not a powercut journal")
+    return header
+
+
+def _real_open_file(path: str) -> Any:
+    return (_real.get("open") or io.open)(path, "rb")
+
+
+def start() -> None:
+    """Record this whole process into $DYNFAULT_POWERCUT_JOURNAL (the child start-up)."""
+    global _rec
+    journal = os.environ.get(JOURNAL_ENV)
+    if not journal or _rec is not None:
+        return
+    header = _read_header(journal)
+    _rec = Recorder(journal, [str(d) for d in header.get("dirs") or []], header.get("ack"))
+    _patch()
+    if _rec.ack_re is not None:
+        _stdout_through_recorder()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def active() -> bool:
+    """Whether this process records now."""
+    return _rec is not None
+
+
+def ack(text: str) -> None:
+    """Record an acknowledgement (nothing when this process does not record)."""
+    rec = _rec
+    if rec is not None:
+        with rec.lock:
+            rec.emit("ack", {"text": str(text)})
+
+
+@contextmanager
+def recording(dirs: Sequence[str | os.PathLike[str]], journal: str,
+              ack: str | None = None) -> Iterator[None]:
+    """Record this process's operations under `dirs` into `journal` (written whole: the
+    header, the snapshot, the operations, the end line) while the block runs."""
+    global _rec
+    if _rec is not None:
+        raise RuntimeError("dynfault powercut: already recording in this process")
+    from dynfault.powercut.snapshot import begin_journal, end_journal
+
+    names = [os.path.abspath(os.fspath(d)) for d in dirs]
+    begin_journal(journal, names, os.getcwd(), [sys.argv[0] if sys.argv else "python"], ack)
+    _rec = Recorder(os.path.abspath(journal), names, ack)
+    _patch()
+    code = 1
+    try:
+        yield
+        code = 0
+    finally:
+        rec, _rec = _rec, None
+        _unpatch()
+        _real_close(rec.fd)
+        end_journal(journal, code)
