@@ -67,14 +67,15 @@ def test_a_call_groups_default_error_is_its_runs_error(monkeypatch: pytest.Monke
     from dynfault.instrument import calls
 
     monkeypatch.setattr(calls, "default_error", lambda name: (
-        "sqlite3.OperationalError" if name == ".execute" else None), raising=False)
+        "sqlite3.OperationalError" if name == ".execute" else None))
     words = orchestrate._rule_words(orchestrate.Options(["true"]))
     site = SiteRecord("m", "f", "m.py", 3, "call:.execute", 0)
     assert [words(s) for s in (site, SiteRecord("m", "f", "m.py", 4, "call:open", 1),
                                SiteRecord("m", "f", "m.py", 5, "io", 0))] == [
         "error sqlite3.OperationalError", "", ""]
-    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == \
-        "error EIO"
+    assert orchestrate._rule_words(orchestrate.Options(["true"], error="ENOSPC"))(site) == \
+        "error ENOSPC"
+    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == ""
     assert orchestrate._rule_words(orchestrate.Options(["true"], late=True))(site) == \
         "error sqlite3.OperationalError late"
 
@@ -90,6 +91,7 @@ def test_late_is_the_runtimes_late_setting_or_refused_in_one_line(tmp_path: Path
     if known:  # the call is made, then the error: the file is in place and the run failed
         assert done.returncode == 1, done.stdout + done.stderr
         assert " oneshot late' " in str(runs(tmp_path)[0]["reproducer"])
+        assert (tmp_path / "data.txt").exists()  # made, then failed
     else:
         assert (done.returncode, len(done.stderr.splitlines())) == (2, 1), done.stderr
         assert done.stderr.startswith("dynfault sweep: --late: ")
