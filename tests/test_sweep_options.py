@@ -66,14 +66,15 @@ def test_a_call_groups_default_error_is_its_runs_error(monkeypatch: pytest.Monke
     from dynfault.instrument import calls
 
     monkeypatch.setattr(calls, "default_error", lambda name: (
-        "sqlite3.OperationalError" if name == ".execute" else None), raising=False)
+        "sqlite3.OperationalError" if name == ".execute" else None))
     words = orchestrate._rule_words(orchestrate.Options(["true"]))
     site = SiteRecord("m", "f", "m.py", 3, "call:.execute", 0)
     assert [words(s) for s in (site, SiteRecord("m", "f", "m.py", 4, "call:open", 1),
                                SiteRecord("m", "f", "m.py", 5, "io", 0))] == [
         "error sqlite3.OperationalError", "", ""]
-    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == \
-        "error EIO"
+    assert orchestrate._rule_words(orchestrate.Options(["true"], error="ENOSPC"))(site) == \
+        "error ENOSPC"
+    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == ""
     assert orchestrate._rule_words(orchestrate.Options(["true"], late=True))(site) == \
         "error sqlite3.OperationalError late"
 
@@ -85,6 +86,7 @@ def test_late_is_the_runtimes_late_setting_or_refused_in_one_line(tmp_path: Path
     assert done.returncode == 1, done.stdout + done.stderr
     # the group's default error (EIO for os.replace) may be spelled out before `late`
     assert re.search(r" oneshot (error EIO )?late' ", str(runs(tmp_path)[0]["reproducer"]))
+    assert (tmp_path / "data.txt").exists()  # made, then failed
 
 
 LOCKS = {

@@ -172,3 +172,32 @@ def test_a_run_that_escaped_and_failed_its_check_says_both(tmp_path: Path) -> No
     assert done.returncode == 1, done.stdout + done.stderr
     assert [(r["outcome"], r["reason"], r["check"], r["fired"]) for r in runs(tmp_path)] == [
         ("failed", "escaped", "failed", True)]
+
+
+@pytest.mark.slow
+def test_a_pytest_ini_project_swept_with_every_file_call_exits_0(tmp_path: Path) -> None:
+    """pytest's own ini reader (iniconfig, installed) is never one of the project's sites."""
+    write(tmp_path, {
+        "pytest.ini": "[pytest]\naddopts = -p no:cacheprovider\n",
+        "conftest.py": "",
+        "app.py": '''\
+            def save(path):
+                with open(path, "w") as f:
+                    f.write("x")
+            ''',
+        "tests/test_app.py": '''\
+            from app import save
+
+            def test_save(tmp_path):
+                try:
+                    save(str(tmp_path / "x"))
+                except OSError:
+                    pass
+            ''',
+    })
+    done = sweep(tmp_path, "--calls", "@fs", command=[sys.executable, "-m", "pytest", "-q",
+                                                      "tests"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted((r["filename"], r["fault_class"], r["outcome"]) for r in runs(tmp_path)) == [
+        ("app.py", "call:.write", "passed"), ("app.py", "call:open", "passed")]
+    assert "site-packages" not in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -10,7 +11,6 @@ import click
 
 from dynfault.cli.options import FINITE_SECONDS
 from dynfault.errors import UsageError
-from dynfault.instrument.calls import split_calls
 from dynfault.sweep.orchestrate import DEFAULT_MAX_NTH, Options, merge_files
 from dynfault.sweep.orchestrate import sweep as run_sweep
 from dynfault.sweep.plan import parse_shard
@@ -140,23 +140,29 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
         status = merge_files(list(command), json_path, sys.stdout)
     else:
         from dynfault.config import load_config
+        from dynfault.config import merge as merge_settings
+        from dynfault.instrument.calls import expand_calls
 
-        # [tool.dynfault] gives the defaults; what the command line says wins.
+        # [tool.dynfault] gives the defaults; what the command line says wins. The calls are
+        # merged (pyproject, DYNFAULT_CALLS, --calls) and checked as `run` does.
         project = load_config()
+        settings = merge_settings(project, calls=calls, expand=expand_calls)
         if jobs is None:
             jobs = project.jobs or 0
         timeout = project.timeout if timeout is None else timeout
         source = "--check"
         if check is None and project.check is not None:
             check, source = project.check, f"{project.path} [tool.dynfault] check"
-        given = [*project.calls, *calls]
-        names = ",".join(split_calls(given))
+        names = ",".join(settings.calls)
+        root = os.path.dirname(project.path) if project.path else os.getcwd()
         options = Options(command=list(command), paths=list(paths), nth=nth,
                           max_nth=max_nth, jobs=jobs, timeout=timeout, shard=shard,
                           json_path=json_path, log_dir=log_dir, check=check, crash=crash,
                           all_tests=all_tests, select=list(select), exclude=list(exclude),
                           baseline=baseline, calls=names, check_source=source, error=error,
-                          late=late, check_call=check_call, junitxml=junitxml, html=html)
+                          late=late, check_call=check_call, junitxml=junitxml, html=html,
+                          include=settings.include, exclude_modules=settings.exclude,
+                          root=root)
         _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

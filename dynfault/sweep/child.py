@@ -37,7 +37,10 @@ CHECK_CALL_ENV = "DYNFAULT_SWEEP_CHECK_CALL"
 STACKS_SIGNAL = _signal.SIGUSR1
 INJECTED = "dynfault: injected fault at "  # how an injected error's message starts
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_CWD = os.getcwd() + os.sep
+try:
+    _CWD = os.getcwd() + os.sep  # the project: where the innermost frame of a failure is sought
+except OSError:  # started in a folder since removed
+    _CWD = os.sep + "\0"
 # A site that fires in a loop must not keep every frame it fired in alive: the first few are
 # the ones an escaping exception passes through.
 _MAX_FRAMES = 64

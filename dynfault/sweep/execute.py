@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from dynfault.env import Scope, set_child_environment, split_names
 from dynfault.sweep.child import REPORT_DIR_ENV, STACKS_SIGNAL, TESTS_ENV, join_tests
 
 __all__ = ["Ended", "run_command", "child_environment", "check_environment", "tail",
@@ -38,21 +39,18 @@ class Ended:
 
 
 def child_environment(enable: str, report_dir: str, tests: Sequence[str] | None = None,
-                      calls: str = "") -> dict[str, str]:
-    """The environment of every run: the hook in each Python process (DYNFAULT_CHILD), only
-    this run's rule, a private report directory, and the sweep's pytest plugin. A control
-    socket path would be shared by parallel runs, so it is dropped."""
+                      calls: str = "", scope: Scope | None = None) -> dict[str, str]:
+    """The environment of every run: the hook in each Python process (DYNFAULT_CHILD) over
+    `scope` (every process of the run rewrites the same modules), only this run's rule (no
+    DYNFAULT_ENABLE_FILE either), a private report directory, and the sweep's pytest plugin.
+    A control socket path would be shared by parallel runs, so it is dropped."""
     env = dict(os.environ)
-    for name in ("DYNFAULT_ENABLE", "DYNFAULT_CONTROL", TESTS_ENV):
+    for name in ("DYNFAULT_CONTROL", TESTS_ENV):
         env.pop(name, None)
-    env["DYNFAULT_CHILD"] = "1"
+    set_child_environment(env, scope, split_names(calls), enable)
     env[REPORT_DIR_ENV] = report_dir
     plugins = [p for p in env.get("PYTEST_PLUGINS", "").split(",") if p.strip()]
     env["PYTEST_PLUGINS"] = ",".join(plugins + ["dynfault.sweep.child"])
-    if enable:
-        env["DYNFAULT_ENABLE"] = enable
-    if calls:
-        env["DYNFAULT_CALLS"] = calls
     if tests:
         env[TESTS_ENV] = join_tests(list(tests))
     return env

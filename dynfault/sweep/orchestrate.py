@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO
 
+from dynfault.env import Scope
 from dynfault.errors import DynfaultError, ExitCode, UsageError
 from dynfault.lang import Query
 from dynfault.record import SiteRecord
@@ -72,10 +73,6 @@ class NothingRan(DynfaultError):
     exit_code = ExitCode.NOTHING_RAN
 
 
-class Interrupted(DynfaultError):
-    exit_code = ExitCode.INTERRUPTED
-
-
 class Options:
     """Everything `sweep` takes, as the command line gives it."""
 
@@ -87,14 +84,23 @@ class Options:
                  exclude: Sequence[str] = (), baseline: str | None = None,
                  calls: str = "", check_source: str = "--check", error: str | None = None,
                  late: bool = False, check_call: str | None = None,
-                 junitxml: str | None = None, html: str | None = None) -> None:
+                 junitxml: str | None = None, html: str | None = None,
+                 include: Sequence[str] = (), exclude_modules: Sequence[str] = (),
+                 root: str | None = None) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
         self.select, self.exclude, self.baseline = list(select), list(exclude), baseline
         self.calls, self.check_source, self.error, self.late = calls, check_source, error, late
         self.check_call, self.junitxml, self.html = check_call, junitxml, html
+        # The module set of every process of every run: the project's own modules (under
+        # `root`, the pyproject's folder or the working directory) plus `include`, less
+        # `exclude` ([tool.dynfault]); never the test harness nor what is installed.
+        self.include, self.exclude_modules = list(include), list(exclude_modules)
+        self.root = root
 
+    def scope(self, cwd: str) -> Scope:
+        return Scope(self.include, self.exclude_modules, roots=(self.root or cwd,))
     def fingerprint(self) -> dict[str, object]:
         """The options that decide what the runs are: shards of one sweep agree on them all."""
         return {"paths": self.paths, "nth": self.nth,
@@ -233,7 +239,8 @@ class _Sweep:
 
     def environment(self, enable: str, reports: str, tests: Sequence[str] | None
                     ) -> dict[str, str]:
-        env = child_environment(enable, reports, tests, self.options.calls)
+        env = child_environment(enable, reports, tests, self.options.calls,
+                                self.options.scope(self.cwd))
         if self.options.check_call:
             env[CHECK_CALL_ENV] = self.options.check_call
             env["PYTEST_PLUGINS"] += ",dynfault.sweep.check_call"
@@ -386,7 +393,12 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     # limit, but never runs unbounded when a limit was asked for.
     limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
     seen, seconds = _baseline(state, limit)
-    every = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    loaded = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    every = [s for s in loaded if in_project(s, options.include)]
+    if len(every) < len(loaded):
+        _say(state, f"{plural(len(loaded) - len(every), 'site')} outside the project (not "
+                    "under the working directory, or installed) left out; [tool.dynfault] "
+                    "include adds their modules")
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
     state.unreached = [s for s in every if not seen.sites[s.key].hits]
@@ -395,6 +407,20 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
                          "dynfault is installed in?); no run made")
     found = f"{plural(len(sites), 'site')} reached, {len(state.unreached)} unreached"
     return sites, found, seen, seconds
+
+
+def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
+    """Is the site the project's own: below the working directory (its path is shown relative)
+    and not installed there (a virtual environment's site-packages), or in a module that
+    `include` names (`pkg` covers `pkg.*`)?"""
+    import fnmatch
+
+    if any(fnmatch.fnmatchcase(site.module, pattern)
+           or site.module.startswith(pattern + ".") for pattern in include):
+        return True
+    parts = site.filename.replace(os.sep, "/").split("/")
+    return not os.path.isabs(site.filename) and ".." not in parts \
+        and "site-packages" not in parts and "dist-packages" not in parts
 
 
 def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) -> None:
@@ -432,21 +458,22 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
 
 
 def _rule_words(options: Options) -> Callable[[SiteRecord], str]:
-    """What every run's rule says besides its site: --error (or the call's group default)
-    and --late."""
-    from dynfault.instrument import calls as _calls_module
-
-    default_error = getattr(_calls_module, "default_error", None)
+    """What every run's rule says besides its site: --error (else the call's group default,
+    `@sqlite`'s sqlite3.OperationalError; EIO, the runtime's own default, goes unsaid) and
+    --late."""
+    from dynfault.instrument.calls import default_error
 
     def words(site: SiteRecord) -> str:
+        if options.crash:
+            return ""
         said = []
         error = options.error
         fault_class = site.fault_class or ""
-        if error is None and default_error is not None and fault_class.startswith("call:"):
+        if error is None and fault_class.startswith("call:"):
             error = default_error(fault_class[len("call:"):])
-        if error is not None and not options.crash:
+        if error is not None and error != "EIO":
             said.append(f"error {error}")
-        if options.late and not options.crash:
+        if options.late:
             said.append("late")
         return " ".join(said)
 

@@ -281,7 +281,9 @@ class Progress:
             where += f" nth {result.nth}"
         verdict = result.outcome if result.reason in (None, TIMED_OUT) \
             else f"{result.outcome} ({result.reason})"
-        if result.outcome == PASSED and not result.fired:
+        if result.outcome == PASSED and result.controlled:
+            verdict = "passed, controlled by the test"
+        elif result.outcome == PASSED and not result.fired:
             verdict = "passed, site did not fire"
         head = f"[{self.done}/{self.total}] {clock(elapsed)} elapsed, ETA {clock(eta)}"
         if self.tty:
