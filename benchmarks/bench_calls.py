@@ -4,7 +4,9 @@
   dynfault's real import hook with those calls named, cold (compiled from source, no cache) and
   warm (from its cache), against the same file loaded by Python's standard loader, cold and warm.
 - call: a loop of SITES_PER_LOOP calls `len(s)` and `s.count(x)`, rewritten as call sites (off),
-  against the same loop in a plainly loaded copy.
+  against the same loop in a plainly loaded copy; and the floor, a loop of as many `if FLAG:`
+  checks of a module global. The goal: a disabled call site adds at most 1.1x what an `if FLAG:`
+  adds to a bare loop ((site off - plain call) / (flag check - bare loop)).
 
 Ratios come from the same pyperf run (`python -m pyperf compare_to` or run.py's table).
 
@@ -47,8 +49,14 @@ def import_source(sites: int) -> str:
 
 def call_source() -> str:
     body = "".join("        len(s); s.count(x)\n" for _ in range(LOOP // 2))
-    return (f"def t_call(n, s, x):\n    for _ in range(n):\n{body}\n"
+    flags = "".join("        if FLAG:\n            pass\n" for _ in range(LOOP))
+    return (f"FLAG = False\n\ndef t_call(n, s, x):\n    for _ in range(n):\n{body}\n"
+            f"def t_flag(n, s, x):\n    for _ in range(n):\n{flags}\n"
             f"def t_loop(n, s, x):\n    for _ in range(n):\n        pass\n")
+
+
+def rewritten(module: ModuleType) -> bool:
+    return any(name.startswith("_dynfault_f") for name in vars(module))
 
 
 def time_imports(loops: int, name: str, where: Path, hooked: bool, cold: bool) -> float:
@@ -64,7 +72,7 @@ def time_imports(loops: int, name: str, where: Path, hooked: bool, cold: bool) -
         else:
             module = _common.load_plain(name, where / f"{name}.py")
         total += time.thread_time() - start
-    if hooked != hasattr(module, "_dynfault_f0"):
+    if hooked != rewritten(module):
         raise SystemExit(f"bench_calls: {name} was {'not ' * hooked}rewritten")
     return total
 
@@ -94,8 +102,8 @@ def main() -> None:
             runner.bench_time_func(f"import {sites} call sites, {kind}, {variant}",
                                    time_imports, name, where, variant == "hooked", kind == "cold")
 
-    rewritten = importlib.import_module("dfcalls_call")
-    if not hasattr(rewritten, "_dynfault_f0"):
+    sited = importlib.import_module("dfcalls_call")
+    if not rewritten(sited):
         raise SystemExit("bench_calls: the call module was not rewritten")
     plain = _common.load_plain("dfcalls_call_plain", root / "call" / "dfcalls_call.py")
     text = "abcabc"
@@ -107,8 +115,9 @@ def main() -> None:
             return (time.thread_time() - start) / LOOP
         return timed
 
-    runner.bench_time_func("call site off, per call", per_call(rewritten.t_call))
+    runner.bench_time_func("call site off, per call", per_call(sited.t_call))
     runner.bench_time_func("plain call, per call", per_call(plain.t_call))
+    runner.bench_time_func("flag check, per check", per_call(plain.t_flag))
     runner.bench_time_func("bare loop, per call", per_call(plain.t_loop))
 
 

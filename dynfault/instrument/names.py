@@ -26,11 +26,20 @@ def slot(index: int, fault_class: str | None) -> str:
     """The suffix of a site's flag and descriptor names: one per (kind, index) in a file."""
     if fault_class is None or not fault_class.startswith(CALL):
         return str(index)
+    known = _slots.get((index, fault_class))
+    if known is not None:
+        return known
     # One spelling per name, so that no two kinds share a slot: letters and digits stand for
     # themselves, `.` for `__`, `_` for `_u_`, any other character for `_x<hex>_`.
     spelled = "".join(c if c.isascii() and c.isalnum() else _SPELLED.get(c) or f"_x{ord(c):x}_"
                       for c in fault_class[len(CALL):])
-    return f"{index}_{spelled}"
+    made = _slots[(index, fault_class)] = f"{index}_{spelled}"
+    return made
+
+
+# (index, class) -> slot, for call sites: a warm import binds each of its sites by its slot.
+# Bounded by the call sites of the program: a few per called name in each file.
+_slots: dict[tuple[int, str], str] = {}
 
 
 _SPELLED = {".": "__", "_": "_u_"}
