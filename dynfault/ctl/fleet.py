@@ -228,7 +228,7 @@ class Member:
                 if self.client is None:
                     self.client = connect(redis, self.url, self._call_timeout())
                 self._serve(redis)
-            except Exception as error:  # noqa: BLE001  (Redis must never reach the program)
+            except Exception as error:  # Redis must never reach the program
                 self.healthy = False
                 self.first_contact = False
                 self.client = None
@@ -332,7 +332,7 @@ class Member:
                 client.delete(self.key)
             finally:
                 client.close()
-        except Exception:  # noqa: BLE001  (exit must not wait on a sick Redis)
+        except Exception:  # exit must not wait on a sick Redis
             pass
 
 
@@ -346,7 +346,7 @@ def _apply_quietly(request: Request) -> None:
                 REGISTRY.apply(REGISTRY.target, commands)
         elif request.verb == "resume":
             resume(request.query)
-    except Exception:  # noqa: BLE001  (as answer(): one entry never stops the others)
+    except Exception:  # as answer(): one entry never stops the others
         pass
 
 
@@ -375,7 +375,7 @@ def join(url: str) -> None:
         return
     try:
         _member = Member(url).start()
-    except Exception as error:  # noqa: BLE001  (RuntimeError at interpreter shutdown)
+    except Exception as error:  # RuntimeError at interpreter shutdown
         _warn_once(f"fleet control off: {first_line(error)}")
 
 
@@ -414,7 +414,7 @@ def _after_fork_in_child() -> None:
     if not inherited.stopping:
         try:
             _member = Member(inherited.url, inherited.cursor).start()
-        except Exception:  # noqa: BLE001
+        except Exception:
             _member = None
 
 
