@@ -1,6 +1,6 @@
 """The fleet benchmark: one command to 20 processes through Redis, and their listing back.
 
-    python benchmarks/bench_fleet.py [--processes N] [--rounds R]
+    python benchmarks/bench_fleet.py [--processes N] [--rounds R] [--history H]
 
 Starts a private redis-server on a free loopback port, N processes (default 20) that each
 join the fleet and call a site every 10 ms, then R times: give one command to all of them
@@ -9,11 +9,17 @@ fleet's listing (N processes, with their sites). Wall time is the point here (th
 spread over processes and a server), so this is not a pyperf benchmark. The baseline, in the
 same process, is one Redis PING round trip. It also prints what membership costs each
 process: CPU seconds per second of a member, against the same program without a fleet.
+
+Then the catch-up: H commands (default 100,000) are put in the stream before a process
+starts; it applies each once, in order, without a reply (nobody waits for one), and the time
+from its start until its place in the stream is the last entry is compared with the same
+start on an empty stream. The reply keys it wrote are counted (0 expected).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -40,6 +46,16 @@ print("ready", flush=True)
 while True:
     work()
     time.sleep(0.01)
+"""
+CATCH_UP = """\
+import os, sys, time
+import dynfault
+from dynfault.ctl import fleet
+
+last = os.environ["BENCH_LAST"]
+while fleet.member().cursor != last:
+    time.sleep(0.001)
+print(time.monotonic(), flush=True)
 """
 SCRUBBED = ("DYNFAULT_ENABLE", "DYNFAULT_CONTROL", "DYNFAULT_CHILD", "DYNFAULT_SEED")
 
@@ -80,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--history", type=int, default=100_000)
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dynfault-fleet-"))
     port = _free_port()
@@ -141,6 +158,11 @@ def main() -> None:
         finally:
             plain.kill()
             plain.wait()
+        for member in members:  # no live member may reply to the history below
+            member.kill()
+            member.wait()
+        _catch_up(work, url, client, options.history)
+        _catch_up(work, url, client, options.history, distinct=options.history)
     finally:
         for member in members:
             member.kill()
@@ -149,6 +171,42 @@ def main() -> None:
         server.terminate()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _joined_after(script: Path, url: str, last: str) -> float:
+    """Seconds from spawning a member until it has applied the stream up to `last`."""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=_env(DYNFAULT_CONTROL=url, BENCH_LAST=last), timeout=600)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout) - began
+
+
+def _catch_up(work: Path, url: str, client: redis.Redis, history: int,
+              distinct: int = 50) -> None:
+    script = work / "catch_up.py"
+    script.write_text(CATCH_UP)
+    client.delete("dynfault:commands")
+    client.xadd("dynfault:commands", {"message": json.dumps(
+        {"request": Request("resume").as_dict(), "pids": [], "hosts": []})})
+    last = client.xrevrange("dynfault:commands", count=1)[0][0].decode()
+    empty = statistics.median(_joined_after(script, url, last) for _ in range(3))
+    client.delete("dynfault:commands")
+    with client.pipeline(transaction=False) as pipe:
+        for number in range(history):
+            request = Request("control", commands=(
+                f"class bench:c{number % distinct} frequency {number % 7 + 2}",))
+            pipe.xadd("dynfault:commands", {"message": json.dumps(
+                {"request": request.as_dict(), "pids": [], "hosts": []})})
+            if number % 5000 == 4999:
+                pipe.execute()
+        pipe.execute()
+    last = client.xrevrange("dynfault:commands", count=1)[0][0].decode()
+    before = len(list(client.scan_iter(match="dynfault:reply:*", count=10000)))
+    took = statistics.median(_joined_after(script, url, last) for _ in range(3))
+    replies = len(list(client.scan_iter(match="dynfault:reply:*", count=10000))) - before
+    print(f"catch-up of {history} commands ({distinct} classes): {took:.2f} s from start "
+          f"(an empty stream: {empty:.2f} s), {replies} reply keys written")
 
 
 if __name__ == "__main__":

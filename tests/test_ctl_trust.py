@@ -338,3 +338,117 @@ def test_peer_uid_of_a_socketpair_is_ours() -> None:
     left, right = socket.socketpair(socket.AF_UNIX)
     with left, right:
         assert paths.peer_uid(left) == os.geteuid()
+
+
+# -- the same checks made by a user who is not root ----------------------------------------------
+# As root every path is "owned by root or by you", so the sticky-directory rule and the
+# ownership of a socket file only show from another account: the code runs there, demoted.
+
+PACKAGE_ROOT = str(Path(paths.__file__).resolve().parents[2])
+
+
+def _as_user(user: pwd.struct_passwd, code: str) -> str:
+    """What `code` prints, run as `user` with this checkout's dynfault importable (the system
+    python: the venv may sit where that user cannot go)."""
+    prologue = (f"import sys; sys.dont_write_bytecode = True; sys.path.insert(0, "
+                f"{PACKAGE_ROOT!r})\n")
+    done = subprocess.run([OTHER_PYTHON, "-c", prologue + textwrap.dedent(code)],
+                          user=user.pw_uid, group=user.pw_gid, capture_output=True, text=True,
+                          timeout=60, env=clean_env(), cwd="/")
+    if "ModuleNotFoundError: No module named 'dynfault'" in done.stderr or \
+            "PermissionError" in done.stderr and "dynfault" in done.stderr:
+        pytest.skip(f"{PACKAGE_ROOT} cannot be read by {user.pw_name}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@needs_root
+def test_a_sticky_world_writable_parent_of_a_non_root_user_is_refused(
+        base: Path, other_user: pwd.struct_passwd) -> None:
+    # Sticky keeps others from renaming our names, but the directory's owner may still: only
+    # root's sticky directories (/tmp) are trusted, whoever runs.
+    sticky = base / "sticky"
+    sticky.mkdir()
+    os.chown(sticky, other_user.pw_uid, other_user.pw_gid)
+    sticky.chmod(0o1777)
+    name = f"uid {other_user.pw_uid} ({other_user.pw_name})"
+    said = _as_user(other_user, f"""\
+        from dynfault.ctl import paths
+        try:
+            paths.check_parents({str(sticky / "ctl")!r})
+            print("accepted")
+        except paths.UntrustedPath as error:
+            print(error)
+        """)
+    assert said == (f"refusing {sticky} (owner {name}): writable by other users (mode 1777), "
+                    f"who could replace what lies below it; name a directory of your own\n")
+    with pytest.raises(UntrustedPath) as caught:  # and for root, it is another user's
+        paths.check_parents(str(sticky / "ctl"))
+    assert str(caught.value) == (f"refusing {sticky} (owner {name}): owned by another user, "
+                                 f"who could replace what lies below it; name a directory of "
+                                 f"your own")
+
+
+@needs_root
+def test_a_non_root_server_serves_under_root_s_sticky_tmp(base: Path,
+                                                          other_user: pwd.struct_passwd) -> None:
+    (base / "theirs").mkdir(mode=0o700)
+    os.chown(base / "theirs", other_user.pw_uid, other_user.pw_gid)
+    said = _as_user(other_user, f"""\
+        import os, stat
+        from dynfault.ctl import paths
+        made = paths.make_private_directory({str(base / "theirs" / "ctl")!r})
+        print(oct(stat.S_IMODE(os.stat(made).st_mode)), os.stat(made).st_uid == os.geteuid())
+        """)
+    assert said == "0o700 True\n"
+
+
+@needs_root
+def test_another_users_socket_file_is_refused_before_connecting(
+        base: Path, impostor: tuple[Path, Path], other_user: pwd.struct_passwd) -> None:
+    # Our own private directory, and in it a socket file that is still the impostor's: the
+    # path check refuses it, so not even a connection is made (the peer check would come
+    # only after connecting).
+    sock, log = impostor
+    ours = base / "ours"
+    ours.mkdir(mode=0o700)
+    moved = ours / sock.name
+    os.rename(sock, moved)
+    os.chmod(moved, 0o600)
+    name = f"uid {other_user.pw_uid} ({other_user.pw_name})"
+    for target in (ours, moved):
+        result = run_ctl("--socket", str(target), "srv:op oneshot")
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1, "", f"dynfault ctl: refusing {moved} (owner {name}): not yours ({ME})\n")
+    time.sleep(0.2)
+    assert log.read_bytes() == b""  # no connection at all
+
+
+@needs_root
+def test_a_non_root_ctl_refuses_a_root_server(base: Path, other_user: pwd.struct_passwd) -> None:
+    # The other way round: ctl runs as the other user against a socket root serves, made to
+    # look like theirs (their directory, their file): only the peer check can tell.
+    theirs = base / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, other_user.pw_uid, other_user.pw_gid)
+    listener = socket.socket(socket.AF_UNIX)
+    path = theirs / f"{os.getpid()}.sock"
+    listener.bind(str(path))
+    listener.listen(4)
+    os.chown(path, other_user.pw_uid, other_user.pw_gid)
+    os.chmod(path, 0o600)
+    try:
+        said = _as_user(other_user, f"""\
+            from dynfault.ctl import client, paths
+            from dynfault.ctl.protocol import Request
+            try:
+                client.ask_local({str(theirs)!r}, Request("list"), timeout=5)
+                print("asked")
+            except paths.UntrustedPath as error:
+                print(error)
+            """)
+    finally:
+        listener.close()
+    name = f"uid {other_user.pw_uid} ({other_user.pw_name})"
+    assert said == (f"refusing {path} (owner uid 0 (root)): served by uid 0 (root), not by "
+                    f"you ({name})\n")

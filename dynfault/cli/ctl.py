@@ -21,6 +21,7 @@ from dynfault.util import clip
 __all__ = ["ctl"]
 
 ENVIRONMENT = "DYNFAULT_CONTROL"
+MESSAGE_LIMIT = 300  # characters of a process's error shown
 
 
 class NoProcess(DynfaultError):
@@ -55,7 +56,7 @@ def _where(socket_path: str | None, redis_url: str | None) -> tuple[str, bool]:
         raise UsageError("--socket and --redis cannot be given together")
     if redis_url is not None:
         if not is_fleet(redis_url):
-            raise UsageError(f"--redis needs a redis:// URL, not {redis_url!r}")
+            raise UsageError(f"--redis needs a redis:// URL, not {clip(redis_url)!r}")
         return redis_url, True
     if socket_path is not None:
         return socket_path, False
@@ -114,11 +115,11 @@ def ctl(socket_path: str | None, redis_url: str | None, pids: tuple[int, ...],
 
 def _report(request: Request, outcome: Outcome, target: str, as_json: bool) -> None:
     for line in outcome.silent:
-        click.echo(f"dynfault ctl: no answer: {shown(line)}", err=True)
+        click.echo(f"dynfault ctl: no answer: {shown(clip(line, MESSAGE_LIMIT))}", err=True)
     errors = [r for r in outcome.replies if r.get("ok") is not True]
-    for reply in errors:
-        click.echo(f"dynfault ctl: pid {reply.get('pid')}: error: {shown(reply.get('error'))}",
-                   err=True)
+    for reply in errors:  # a process's words, clipped: it may say a megabyte
+        error = shown(clip(str(reply.get("error")), MESSAGE_LIMIT))
+        click.echo(f"dynfault ctl: pid {reply.get('pid')}: error: {error}", err=True)
     good = [r for r in outcome.replies if r.get("ok") is True]
     if as_json:
         click.echo(json.dumps({"version": JSON_VERSION,
@@ -128,10 +129,11 @@ def _report(request: Request, outcome: Outcome, target: str, as_json: bool) -> N
     if request.verb == "control" and good:
         _unmatched(request, good)
     if not outcome.replies:
+        where = clip(target, MESSAGE_LIMIT)
         if request.verb == "control" and "://" in target:
-            raise NoProcess(f"no live process at {target}; the commands are kept for "
+            raise NoProcess(f"no live process at {where}; the commands are kept for "
                             "processes that join")
-        raise NoProcess(f"no live process at {target}")
+        raise NoProcess(f"no live process at {where}")
     if errors or outcome.silent:
         # A process that refused (busy, another version, a refused import) is not the user's
         # usage error: the command itself was checked here before it was sent.

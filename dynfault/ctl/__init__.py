@@ -1,6 +1,7 @@
 """Live control of running processes: a Unix socket per process, or a fleet through Redis.
 
-`paths` (trust in a path), `protocol` (the JSON request and reply), `server` and `client` (the
+`paths` (trust in a path), `untrusted` (reading what comes from outside: bounded JSON, field
+checks, escaped text), `protocol` (the JSON request and reply), `server` and `client` (the
 socket's two ends), `fleet` and `fleet_client` (the Redis transport's two ends). This module
 only chooses between them, and imports neither until asked.
 """

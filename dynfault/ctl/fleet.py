@@ -27,6 +27,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -41,9 +43,9 @@ from dynfault.ctl.protocol import (
 )
 from dynfault.ctl.untrusted import BadData, int_list, loads, shown, text_list
 from dynfault.errors import ControlError, ControlWarning
-from dynfault.lang import parse
+from dynfault.lang import Command, parse
 from dynfault.runtime.pause import paused, resume
-from dynfault.runtime.sites import control
+from dynfault.runtime.sites import REGISTRY
 from dynfault.util import clip, first_line, warn
 
 __all__ = ["STREAM", "REFRESH", "EXPIRY_MS", "REPLY_EXPIRY", "IMPORTS", "process_key",
@@ -88,22 +90,34 @@ def shown_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def selected(pids: list[int], hosts: list[str], host: str, pid: int) -> bool:
+def selected(pids: Sequence[int], hosts: Sequence[str], host: str, pid: int) -> bool:
     """Is this process one of those a stream entry is for (all, when it names none)?"""
     return (not pids or pid in pids) and (not hosts or host in hosts)
 
 
-def read_message(fields: object) -> tuple[Request, list[int], list[str]]:
+def read_message(fields: object) -> tuple[Request, tuple[int, ...], tuple[str, ...]]:
     """A stream entry's request and the pids and hosts it is for; BadData for any other shape."""
     raw = fields.get(b"message") if isinstance(fields, dict) else None
     if not isinstance(raw, bytes):
         raise BadData("no 'message' field")
+    return _read_message(raw)
+
+
+# A stream holds the same few commands over and over (each CI run gives them again): a joining
+# process reads each distinct message, and parses each distinct command list, once.
+@lru_cache(maxsize=1024)
+def _read_message(raw: bytes) -> tuple[Request, tuple[int, ...], tuple[str, ...]]:
     message = loads(raw, MAX_MESSAGE)
     if not isinstance(message, dict):
         raise BadData("'message' is not a JSON object")
     request = Request.from_dict(message.get("request"))
-    return request, int_list(message.get("pids"), "pids"), text_list(message.get("hosts"),
-                                                                     "hosts")
+    return (request, tuple(int_list(message.get("pids"), "pids")),
+            tuple(text_list(message.get("hosts"), "hosts")))
+
+
+@lru_cache(maxsize=1024)
+def _commands(text: str) -> tuple[Command, ...]:
+    return parse(text)
 
 
 def refused_import(request: Request) -> str | None:
@@ -113,7 +127,7 @@ def refused_import(request: Request) -> str | None:
         return None
     for listed in request.commands:
         try:
-            commands = parse(listed)
+            commands = _commands(listed)
         except ControlError:
             return None
         for command in commands:
@@ -214,7 +228,7 @@ class Member:
                 if self.client is None:
                     self.client = connect(redis, self.url, self._call_timeout())
                 self._serve(redis)
-            except Exception as error:  # noqa: BLE001  (Redis must never reach the program)
+            except Exception as error:  # Redis must never reach the program
                 self.healthy = False
                 self.first_contact = False
                 self.client = None
@@ -318,7 +332,7 @@ class Member:
                 client.delete(self.key)
             finally:
                 client.close()
-        except Exception:  # noqa: BLE001  (exit must not wait on a sick Redis)
+        except Exception:  # exit must not wait on a sick Redis
             pass
 
 
@@ -326,12 +340,13 @@ def _apply_quietly(request: Request) -> None:
     """A historical entry: its effect without a reply (nobody waits for one) or a listing."""
     try:
         if request.verb == "control":
-            request.check()  # a list that does not parse applies nothing, as answer() does
-            for listed in request.commands:
-                control(listed)
+            # Each list parsed (once: cached) before any is applied, as answer() does.
+            parsed = [_commands(listed) for listed in request.commands]
+            for commands in parsed:
+                REGISTRY.apply(REGISTRY.target, commands)
         elif request.verb == "resume":
             resume(request.query)
-    except Exception:  # noqa: BLE001  (as answer(): one entry never stops the others)
+    except Exception:  # as answer(): one entry never stops the others
         pass
 
 
@@ -360,7 +375,7 @@ def join(url: str) -> None:
         return
     try:
         _member = Member(url).start()
-    except Exception as error:  # noqa: BLE001  (RuntimeError at interpreter shutdown)
+    except Exception as error:  # RuntimeError at interpreter shutdown
         _warn_once(f"fleet control off: {first_line(error)}")
 
 
@@ -399,7 +414,7 @@ def _after_fork_in_child() -> None:
     if not inherited.stopping:
         try:
             _member = Member(inherited.url, inherited.cursor).start()
-        except Exception:  # noqa: BLE001
+        except Exception:
             _member = None
 
 

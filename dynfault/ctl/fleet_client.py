@@ -108,7 +108,7 @@ def ask_fleet(url: str, request: Request, pids: tuple[int, ...] = (),
     def ask() -> None:
         try:
             result.append(_ask(redis, url, request, pids, hosts, deadline))
-        except BaseException as error:  # noqa: BLE001  (handed to the waiting thread)
+        except BaseException as error:  # handed to the waiting thread
             result.append(error)
 
     # A server may accept and never answer, in any call: the calls run in a daemon thread

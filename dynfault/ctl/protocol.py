@@ -197,7 +197,7 @@ def answer(request: Request) -> dict[str, object]:
             reply.update(_apply(request.commands))
     except ControlError as error:
         return error_reply(str(error))
-    except Exception as error:  # noqa: BLE001  (a request must never take the server down)
+    except Exception as error:  # a request must never take the server down
         return error_reply(f"internal error: {type(error).__name__}: {first_line(error)}")
     return reply
 

@@ -35,7 +35,7 @@ from dynfault.util import first_line, warn
 # Everything the server threads need is imported here, in the importing thread: a module that
 # a thread were importing when the program forks would stay half-initialized in the child.
 
-__all__ = ["Server", "serve", "serve_from_environment", "stop_serving", "current",
+__all__ = ["Server", "serve", "serve_from_environment", "stop_serving",
            "MAX_CONNECTIONS", "IDLE_TIMEOUT"]
 
 MAX_CONNECTIONS = 32
@@ -202,7 +202,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         try:
             while not self._closing:
                 self.handle_request()
-        except Exception as error:  # noqa: BLE001  (the program goes on without its socket)
+        except Exception as error:  # the program goes on without its socket
             if not self._closing:
                 warn(f"control socket {self.path} stopped: {first_line(error)}")
         finally:
@@ -296,7 +296,7 @@ def _serve_here(directory: str) -> None:
     except UntrustedPath as error:
         warn(f"control socket not started: {error}")
         return
-    except Exception as error:  # noqa: BLE001  (never into the user's program)
+    except Exception as error:  # never into the user's program
         warn(f"control socket not started: {type(error).__name__}: {first_line(error)}")
         return
     finally:
@@ -318,7 +318,7 @@ def _serve_lazily(directory: str) -> None:
     try:
         threading.Thread(target=_serve_here, args=(directory,), name="dynfault-control",
                          daemon=True).start()
-    except Exception as error:  # noqa: BLE001  (RuntimeError at interpreter shutdown)
+    except Exception as error:  # RuntimeError at interpreter shutdown
         warn(f"control socket not started: {first_line(error)}")
 
 
@@ -339,11 +339,6 @@ def stop_serving() -> None:
     if server is not None:
         server._closing = True
         server._unlink()  # the daemon threads end with the process; only the file must go
-
-
-def current() -> Server | None:
-    """This process's own server, once it listens."""
-    return _server
 
 
 def _after_fork_in_child() -> None:
