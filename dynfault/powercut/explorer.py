@@ -311,7 +311,7 @@ def explore_journal(journal_path: str, check: str, models: Sequence[str] = ("pos
                     timeout: float | None = None, state: str | None = None,
                     log_dir: str | None = None) -> Result:
     """What the CLI calls: the journal's states checked by the shell command CHECK."""
-    history = History(read_journal(journal_path))
+    history = History(read_journal(os.path.abspath(journal_path)))
     check_models(models)
     shell = _ShellCheck(history, check, timeout, log_dir)
 
