@@ -303,3 +303,57 @@ def test_run_replay_writes_json_and_html(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "r.json").read_text())["vulnerabilities"] == []
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert stat.S_ISREG((tmp_path / "r.html").stat().st_mode)
+
+
+def test_a_torn_append_is_an_atomicity_vulnerability(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    b = JournalBuilder([d], cwd=str(tmp_path))
+    b.snapshot_file(f"{d}/log", b"x" * 99 + b"\n")
+    b.files[f"{d}/log"] = "f1"
+    b.at("/src/log.py", "append").write(f"{d}/log", b"r" * 8999 + b"\n", offset=100, line=7)
+    journal = b.save(tmp_path / "journal.jsonl")
+
+    def whole_lines(state_dir: Path, acked: list[str]) -> None:
+        data = (state_dir / "log").read_bytes()
+        assert data.endswith(b"\n") and all(len(line) in (99, 8999)
+                                            for line in data.split(b"\n")[:-1])
+
+    result = explore_callable(journal, whole_lines, ["posix", "ext4", "kill"])
+    assert [(v.kind, [op.seq for op in v.ops], v.models, v.fix, v.failing)
+            for v in result.vulnerabilities] == [
+        ("atomicity", [0], ("posix", "ext4"), "a checksum or length prefix", 2)]
+    assert result.minimal[result.vulnerabilities[0].state].torn == (0, 3996)
+
+
+def test_a_crash_between_two_calls_is_across_calls_under_every_model(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    b = JournalBuilder([d], cwd=str(tmp_path))
+    b.snapshot_file(f"{d}/cfg", b"a=1\n")
+    b.files[f"{d}/cfg"] = "f1"
+    b.at("/src/cfg.py", "rewrite").truncate(f"{d}/cfg", 0, line=5)
+    b.write(f"{d}/cfg", b"a=2\n", line=6)
+    b.fsync(f"{d}/cfg", line=7)
+    journal = b.save(tmp_path / "journal.jsonl")
+
+    def not_empty(state_dir: Path, acked: list[str]) -> None:
+        assert (state_dir / "cfg").read_bytes() in (b"a=1\n", b"a=2\n")
+
+    result = explore_callable(journal, not_empty, ["posix", "ext4", "kill"])
+    assert [(v.kind, [(op.kind, op.line) for op in v.ops], v.models, v.fix)
+            for v in result.vulnerabilities] == [
+        ("across-calls", [("truncate", 5), ("write", 6)], ("posix", "ext4", "kill"),
+         "write to a temporary file and rename")]
+
+
+def test_the_html_page_draws_each_vulnerability_alone(tmp_path: Path) -> None:
+    from dynfault.powercut.html import COLORS, page
+    result = explore_callable(settings_journal(tmp_path), check_settings)
+    text = page(result)
+    assert text.count("<svg") == 2 and text.count("crash</text>") == 2
+    # the ordering one: op 1 (the write) lost and marked, op 2 (the rename) persisted, marked
+    first = text[text.index("<svg"):text.index("</svg>")]
+    rects = first.split("<rect")[1:]
+    assert f'fill="{COLORS["lost"]}" stroke="#000"' in rects[1]
+    assert f'fill="{COLORS["persisted"]}" stroke="#000"' in rects[2]
+    assert f'fill="{COLORS["after the crash"]}"' in rects[3]
+    assert "src=" not in text and "href=" not in text and "<script" not in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def _plain(entry: dict[str, Any], root: str) -> dict[str, Any]:
     entry = dict(entry)
     pid = entry.pop("pid")
     del entry["filename"], entry["function"]
+    if entry["op"] in ("create", "open"):  # how other processes find the file's id
+        assert re.fullmatch(r"[0-9]+-[0-9]+", entry.pop("inode"))
     for key in ("path", "dest"):
         if isinstance(entry.get(key), str) and entry[key].startswith(root):
             entry[key] = entry[key][len(root):].lstrip("/") or "."
@@ -182,12 +185,15 @@ def test_the_snapshot_names_every_entry_before_the_run(tmp_path: Path) -> None:
     begin_journal(str(journal), [str(tmp_path / "d")], str(tmp_path), ["x"], "^ok")
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     d = str(tmp_path / "d")
+    inodes = [f"{st.st_dev}-{st.st_ino}" for st in (os.stat(d + "/a"), os.stat(d + "/sub/f"))]
     assert lines == [
         {"powercut": 1, "dirs": [d], "cwd": str(tmp_path), "command": ["x"], "ack": "^ok"},
-        {"op": "snapshot", "path": d + "/a", "type": "file", "file": "0:1", "data": "MjI="},
+        {"op": "snapshot", "path": d + "/a", "type": "file", "file": "0:1", "data": "MjI=",
+         "inode": inodes[0]},
         {"op": "snapshot", "path": d + "/s", "type": "symlink", "target": "a"},
         {"op": "snapshot", "path": d + "/sub", "type": "dir"},
-        {"op": "snapshot", "path": d + "/sub/f", "type": "file", "file": "0:2", "data": "MQ=="},
+        {"op": "snapshot", "path": d + "/sub/f", "type": "file", "file": "0:2", "data": "MQ==",
+         "inode": inodes[1]},
     ]
 
 
@@ -200,8 +206,9 @@ def test_stdout_lines_matching_ack_are_acknowledgements_in_order(tmp_path: Path)
                    op("ack", 6, text="saved v2"), op("create", 7, path="b", file="2")]
 
 
+@pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_a_subprocess_child_and_a_multiprocessing_worker_record_into_one_journal(
-        tmp_path: Path) -> None:
+        tmp_path: Path, method: str) -> None:
     code = ("import subprocess, multiprocessing\n"
             "def work(path):\n"
             "    with open(path, 'ab') as f:\n"
@@ -212,7 +219,8 @@ def test_a_subprocess_child_and_a_multiprocessing_worker_record_into_one_journal
             "    subprocess.run([sys.executable, '-c', 'import os\\n'\n"
             "        'with open(os.environ[\"D\"] + \"/a\", \"ab\") as f: f.write(b\"C\")'],\n"
             "        check=True)\n"
-            "    p = multiprocessing.get_context('spawn').Process(target=work, args=(d + '/a',))\n"
+            f"    p = multiprocessing.get_context('{method}').Process(target=work, "
+            "args=(d + '/a',))\n"
             "    p.start(); p.join()\n"
             "    assert p.exitcode == 0\n")
     _, _, lines = record(tmp_path, code)

@@ -127,7 +127,7 @@ class _ShellCheck:
     def __call__(self, state: State, stop: threading.Event | None = None) -> bool | None:
         from dynfault.sweep.execute import run_command
         journal = self.history.journal
-        base = tempfile.mkdtemp(prefix=f"dynfault-powercut-{state.id}-")
+        base = scratch()
         try:
             dests = state_dirs(journal, os.path.join(base, "state"))
             _make(state, self.history, dests)
@@ -153,20 +153,57 @@ class _ShellCheck:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _in_process(history: History, check: Callable[[Path, list[str]], object]) -> Check:
-    def run(state: State) -> bool:
-        base = tempfile.mkdtemp(prefix="dynfault-powercut-")
+def _clear(dest: str, keep: set[str]) -> None:
+    """Empty `dest` but for the directories in `keep`: the next state is written over what is
+    left. Removing a directory costs milliseconds on some file systems (ext4 with discard),
+    creating one per state would cost more than most checks."""
+    for where, dirs, files in os.walk(dest, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(where, name))
+        for name in dirs:
+            path = os.path.join(where, name)
+            if os.path.islink(path):
+                os.unlink(path)
+            elif path not in keep:
+                os.rmdir(path)
+
+
+def scratch() -> str:
+    """A new private directory for states: in memory (/dev/shm) where there is one, since
+    states are written and thrown away by the thousand and never need to outlive the run."""
+    shm = "/dev/shm"
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+    return tempfile.mkdtemp(prefix="dynfault-powercut-", dir=where)
+
+
+class _InProcess:
+    """Each state written into one scratch tree (emptied in between), then `check` called."""
+
+    def __init__(self, history: History, check: Callable[[Path, list[str]], object]) -> None:
+        self.history, self.check = history, check
+        self.base = scratch()
+        self.dests = state_dirs(history.journal, os.path.join(self.base, "state"))
+        for dest in self.dests:
+            os.makedirs(dest, exist_ok=True)
+
+    def __call__(self, state: State) -> bool:
+        keep = set()
+        for path, (kind, _) in state.entries.items():
+            if kind == "dir":
+                for root, dest in zip(self.history.roots, self.dests):
+                    if path.startswith(root + "/"):
+                        keep.add(os.path.join(dest, path[len(root) + 1:]))
+        for dest in self.dests:
+            _clear(dest, keep)
+        state.materialize(self.history.roots, self.dests)
         try:
-            dests = state_dirs(history.journal, os.path.join(base, "state"))
-            _make(state, history, dests)
-            try:
-                check(Path(dests[0]), list(state.acked))
-            except Exception:
-                return False
-            return True
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-    return run
+            self.check(Path(self.dests[0]), list(state.acked))
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # -- the exploration ----------------------------------------------------------------------------
@@ -274,7 +311,7 @@ def explore_journal(journal_path: str, check: str, models: Sequence[str] = ("pos
                     timeout: float | None = None, state: str | None = None,
                     log_dir: str | None = None) -> Result:
     """What the CLI calls: the journal's states checked by the shell command CHECK."""
-    history = History(read_journal(journal_path))
+    history = History(read_journal(os.path.abspath(journal_path)))
     check_models(models)
     shell = _ShellCheck(history, check, timeout, log_dir)
 
@@ -307,5 +344,8 @@ def explore_callable(journal: str, check: Callable[[Path, list[str]], object],
                      max_states: int = DEFAULT_MAX_STATES) -> Result:
     """A journal's states checked by a Python callable `check(state_dir, acked)`."""
     history = History(read_journal(journal))
-    return explore_history(history, _in_process(history, check), models, max_states,
-                           command=None)
+    run = _InProcess(history, check)
+    try:
+        return explore_history(history, run, models, max_states, command=None)
+    finally:
+        run.close()

@@ -7,6 +7,7 @@ import html
 import os
 
 from dynfault.powercut.journal import Op
+from dynfault.powercut.report import op_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,19 +41,20 @@ def _status(op: Op, state: State) -> str:
 
 def _timeline(ops: list[Op], state: State, marked: set[int], cwd: str) -> str:
     width = len(ops) * (BOX + GAP) + 10
-    parts = [f'<svg width="{width}" height="{BOX + 110}" role="img">']
+    parts = [f'<svg width="{width + 90}" height="{BOX + 130}" role="img">']
     for op in ops:
         x = 5 + op.seq * (BOX + GAP)
         status = _status(op, state)
         stroke = ' stroke="#000" stroke-width="3"' if op.seq in marked else ""
-        where = f"{os.path.relpath(op.filename, cwd) if op.filename else ''}:{op.line}"
-        title = html.escape(f"#{op.seq} {op.kind} {op.path or op.text or ''} ({where}) "
-                            f"- {status}")
+        title = html.escape(f"#{op.seq} {op_text(op, cwd)}: {status}")
         parts.append(f'<rect x="{x}" y="10" width="{BOX}" height="{BOX}" rx="4" '
                      f'fill="{COLORS[status]}"{stroke}><title>{title}</title></rect>')
-        parts.append(f'<text x="{x + BOX // 2}" y="{BOX + 22}" text-anchor="end" '
-                     f'transform="rotate(-60 {x + BOX // 2} {BOX + 22})">'
-                     f'{html.escape(op.kind)}</text>')
+        label = op.kind if op.kind != "ack" else f"ack {op.text or ''}"[:18]
+        if op.path and op.kind != "ack":
+            label += " " + os.path.basename(op.dest or op.path)
+        parts.append(f'<text x="{x + BOX // 2 - 3}" y="{BOX + 20}" text-anchor="start" '
+                     f'transform="rotate(60 {x + BOX // 2 - 3} {BOX + 20})">'
+                     f'{html.escape(label)}</text>')
     crash = 5 + state.k * (BOX + GAP) - GAP // 2
     parts.append(f'<line x1="{crash}" y1="2" x2="{crash}" y2="{BOX + 18}" stroke="#000" '
                  'stroke-dasharray="3 2"/><text x="' + str(crash + 3) + '" y="8">crash</text>')
@@ -71,10 +73,8 @@ def page(result: Result) -> str:
             f'<p class="legend">{legend}</p>']
     for number, vulnerability in enumerate(result.vulnerabilities, 1):
         state = result.minimal.get(vulnerability.state)
-        ops_text = "<br>".join(
-            html.escape(f"#{op.seq} {os.path.relpath(op.filename, cwd) if op.filename else ''}"
-                        f":{op.line} {op.function} {op.kind} {op.path or op.text or ''}")
-            for op in vulnerability.ops)
+        ops_text = "<br>".join(html.escape(f"#{op.seq} {op_text(op, cwd)}")
+                               for op in vulnerability.ops)
         body.append(f"<h2>{number}. {vulnerability.kind} "
                     f"({html.escape(', '.join(vulnerability.models))}, "
                     f"{vulnerability.failing}/{vulnerability.checked} states)</h2>")

@@ -133,6 +133,8 @@ class History:
         self.named: dict[int, Entry | None] = {}      # what the op's path named before it
         self.replaces: set[int] = set()               # renames over an existing file
         self.mutating = [op.seq for op in self.ops if op.kind in MUTATING]
+        self._unpinned: dict[int, list[int]] = {}
+        self._free: dict[int, frozenset[int]] = {}
         self._resolve()
         self.pinned_at = self._pins()
 
@@ -184,7 +186,18 @@ class History:
 
     def unpinned(self, k: int) -> list[int]:
         """The mutating operations before crash point k that a power cut may lose."""
-        return [s for s in self.mutating if s < k and self.pinned_at.get(s, k) >= k]
+        found = self._unpinned.get(k)
+        if found is None:
+            found = self._unpinned[k] = [s for s in self.mutating
+                                         if s < k and self.pinned_at.get(s, k) >= k]
+        return found
+
+    def free(self, k: int) -> frozenset[int]:
+        """`unpinned(k)` as a set."""
+        found = self._free.get(k)
+        if found is None:
+            found = self._free[k] = frozenset(self.unpinned(k))
+        return found
 
     def inode_of(self, seq: int) -> str | None:
         """The inode a data op writes, or a rename moves."""

@@ -12,8 +12,8 @@ of `io.FileIO` under the C buffers, so writes made by library code (`json.dump`,
 Each operation is one JSON line, appended with one `os.write` on an O_APPEND descriptor after
 the operation returned (the line order in the file is the order the operations reached the OS).
 A file is named by an id per inode: this process's table by (device, inode), and for a file
-another process created, the id it wrote into the journal's `.ids` folder (one small file per
-inode), so a parent and its children name the same file alike.
+another process created, the id of the last journal line that names its inode (create, open and
+snapshot lines carry an "inode" field), so a parent and its children name the same file alike.
 
 What runs in every process: os, sys, io, json, binascii, threading, stat; `re` only with --ack.
 """
@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 __all__ = ["start", "recording", "ack", "active", "JOURNAL_ENV"]
@@ -45,7 +45,7 @@ _real_close = os.close
 _lexists = os.path.lexists
 _fstat = os.fstat
 _getpid = os.getpid
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_esc = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C, and fast
 _b64 = binascii.b2a_base64
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -60,14 +60,19 @@ def _skipped(filename: str) -> bool:
     return filename.startswith(_STDLIB) and "-packages" + os.sep not in filename
 
 
+def _fields_of(code: CodeType) -> tuple[bool, str, str]:
+    """(the user's code?, its JSON fields before and after the line number)."""
+    return (not _skipped(code.co_filename), f'"filename":{_esc(code.co_filename)},"line":',
+            f',"function":{_esc(code.co_name)}')
+
+
 class Recorder:
     """What one process records: the directories, the journal's descriptor, the file ids."""
 
     def __init__(self, journal: str, dirs: Sequence[str], ack: str | None) -> None:
         self.journal = journal
-        self.ids_dir = journal + ".ids"
         self.dirs = [d.rstrip(os.sep) or os.sep for d in dirs]
-        self.skip = (journal, journal + ".ids" + os.sep)  # the journal's own files
+        self.skip = journal  # the journal itself is never recorded
         self.fd = _real_open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                              | getattr(os, "O_CLOEXEC", 0), 0o600)
         self.lock = threading.RLock()
@@ -76,7 +81,7 @@ class Recorder:
         self.seen: set[str] = set()                       # ids this process bound
         self.count = 0
         self.pid = _getpid()
-        self.frames: dict[str, bool] = {}
+        self.codes: dict[CodeType, tuple[bool, str, str]] = {}
         self.ack_re: Any = None
         if ack:
             import re  # only when stdout lines are acknowledgements
@@ -98,7 +103,7 @@ class Recorder:
             name = os.path.join(base[0], name)
         full = os.path.normpath(os.path.join(os.getcwd(), name)) if not os.path.isabs(name) \
             else os.path.normpath(name)
-        if full == self.skip[0] or full.startswith(self.skip[1]):
+        if full == self.skip:
             return None
         for d in self.dirs:
             if full == d or full.startswith(d + os.sep) or d == os.sep:
@@ -106,57 +111,79 @@ class Recorder:
         return None
 
     # -- lines --------------------------------------------------------------------------------
-    def where(self) -> tuple[str, int, str]:
+    def where(self) -> str:
+        """The innermost frame of the user's code, as the line's JSON fields (each code
+        object's escaped names are made once)."""
         frame: FrameType | None = sys._getframe(2)
-        frames = self.frames
+        codes = self.codes
         outer = sys._getframe(2)
         while frame is not None:
             code = frame.f_code
-            name = code.co_filename
-            skipped = frames.get(name)
-            if skipped is None:
-                skipped = frames[name] = _skipped(name)
-            if not skipped:
-                return name, frame.f_lineno, code.co_name
+            known = codes.get(code)
+            if known is None:
+                known = codes[code] = _fields_of(code)
+            if known[0]:
+                return f"{known[1]}{frame.f_lineno}{known[2]}"
             outer = frame
             frame = frame.f_back
-        return outer.f_code.co_filename, outer.f_lineno, outer.f_code.co_name
+        known = _fields_of(outer.f_code)
+        return f"{known[1]}{outer.f_lineno}{known[2]}"
 
-    def emit(self, kind: str, fields: dict[str, Any]) -> None:
-        filename, line, function = self.where()
-        entry = {"op": kind, "pid": self.pid, "filename": filename, "line": line,
-                 "function": function}
-        entry.update(fields)
-        data = (_dumps(entry) + "\n").encode()
-        while data:  # a regular file takes it whole; the loop is for a full disk's short write
-            data = data[_real_write(self.fd, data):]
+    def emit(self, kind: str, fields: dict[str, Any], data: Any = None) -> None:
+        """One journal line, built as bytes: `data` (a write's bytes) goes in as base64
+        without passing through a JSON string."""
+        head = [f'{{"op":"{kind}","pid":{self.pid},{self.where()}']
+        for name, value in fields.items():
+            text = "null" if value is None else _esc(value) if isinstance(value, str) \
+                else str(value)
+            head.append(f',"{name}":{text}')
+        encoded = "".join(head).encode()
+        if data is None:
+            out = encoded + b"}\n"
+        else:
+            out = encoded + b',"data":"' + _b64(data, newline=False) + b'"}\n'
+        while out:  # a regular file takes it whole; the loop is for a full disk's short write
+            out = out[_real_write(self.fd, out):]
 
     # -- file ids -----------------------------------------------------------------------------
-    def _index(self, key: tuple[int, int], file: str | None = None) -> str | None:
-        """The journal-wide id of an inode: read it, or (with `file`) write it."""
-        name = os.path.join(self.ids_dir, f"{key[0]}-{key[1]}")
+    def lookup(self, key: tuple[int, int]) -> str | None:
+        """The id the journal gave an inode (its last create, open or snapshot line naming
+        it): how a process names a file that another one created."""
+        needle = f'"inode":"{key[0]}-{key[1]}"'.encode()
         try:
-            if file is None:
-                fd = _real_open(name, os.O_RDONLY)
-                try:
-                    return os.read(fd, 256).decode() or None
-                finally:
-                    _real_close(fd)
-            fd = _real_open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _real_write(fd, file.encode())
-            finally:
-                _real_close(fd)
+            with _real.get("open", io.open)(self.journal, "rb") as f:
+                text = f.read()
         except OSError:
             return None
-        return file
+        at = text.rfind(needle)
+        if at < 0:
+            return None
+        begin = text.rfind(b"\n", 0, at) + 1
+        end = text.find(b"\n", at)
+        try:
+            file = json.loads(text[begin:end if end >= 0 else len(text)]).get("file")
+        except ValueError:
+            return None
+        return file if isinstance(file, str) else None
 
     def new_id(self, key: tuple[int, int]) -> str:
         self.count += 1
         file = f"{self.pid}:{self.count}"
         self.inodes[key] = file
         self.seen.add(file)
-        self._index(key, file)
+        return file
+
+    def known(self, key: tuple[int, int], path: str) -> str:
+        """The id of an existing inode; an "open" line the first time this process uses an
+        id it did not make (a new id when no line names the inode: made outside)."""
+        file = self.inodes.get(key)
+        if file is None:
+            file = self.lookup(key) or self.new_id(key)
+            self.inodes[key] = file
+            self.seen.discard(file)
+        if file not in self.seen:
+            self.seen.add(file)
+            self.emit("open", {"path": path, "file": file, "inode": f"{key[0]}-{key[1]}"})
         return file
 
     def bind(self, fd: int, path: str, created: bool, truncated: bool) -> None:
@@ -170,13 +197,9 @@ class Recorder:
         key = (st.st_dev, st.st_ino)
         if created:
             file = self.new_id(key)
-            self.emit("create", {"path": path, "file": file})
+            self.emit("create", {"path": path, "file": file, "inode": f"{key[0]}-{key[1]}"})
         else:
-            file = self.inodes.get(key) or self._index(key) or self.new_id(key)
-            self.inodes[key] = file
-            if file not in self.seen:  # another process's id (or the snapshot's), now ours too
-                self.seen.add(file)
-                self.emit("open", {"path": path, "file": file})
+            file = self.known(key, path)
         self.fds[fd] = (path, file)
         if truncated:
             self.emit("truncate", {"file": file, "path": path, "size": 0})
@@ -189,24 +212,16 @@ class Recorder:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        key = (st.st_dev, st.st_ino)
-        file = self.inodes.get(key) or self._index(key) or self.new_id(key)
-        self.inodes[key] = file
-        if file not in self.seen:
-            self.seen.add(file)
-            self.emit("open", {"path": path, "file": file})
-        return file
+        return self.known((st.st_dev, st.st_ino), path)
 
     # -- what the interposed functions call ---------------------------------------------------
     def wrote(self, fd: int, data: Any, offset: int | None) -> None:
         bound = self.fds.get(fd)
         if bound is None or bound[1] is None or not data:
             return
-        data = bytes(data)
         if offset is None:
             offset = os.lseek(fd, 0, os.SEEK_CUR) - len(data)
-        self.emit("write", {"file": bound[1], "path": bound[0], "offset": offset,
-                            "data": _b64(data, newline=False).decode("ascii")})
+        self.emit("write", {"file": bound[1], "path": bound[0], "offset": offset}, data)
 
     def stdout(self, data: Any) -> None:
         """Lines of fd 1 that match --ack become acknowledgements, as they reach the OS."""
@@ -288,7 +303,10 @@ def _open(file: Any, mode: str = "r", buffering: int = -1, encoding: str | None 
     wanted = rec is not None and shape is not None and (
         rec.fds.get(file) is not None if isinstance(file, int) else rec.under(file) is not None)
     if not wanted or shape is None:
-        return _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
+        opened = _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
+        if rec is not None and rec.fds and not isinstance(file, int):
+            rec.fds.pop(opened.fileno(), None)  # a number reused after an unseen close
+        return opened
     binary, updating = shape
     if binary and (encoding is not None or errors is not None or newline is not None):
         return _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
@@ -335,7 +353,10 @@ def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = N
     rec = _rec
     full = None if rec is None else rec.under(path, dir_fd)
     if rec is None or full is None:
-        return int(_real["open_os"](path, flags, mode, dir_fd=dir_fd))
+        fd = int(_real["open_os"](path, flags, mode, dir_fd=dir_fd))
+        if rec is not None and rec.fds:
+            rec.fds.pop(fd, None)  # a number reused after a close the recorder did not see
+        return fd
     with rec.lock:
         existed = not (flags & os.O_CREAT) or _lexists(full)
         fd = int(_real["open_os"](path, flags, mode, dir_fd=dir_fd))
@@ -438,15 +459,18 @@ def _os_close(fd: int) -> None:
 
 def _moved_in(rec: Recorder, dest: str) -> None:
     """A file renamed in from outside the directories: its bytes appear at once."""
-    file = rec.file_of(dest)
-    if file is None:
+    try:
+        st = os.stat(dest)
+        with _real["open"](dest, "rb") as f:
+            data = f.read()
+    except OSError:
         return
-    with _real["open"](dest, "rb") as f:
-        data = f.read()
-    rec.emit("create", {"path": dest, "file": file})
+    if not stat.S_ISREG(st.st_mode):
+        return
+    file = rec.new_id((st.st_dev, st.st_ino))
+    rec.emit("create", {"path": dest, "file": file, "inode": f"{st.st_dev}-{st.st_ino}"})
     if data:
-        rec.emit("write", {"file": file, "path": dest, "offset": 0,
-                           "data": _b64(data, newline=False).decode("ascii")})
+        rec.emit("write", {"file": file, "path": dest, "offset": 0}, data)
 
 
 def _two_names(kind: str) -> Any:

@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dynfault.powercut.explorer import Result, Vulnerability
 
-__all__ = ["table", "to_dict", "to_json", "load_baseline", "new_since"]
+__all__ = ["table", "to_dict", "to_json", "load_baseline", "new_since", "op_text"]
 
 
 def _short(path: str | None, cwd: str) -> str:

@@ -19,14 +19,14 @@ def _line(entry: dict[str, object]) -> bytes:
 
 def walk(directory: str, journal: str = "") -> Iterator[tuple[str, str]]:
     """(path, kind) under `directory`, sorted, parents first, never into a symbolic link;
-    the journal's own files (`journal` and its `.ids` folder) left out."""
+    the journal itself left out."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError:
         return
     for entry in entries:
         path = os.path.join(directory, entry.name)
-        if journal and (path == journal or path == journal + ".ids"):
+        if path == journal:
             continue
         if entry.is_symlink():
             yield path, "symlink"
@@ -48,10 +48,8 @@ def _read(path: str) -> bytes | None:
 def begin_journal(journal: str, dirs: Sequence[str], cwd: str, command: Sequence[str],
                   ack: str | None) -> None:
     """Write the header and the snapshot of `dirs`; each snapshot file's inode gets its id
-    ("0:n") in the journal's `.ids` folder, so every recording process names it alike."""
+    ("0:n") and its "inode", so every recording process names it alike."""
     journal = os.path.abspath(journal)
-    ids = journal + ".ids"
-    os.makedirs(ids, exist_ok=True)
     lines = [_line({"powercut": 1, "dirs": list(dirs), "cwd": cwd, "command": list(command),
                     "ack": ack})]
     count = 0
@@ -68,8 +66,7 @@ def begin_journal(journal: str, dirs: Sequence[str], cwd: str, command: Sequence
                 entry["file"] = f"0:{count}"
                 entry["data"] = base64.b64encode(data).decode("ascii")
                 st = os.stat(path)
-                with open(os.path.join(ids, f"{st.st_dev}-{st.st_ino}"), "w") as f:
-                    f.write(f"0:{count}")
+                entry["inode"] = f"{st.st_dev}-{st.st_ino}"
             lines.append(_line(entry))
     with open(journal, "wb") as f:
         f.write(b"".join(lines))

@@ -41,7 +41,7 @@ def normalize(history: History, model: str, k: int, lost: Sequence[int],
     """The state `model` makes of losing `lost` (and tearing `torn`) at crash point k: pinned
     operations persist, and each model's rules add or take back losses. None when the model
     cannot leave that write torn."""
-    free = set(history.unpinned(k))
+    free = history.free(k)
     chosen = {s for s in lost if s in free}
     if torn is not None and (torn[0] not in free or torn[0] in chosen):
         return None
@@ -54,7 +54,7 @@ def normalize(history: History, model: str, k: int, lost: Sequence[int],
     return (k, tuple(sorted(chosen)), torn)
 
 
-def _ext4(history: History, k: int, free: set[int], chosen: set[int]) -> set[int]:
+def _ext4(history: History, k: int, free: frozenset[int], chosen: set[int]) -> set[int]:
     names = [s for s in history.mutating if s < k and history.ops[s].kind in NAME_OPS]
     pinned_names = [s for s in names if s not in free]
     last_pinned = pinned_names[-1] if pinned_names else -1
