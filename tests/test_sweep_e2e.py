@@ -410,6 +410,10 @@ def test_the_example_journal_sweep_finds_its_fsync_bug() -> None:
     (["--max-nth", "0", "--", "true"],
      "dynfault sweep: Invalid value for '--max-nth': must be at least 1, not 0"),
     (["-j", "0", "--", "true"], "dynfault sweep: Invalid value for '-j'"),
+    (["--calls", "nope!", "--", "true"], "dynfault sweep: --calls: 'nope!' is not a function"),
+    (["--calls", "os.fsnyc", "--", "true"],
+     "dynfault sweep: --calls: 'os.fsnyc': os has no attribute 'fsnyc' (did you mean "
+     "os.fsync?)"),
     (["--json", "", "--", "true"], "dynfault sweep: --json: no file name given"),
     (["--json", "/proc/x.json", "--", "true"], "dynfault sweep: --json /proc/x.json: cannot be "),
     (["--log-dir", "/nonexist/logs", "--", "true"],

@@ -73,11 +73,14 @@ def test_a_call_site_reproducer_of_a_shell_command_fails_again_with_its_check(
     assert isinstance(line, str)
     assert line == (f"DYNFAULT_ENABLE='file store.py line 6 site {run['index']} oneshot' "
                     f"DYNFAULT_CALLS=os.replace sh -c '{sys.executable} app.py'; "
-                    f"sh -c {CHECK!r}".replace("'\"'\"'", "'"))
+                    "DYNFAULT_SWEEP_SITE='store.py:6 call:os.replace' DYNFAULT_SWEEP_RUN=1 "
+                    f"sh -c {CHECK!r}")
     repeated = again(tmp_path, line)
     assert repeated.returncode == 1
     assert "dynfault: injected fault at store.py:6 class:call:os.replace" in repeated.stderr
     assert (tmp_path / "data.txt.tmp").exists() and not (tmp_path / "data.txt").exists()
+    assert (tmp_path / "checked.txt").read_text().splitlines()[-1] == \
+        "[store.py:6 call:os.replace] [1]"
 
 
 @pytest.mark.slow

@@ -198,6 +198,42 @@ def test_a_pytest_ini_project_swept_with_every_file_call_exits_0(tmp_path: Path)
     done = sweep(tmp_path, "--calls", "@fs", command=[sys.executable, "-m", "pytest", "-q",
                                                       "tests"])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted((r["filename"], r["fault_class"], r["outcome"]) for r in runs(tmp_path)) == [
-        ("app.py", "call:.write", "passed"), ("app.py", "call:open", "passed")]
+    found = runs(tmp_path)
+    assert {(r["filename"], r["outcome"]) for r in found} == {("app.py", "passed")}
+    assert "call:open" in [r["fault_class"] for r in found]
     assert "site-packages" not in done.stdout
+
+
+@pytest.mark.slow
+def test_include_brings_a_module_outside_the_project_into_every_run_and_its_children(
+        tmp_path: Path) -> None:
+    """The module set is the project's own plus `include`, in the run and in the processes it
+    starts: a library beside the project is swept only when included, also in a subprocess."""
+    library = write(tmp_path / "lib", {"shelf.py": '''\
+        def put(path):
+            with open(path, "w") as f:
+                f.write("x")
+        '''})
+    project = write(tmp_path / "project", {
+        "app.py": '''\
+            import subprocess
+            import sys
+
+            subprocess.run([sys.executable, "-c", "import shelf; shelf.put('out.txt')"],
+                           check=True)
+            ''',
+    })
+    env = clean_env(PYTHONPATH=str(library))
+    command = [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", "--calls",
+               "open", "--", sys.executable, "app.py"]
+    alone = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert alone.returncode == 3, alone.stdout + alone.stderr
+    assert json.loads((project / "out.json").read_text())["sites"] == []
+    (project / "pyproject.toml").write_text('[tool.dynfault]\ninclude = ["shelf"]\n')
+    included = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert included.returncode == 1, included.stdout + included.stderr
+    [run] = runs(project)
+    assert (run["module"], run["fault_class"], run["outcome"], run["fired"]) == (
+        "shelf", "call:open", "failed", True)

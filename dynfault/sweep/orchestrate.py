@@ -490,7 +490,7 @@ def _run_all(state: _Sweep, runs: Sequence[Run], timeouts: Sequence[float]) -> b
                     item + 1)
         got = state.execute(run.enable, run.tests, timeouts[item], _log_name(item + 1, run),
                             stop, identity)
-        return None if got is None else _result(state, run, got)
+        return None if got is None else _result(state, run, got, identity)
 
     def done(result: object) -> None:
         assert isinstance(result, Result) and state.progress is not None
@@ -504,7 +504,7 @@ def _run_all(state: _Sweep, runs: Sequence[Run], timeouts: Sequence[float]) -> b
         state.progress.close()
 
 
-def _result(state: _Sweep, run: Run, got: _Done) -> Result:
+def _result(state: _Sweep, run: Run, got: _Done, identity: tuple[str, int]) -> Result:
     options = state.options
     report = got.report
     outcome, reason = judge(got.code, report, options.crash,
@@ -513,7 +513,7 @@ def _result(state: _Sweep, run: Run, got: _Done) -> Result:
     if got.stacks:  # what it printed last, then where every thread of it stood
         shown = "\n".join([*got.before.splitlines(), *got.stacks.splitlines()[:40]])
     repro = reproducer(run.enable, options.command, run.tests, _calls(options),
-                       options.check if got.check not in (None, PASSED) else None)
+                       options.check if got.check not in (None, PASSED) else None, identity)
     return Result(run.site, run.nth, outcome, reason, report.fired(run.site.key), got.code,
                   None if run.tests is None else list(run.tests), report.failing, shown, repro,
                   got.seconds, got.log if options.log_dir else None, check=got.check,

@@ -48,7 +48,8 @@ def enable_text(site: SiteRecord, nth: int, crash: bool = False, more: str = "")
 
 
 def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None = None,
-               calls: str = "", check: str | None = None) -> str:
+               calls: str = "", check: str | None = None,
+               identity: tuple[str, int] | None = None) -> str:
     """One shell line: the command with only the run's variables set, then the check that
     failed. dynfault applies DYNFAULT_ENABLE in any process that imports it, hook or no hook,
     and DYNFAULT_CALLS installs the hook in any process (call sites need it); a targeted run's
@@ -61,7 +62,11 @@ def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None 
         words.append(f"{TESTS_ENV}={shlex.quote(join_tests(list(tests)))}")
     line = " ".join(words) + " " + shlex.join(command)
     if check is not None:
-        line += f"; sh -c {shlex.quote(check)}"
+        line += "; "
+        if identity is not None and "DYNFAULT_SWEEP_" in check:  # the run it checks
+            line += (f"DYNFAULT_SWEEP_SITE={shlex.quote(identity[0])} "
+                     f"DYNFAULT_SWEEP_RUN={identity[1]} ")
+        line += f"sh -c {shlex.quote(check)}"
     return line
 
 
