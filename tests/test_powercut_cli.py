@@ -63,6 +63,10 @@ BAD: list[tuple[str, list[str], str]] = [
     ("state without replay", [*OK, "--state", "abc", *CMD], "--state needs --replay JOURNAL"),
     ("materialize without replay", [*OK, "--materialize", "abc", "out", *CMD],
      "--materialize needs --replay JOURNAL"),
+    ("ack with replay", ["--replay", "afile", "--check", "true", "--ack", "x"],
+     "--ack is for recording: the journal has its own with --replay"),
+    ("calls with replay", ["--replay", "afile", "--check", "true", "--calls", "os.fsync"],
+     "--calls is for recording: the journal has its own with --replay"),
     ("replay a missing file", ["--replay", "nope", "--check", "true"],
      "--replay nope: no such file"),
     ("replay what is not a journal", ["--replay", "notjournal", "--check", "true"],
@@ -141,9 +145,13 @@ def test_strict_makes_an_opaque_file_exit_2(tmp_path: Path) -> None:
         f"{folder.name}/journal.jsonl"]
 
 
-def test_nothing_written_under_the_directories_exits_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("code", [
+    f"open('{RUNS}', 'w').close()",
+    f"import dynfault.powercut as p; open('data/f').read(); p.ack('x'); open('{RUNS}', 'w')"])
+def test_nothing_written_under_the_directories_exits_3(tmp_path: Path, code: str) -> None:
     _setup(tmp_path)
-    proc = dynfault_cli("powercut", *OK, *CMD, cwd=tmp_path)
+    (tmp_path / "data" / "f").write_text("read only")
+    proc = dynfault_cli("powercut", *OK, "--", sys.executable, "-c", code, cwd=tmp_path)
     (folder,) = tmp_path.glob("dynfault-powercut-*")
     assert (proc.returncode, proc.stdout) == (3, "")
     assert proc.stderr == ("dynfault powercut: nothing was recorded under the directories "
