@@ -158,3 +158,19 @@ def test_nothing_written_under_the_directories_exits_3(tmp_path: Path, code: str
                            "(does COMMAND write there, with a Python that has dynfault "
                            f"installed?); journal: {folder.name}/journal.jsonl\n")
     assert (tmp_path / RUNS).exists()
+
+
+def test_a_command_past_its_timeout_is_stopped_and_what_it_did_is_checked(
+        tmp_path: Path) -> None:
+    _setup(tmp_path)
+    code = "import time\nwith open('data/a', 'w') as f:\n    f.write('x')\ntime.sleep(600)\n"
+    write(tmp_path, {"hang.py": code})
+    proc = dynfault_cli("powercut", *OK, "--timeout", "1", "--json", "out.json", "--",
+                        sys.executable, "hang.py", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        0, "dynfault: COMMAND timed out after 1 s; its operations until then are checked\n")
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["operations"] == 2
+    (folder,) = tmp_path.glob("dynfault-powercut-*")
+    end = json.loads((folder / "journal.jsonl").read_text().splitlines()[-1])
+    assert end == {"end": True, "returncode": -1, "opaque": []}
