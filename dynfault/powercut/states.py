@@ -69,7 +69,7 @@ def _ext4(history: History, k: int, free: frozenset[int], chosen: set[int]) -> s
 def _ext4_flushed(history: History, k: int, lost: set[int], seq: int) -> bool:
     """auto_da_alloc: a persisted rename over an existing file brings the data written to
     that file before it."""
-    inode = history.ops[seq].file
+    inode = history.inode_of(seq)
     return any(r > seq and r < k and r not in lost and history.inode_of(r) == inode
                for r in history.replaces)
 
