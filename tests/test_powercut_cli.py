@@ -63,6 +63,10 @@ BAD: list[tuple[str, list[str], str]] = [
     ("state without replay", [*OK, "--state", "abc", *CMD], "--state needs --replay JOURNAL"),
     ("materialize without replay", [*OK, "--materialize", "abc", "out", *CMD],
      "--materialize needs --replay JOURNAL"),
+    ("ack with replay", ["--replay", "afile", "--check", "true", "--ack", "x"],
+     "--ack is for recording: the journal has its own with --replay"),
+    ("calls with replay", ["--replay", "afile", "--check", "true", "--calls", "os.fsync"],
+     "--calls is for recording: the journal has its own with --replay"),
     ("replay a missing file", ["--replay", "nope", "--check", "true"],
      "--replay nope: no such file"),
     ("replay what is not a journal", ["--replay", "notjournal", "--check", "true"],
@@ -141,12 +145,32 @@ def test_strict_makes_an_opaque_file_exit_2(tmp_path: Path) -> None:
         f"{folder.name}/journal.jsonl"]
 
 
-def test_nothing_written_under_the_directories_exits_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("code", [
+    f"open('{RUNS}', 'w').close()",
+    f"import dynfault.powercut as p; open('data/f').read(); p.ack('x'); open('{RUNS}', 'w')"])
+def test_nothing_written_under_the_directories_exits_3(tmp_path: Path, code: str) -> None:
     _setup(tmp_path)
-    proc = dynfault_cli("powercut", *OK, *CMD, cwd=tmp_path)
+    (tmp_path / "data" / "f").write_text("read only")
+    proc = dynfault_cli("powercut", *OK, "--", sys.executable, "-c", code, cwd=tmp_path)
     (folder,) = tmp_path.glob("dynfault-powercut-*")
     assert (proc.returncode, proc.stdout) == (3, "")
     assert proc.stderr == ("dynfault powercut: nothing was recorded under the directories "
                            "(does COMMAND write there, with a Python that has dynfault "
                            f"installed?); journal: {folder.name}/journal.jsonl\n")
     assert (tmp_path / RUNS).exists()
+
+
+def test_a_command_past_its_timeout_is_stopped_and_what_it_did_is_checked(
+        tmp_path: Path) -> None:
+    _setup(tmp_path)
+    code = "import time\nwith open('data/a', 'w') as f:\n    f.write('x')\ntime.sleep(600)\n"
+    write(tmp_path, {"hang.py": code})
+    proc = dynfault_cli("powercut", *OK, "--timeout", "1", "--json", "out.json", "--",
+                        sys.executable, "hang.py", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        0, "dynfault: COMMAND timed out after 1 s; its operations until then are checked\n")
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["operations"] == 2
+    (folder,) = tmp_path.glob("dynfault-powercut-*")
+    end = json.loads((folder / "journal.jsonl").read_text().splitlines()[-1])
+    assert end == {"end": True, "returncode": -1, "opaque": []}

@@ -23,6 +23,7 @@ APP = "/src/settings.py"
 
 def settings_journal(tmp_path: Path, fixed: bool = False) -> str:
     """save(v1), save(v2) as issue 26 writes it, each acknowledged ("saved vN")."""
+    tmp_path.mkdir(exist_ok=True)
     d = str(tmp_path / "data")
     b = JournalBuilder([d], cwd=str(tmp_path), ack="^saved")
     for version in (1, 2):
@@ -114,6 +115,7 @@ def test_assert_consistent_fails_with_the_table(tmp_path: Path) -> None:
 def manifest_journal(tmp_path: Path, fsync_manifest: bool) -> str:
     """LevelDB's CURRENT/MANIFEST: write MANIFEST-2, then point CURRENT at it (a temporary
     file, fsynced, renamed, the directory fsynced). The bug: MANIFEST-2 itself not fsynced."""
+    tmp_path.mkdir(exist_ok=True)
     d = str(tmp_path / "db")
     b = JournalBuilder([d], cwd=str(tmp_path))
     b.snapshot_file(f"{d}/MANIFEST-1", b"manifest 1\n")
@@ -357,3 +359,16 @@ def test_the_html_page_draws_each_vulnerability_alone(tmp_path: Path) -> None:
     assert f'fill="{COLORS["persisted"]}" stroke="#000"' in rects[2]
     assert f'fill="{COLORS["after the crash"]}"' in rects[3]
     assert "src=" not in text and "href=" not in text and "<script" not in text
+
+
+def test_every_reproducer_names_a_state_that_replay_finds(tmp_path: Path) -> None:
+    from dynfault.powercut.model import MODELS
+    from dynfault.powercut.states import find_state
+    for journal, check in [(settings_journal(tmp_path / "s"), check_settings),
+                           (manifest_journal(tmp_path / "m", False), check_manifest)]:
+        result = explore_callable(journal, check, ["posix", "ext4"])
+        history = History(read_journal(journal))
+        assert result.vulnerabilities
+        for vulnerability in result.vulnerabilities:
+            found = find_state(history, MODELS, vulnerability.state)
+            assert found is not None and found.id == vulnerability.state

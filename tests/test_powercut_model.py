@@ -257,3 +257,14 @@ def test_models_are_checked() -> None:
     with pytest.raises(JournalError, match=r"^unknown model 'zfs' \(choose from posix, ext4, "
                                            r"kill\)$"):
         check_models(["zfs"])
+
+
+def test_an_open_binds_a_new_file_id_to_the_inode_its_path_names(tmp_path: Path) -> None:
+    b = JournalBuilder(["/d"])
+    b.snapshot_file("/d/log", b"old\n")  # id f1
+    b.op("open", path="/d/log", file="p2:1", pid=2)
+    b.op("write", path="/d/log", file="p2:1", offset=4, data=b"new\n", pid=2)
+    b.op("fsync", path="/d/log", file="p2:1", pid=2)
+    h = history(tmp_path, b)
+    assert h.build(3).entries == {"/d/log": ("file", b"old\nnew\n")}
+    assert (h.unpinned(2), h.unpinned(3)) == ([1], [])

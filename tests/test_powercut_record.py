@@ -100,6 +100,12 @@ CASES: list[tuple[str, str, dict[str, bytes], list[dict[str, Any]]]] = [
      "shutil.copyfile(d + '/src', d + '/dst')",
      {"src": b"hello"}, [op("open", path="src", file="0:1"), op("create", path="dst", file="1"),
                          op("write", file="1", path="dst", offset=0, data=b"hello")]),
+    ("os.sendfile and os.copy_file_range (the kernel copies: read and written from Python)",
+     "i = os.open(d + '/src', os.O_RDONLY); o = os.open(d + '/dst', os.O_WRONLY | os.O_CREAT); "
+     "os.sendfile(o, i, 1, 2); os.copy_file_range(i, o, 3, 0, 5); os.close(i); os.close(o)",
+     {"src": b"hello"}, [op("open", path="src", file="0:1"), op("create", path="dst", file="1"),
+                         op("write", file="1", path="dst", offset=0, data=b"el"),
+                         op("write", file="1", path="dst", offset=5, data=b"hel")]),
     ("append mode",
      "with open(d + '/log', 'a') as f:\n    f.write('cd')\n",
      {"log": b"ab"}, [op("open", path="log", file="0:1"),

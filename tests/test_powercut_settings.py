@@ -30,6 +30,7 @@ SETTINGS = str(EXAMPLES / "settings.py")
 def powercut(tmp_path: Path, script: str, *args: str, ack: str = "^saved",
              run: tuple[str, ...] = ("save", "data")) -> tuple[int, dict[str, object], str]:
     (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "out.json").unlink(missing_ok=True)
     check = f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLES / 'settings.py'))} check" \
         if script != "manifest.py" else \
         f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLES / 'manifest.py'))} check"
@@ -103,15 +104,16 @@ def test_fixed_settings_is_clean_under_every_model(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_two_file_protocol_ordering_bug(tmp_path: Path) -> None:
+    (tmp_path / "fixed").mkdir()
     code, document, output = powercut(tmp_path, "manifest.py", "--model", "ext4",
                                       ack="^committed", run=("commit", "data"))
     assert code == 1, output
     kinds = [(v["kind"], [op["function"] for op in v["ops"]], v["models"])  # type: ignore[index]
              for v in document["vulnerabilities"]]  # type: ignore[attr-defined]
     assert kinds == [("ordering", ["write_manifest", "set_current"], ["ext4"])]
-    fixed, document, output = powercut(tmp_path, "manifest.py", "--model", "posix", "--model",
-                                       "ext4", ack="^committed",
-                                       run=("commit", "data2", "--fixed"))
+    fixed, document, output = powercut(tmp_path / "fixed", "manifest.py", "--model", "posix",
+                                       "--model", "ext4", ack="^committed",
+                                       run=("commit", "data", "--fixed"))
     assert (fixed, document["vulnerabilities"]) == (0, []), output
 
 

@@ -18,6 +18,9 @@ from dynfault.util import say, shown_path, warn
 __all__ = ["powercut"]
 
 MODELS = ("posix", "ext4", "kill")
+# What changes a directory: a journal without one has nothing to check (exit 3).
+CHANGES = frozenset({"create", "write", "truncate", "rename", "unlink", "link", "symlink",
+                     "mkdir", "rmdir"})
 
 
 class NothingRecorded(DynfaultError):
@@ -185,6 +188,9 @@ def powercut(dirs: tuple[str, ...], check: str | None, models: tuple[str, ...],
     from dynfault.powercut.journal import JournalError
 
     _usage(replay, command, dirs, check, state, materialize)
+    if replay is not None and (ack is not None or calls):
+        raise UsageError(f"{'--ack' if ack is not None else '--calls'} is for recording: "
+                         "the journal has its own with --replay")
     _check_ack(ack)
     _check_outputs(json_path, html_path, baseline)
     names = ",".join(split_calls(list(calls)))
@@ -201,7 +207,7 @@ def powercut(dirs: tuple[str, ...], check: str | None, models: tuple[str, ...],
         from dynfault.powercut.journal import read_journal
         from dynfault.powercut.replay import run_replay
 
-        if not read_journal(journal).ops:
+        if not any(op.kind in CHANGES for op in read_journal(journal).ops):
             raise NothingRecorded("nothing was recorded under the directories (does COMMAND "
                                   "write there, with a Python that has dynfault installed?); "
                                   f"journal: {shown_path(journal)}")

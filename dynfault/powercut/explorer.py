@@ -22,6 +22,7 @@ from dynfault.powercut.states import (
     check_models,
     enumerate_states,
     find_state,
+    reachable,
 )
 from dynfault.record import Record
 
@@ -297,8 +298,7 @@ def _vulnerabilities(history: History, candidates: list[Candidate],
         # The reproducer names a state that --state finds again: the minimal one when the
         # families reach it, else the failing state it came from.
         small = group.small
-        state = small.id if find_state(history, MODELS, small.id) is not None \
-            else group.origin.id
+        state = small.id if reachable(history, small) else group.origin.id
         found.append(Vulnerability(
             group.finding.kind, tuple(group.finding.ops), models, group.failing, checked,
             state, fix_hint(group.finding), reproducer(history.journal.path, state, command)))

@@ -132,6 +132,7 @@ class History:
         self.roots = [d.rstrip("/") or "/" for d in journal.dirs]
         self.named: dict[int, Entry | None] = {}      # what the op's path named before it
         self.replaces: set[int] = set()               # renames over an existing file
+        self.alias: dict[str, str] = {}               # a file id an "open" bound -> the inode's
         self.mutating = [op.seq for op in self.ops if op.kind in MUTATING]
         self._unpinned: dict[int, list[int]] = {}
         self._free: dict[int, frozenset[int]] = {}
@@ -155,6 +156,10 @@ class History:
     def _resolve(self) -> None:
         entries, _ = self._initial()
         for op in self.ops:
+            if op.kind == "open" and op.path is not None and op.file is not None:
+                named = entries.get(op.path)
+                if named is not None and named[0] == "file" and named[1] != op.file:
+                    self.alias[op.file] = named[1]
             if op.kind in ("rename", "unlink", "link", "rmdir") and op.path is not None:
                 self.named[op.seq] = entries.get(op.path)
             if op.kind == "rename" and op.dest is not None and entries.get(op.dest):
@@ -174,7 +179,8 @@ class History:
                     break
                 if later.kind not in ("fsync", "fdatasync"):
                     continue
-                if op.kind in DATA_OPS and later.file is not None and later.file == op.file:
+                if op.kind in DATA_OPS and later.file is not None \
+                        and self.file_of(later) == self.file_of(op):
                     pinned[op.seq] = later.seq
                     break
                 if op.kind in NAME_OPS and later.file is None and later.path in dirs:
@@ -199,11 +205,17 @@ class History:
             found = self._free[k] = frozenset(self.unpinned(k))
         return found
 
+    def file_of(self, op: Op) -> str:
+        """The inode an operation's file id names (an id bound by "open" names the inode that
+        its path named)."""
+        file = op.file or ""
+        return self.alias.get(file, file)
+
     def inode_of(self, seq: int) -> str | None:
         """The inode a data op writes, or a rename moves."""
         op = self.ops[seq]
         if op.kind in DATA_OPS:
-            return op.file
+            return self.file_of(op)
         named = self.named.get(seq)
         return named[1] if named is not None and named[0] == "file" else None
 
@@ -219,7 +231,7 @@ class History:
                 continue
             if op.kind in DATA_OPS:
                 data = op.data if torn is None or torn[0] != op.seq else op.data[:torn[1]]
-                _apply_data(inodes.setdefault(op.file or "", bytearray()), op, data)
+                _apply_data(inodes.setdefault(self.file_of(op), bytearray()), op, data)
             elif op.kind in NAME_OPS:
                 if op.kind == "create":
                     inodes.setdefault(op.file or "", bytearray())

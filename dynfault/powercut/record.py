@@ -16,6 +16,22 @@ another process created, the id of the last journal line that names its inode (c
 snapshot lines carry an "inode" field), so a parent and its children name the same file alike.
 
 What runs in every process: os, sys, io, json, binascii, threading, stat; `re` only with --ack.
+
+Seen: `os.open` (create, O_TRUNC), `os.write`/`writev`/`pwrite`, `os.ftruncate`/`truncate`,
+`os.fsync`/`fdatasync` (of a file, or of a directory opened with `os.open`), `os.sync`,
+`os.rename`/`replace`/`unlink`/`remove`/`link`/`symlink`/`mkdir`/`rmdir` (and what calls them:
+`os.makedirs`, `shutil.move`, `shutil.rmtree`, `pathlib`), `os.sendfile` and
+`os.copy_file_range` into a recorded file (read and written from Python instead), every file
+object `open`/`io.open`/`os.fdopen`/`Path.open`/`tempfile` makes (so `json.dump`, `pickle.dump`,
+`Path.write_text`, `shutil.copyfile`, `logging.FileHandler`), `--ack` lines on fd 1 and
+`dynfault.powercut.ack()`, in every Python process that starts with the variable set
+(`subprocess` children, multiprocessing workers of every start method).
+Not seen (the journal cannot explain the file: it is named opaque after the run): writes from C
+code (sqlite3, dbm.gnu/ndbm, C extensions that open files themselves), `mmap`, O_DIRECT
+through non-Python code, `io.FileIO(...)` constructed directly, `os.pwritev`, `posix_fallocate`,
+descriptors inherited from a non-Python parent (a shell's `>> file`), non-Python processes, and
+a descriptor number closed by C code and reused (best effort: a new open forgets it).
+Ordering across processes is the order the lines reached the journal, not a global clock.
 """
 
 from __future__ import annotations
@@ -31,7 +47,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import CodeType, FrameType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs every recorded process milliseconds at start-up
+    from typing import Any
 
 __all__ = ["start", "recording", "ack", "active", "JOURNAL_ENV"]
 
@@ -537,6 +556,39 @@ def _os_symlink(src: Any, dst: Any, target_is_directory: bool = False, *,
             rec.emit("symlink", {"path": full, "target": os.fsdecode(os.fspath(src))})
 
 
+def _os_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int,
+                 *args: Any, **kwargs: Any) -> int:
+    """os.sendfile (shutil.copyfile's fast path) into a recorded file: the same bytes read
+    and written from Python, so they are recorded (the kernel's copy would not be)."""
+    rec = _rec
+    if rec is None or out_fd not in rec.fds or args or kwargs:
+        return int(_real["sendfile"](out_fd, in_fd, offset, count, *args, **kwargs))
+    with rec.lock:
+        data = os.read(in_fd, count) if offset is None else os.pread(in_fd, count, offset)
+        n = int(_real["write"](out_fd, data)) if data else 0
+        rec.wrote(out_fd, memoryview(data)[:n], None)
+    return n
+
+
+def _os_copy_file_range(src: int, dst: int, count: int, offset_src: int | None = None,
+                        offset_dst: int | None = None) -> int:
+    """os.copy_file_range into a recorded file, read and written from Python likewise."""
+    rec = _rec
+    if rec is None or dst not in rec.fds:
+        return int(_real["copy_file_range"](src, dst, count, offset_src, offset_dst))
+    with rec.lock:
+        data = os.read(src, count) if offset_src is None else os.pread(src, count, offset_src)
+        if not data:
+            return 0
+        if offset_dst is None:
+            n = int(_real["write"](dst, data))
+            rec.wrote(dst, memoryview(data)[:n], None)
+        else:
+            n = int(_real["pwrite"](dst, data, offset_dst))
+            rec.wrote(dst, memoryview(data)[:n], offset_dst)
+    return n
+
+
 _OS = {
     "open": _os_open, "write": _os_write, "writev": _os_writev, "pwrite": _os_pwrite,
     "ftruncate": _os_ftruncate, "truncate": _os_truncate, "fsync": _barrier("fsync"),
@@ -544,7 +596,7 @@ _OS = {
     "rename": _two_names("rename"), "replace": _two_names("replace"), "link": _os_link,
     "unlink": _one_name("unlink", "unlink"), "remove": _one_name("remove", "unlink"),
     "mkdir": _one_name("mkdir", "mkdir"), "rmdir": _one_name("rmdir", "rmdir"),
-    "symlink": _os_symlink,
+    "symlink": _os_symlink, "sendfile": _os_sendfile, "copy_file_range": _os_copy_file_range,
 }
 
 
@@ -557,10 +609,6 @@ def _patch() -> None:
             setattr(os, name, function)
     _real["open"] = io.open
     builtins.open = io.open = _open  # type: ignore[assignment]
-    import shutil  # its sendfile fast path writes from C: copy through file objects instead
-
-    _real["sendfile"] = getattr(shutil, "_USE_CP_SENDFILE", None)
-    shutil._USE_CP_SENDFILE = False  # type: ignore[attr-defined]
 
 
 def _unpatch() -> None:
@@ -571,10 +619,6 @@ def _unpatch() -> None:
         if key in _real:
             setattr(os, name, _real[key])
     builtins.open = io.open = _real["open"]
-    import shutil
-
-    if _real["sendfile"] is not None:
-        shutil._USE_CP_SENDFILE = _real["sendfile"]  # type: ignore[attr-defined]
     _real.clear()
 
 

@@ -11,7 +11,7 @@ from dynfault.powercut.journal import DATA_OPS, NAME_OPS, JournalError
 from dynfault.powercut.model import BLOCK, MODELS, History, State, Torn
 
 __all__ = ["Candidate", "normalize", "enumerate_states", "check_models", "find_state",
-           "DEFAULT_MAX_STATES", "FAMILIES"]
+           "DEFAULT_MAX_STATES", "FAMILIES", "reachable"]
 
 DEFAULT_MAX_STATES = 5000
 FAMILIES = ("prefix", "lost", "ordering", "torn")
@@ -69,7 +69,7 @@ def _ext4(history: History, k: int, free: frozenset[int], chosen: set[int]) -> s
 def _ext4_flushed(history: History, k: int, lost: set[int], seq: int) -> bool:
     """auto_da_alloc: a persisted rename over an existing file brings the data written to
     that file before it."""
-    inode = history.ops[seq].file
+    inode = history.inode_of(seq)
     return any(r > seq and r < k and r not in lost and history.inode_of(r) == inode
                for r in history.replaces)
 
@@ -105,8 +105,9 @@ def _shapes(history: History, family: str) -> Iterator[tuple[int, tuple[int, ...
 def enumerate_states(history: History, models: Sequence[str],
                      max_states: int = DEFAULT_MAX_STATES) -> tuple[list[Candidate], int]:
     """The distinct states to check, at most `max_states`, and how many distinct states were
-    left. Past the limit states are still built (not checked) to count them, up to ten times
-    the limit; beyond that each remaining shape counts as one (duplicates included)."""
+    left. Past the limit states are still built (not checked) to count them, until twice the
+    limit (at least 200) are built; beyond that each remaining shape counts as one
+    (duplicates included)."""
     found: dict[str, Candidate] = {}
     built: dict[Shape, State] = {}
     left: set[str] = set()
@@ -119,7 +120,7 @@ def enumerate_states(history: History, models: Sequence[str],
                     continue
                 state = built.get(shape)
                 if state is None:
-                    if len(built) >= 10 * max(max_states, 1) + len(found):
+                    if len(built) >= max(2 * max_states, 200):
                         unbuilt.add(shape)
                         continue
                     state = built[shape] = history.build(*shape)
@@ -131,6 +132,18 @@ def enumerate_states(history: History, models: Sequence[str],
                 elif model not in seen.models:
                     seen.models.append(model)
     return list(found.values()), len(left) + len(unbuilt)
+
+
+def reachable(history: History, state: State) -> bool:
+    """Whether `find_state` finds this state (a normalized shape) again, without enumerating
+    every family where the shape says it."""
+    if state.torn is None and len(state.lost) <= 1:
+        return True  # a prefix, or one unpinned operation lost (the ordering family)
+    if state.torn is not None and not state.lost:
+        writes = [s for s in history.unpinned(state.k) if history.ops[s].kind == "write"]
+        return bool(writes) and writes[-1] == state.torn[0] \
+            and state.torn[1] in _tears(history, writes[-1])
+    return find_state(history, MODELS, state.id) is not None
 
 
 def find_state(history: History, models: Sequence[str], wanted: str) -> State | None:
