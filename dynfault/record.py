@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import ClassVar
 
-__all__ = ["Record", "SiteRecord", "IDENTITY", "JSON_VERSION", "merge", "settings_text"]
+__all__ = ["Record", "SiteRecord", "SiteKey", "IDENTITY", "JSON_VERSION", "merge", "settings_text",
+           "site_key", "site_kind"]
 
 _set = object.__setattr__
 
@@ -116,6 +117,22 @@ def settings_text(state: str, frequency: int = 0, times: int | None = None, afte
     return " ".join(words)
 
 
+# A site's name across processes and runs. `index` counts among the sites of one kind in a
+# file (SPEC 1: `dynamic_fault()` sites among themselves, call sites per called name), so a
+# call site and a `dynamic_fault()` site of one file can share an index: the kind tells them
+# apart.
+SiteKey = tuple[str, str, int]
+
+
+def site_kind(fault_class: str | None) -> str:
+    """The kind `index` counts within: a call site's class (`call:os.fsync`), else ""."""
+    return fault_class if fault_class is not None and fault_class.startswith("call:") else ""
+
+
+def site_key(filename: str, fault_class: str | None, index: int) -> SiteKey:
+    return (filename, site_kind(fault_class), index)
+
+
 class SiteRecord(Record):
     """One site's identity, settings and counters: what JSON output and reports carry.
 
@@ -155,8 +172,8 @@ class SiteRecord(Record):
                    error=error, crash=crash, late=late, hits=hits, fired=fired)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.filename, self.index)
+    def key(self) -> SiteKey:
+        return site_key(self.filename, self.fault_class, self.index)
 
     def settings(self) -> str:
         return settings_text(self.state, self.frequency, self.times, self.after,
@@ -197,7 +214,7 @@ def merge(records: Iterable[SiteRecord]) -> list[SiteRecord]:
     The identity and settings kept are those of the first record seen: the process that
     `dynfault run` started reports first.
     """
-    merged: dict[tuple[str, int], SiteRecord] = {}
+    merged: dict[SiteKey, SiteRecord] = {}
     for record in records:
         seen = merged.get(record.key)
         merged[record.key] = record if seen is None else \

@@ -48,13 +48,13 @@ def test_plan_one_run_per_site_or_per_hit_number_with_its_tests() -> None:
              c.key: seen(c, 2, ["t::z"])}
     runs = plan.plan([c, b, a], known, nth=False, max_nth=10, targeted=True)
     assert [(r.site.key, r.nth, r.tests, r.enable) for r in runs] == [
-        (("a.py", 0), 1, ("t::x", "t::y"), "file a.py line 1 site 0 oneshot"),
-        (("a.py", 1), 1, None, "file a.py line 2 site 1 oneshot"),  # hit outside tests: all
-        (("b.py", 0), 1, ("t::z",), "file b.py line 5 site 0 oneshot")]
+        (("a.py", "", 0), 1, ("t::x", "t::y"), "file a.py line 1 site 0 oneshot"),
+        (("a.py", "", 1), 1, None, "file a.py line 2 site 1 oneshot"),  # hit outside tests: all
+        (("b.py", "", 0), 1, ("t::z",), "file b.py line 5 site 0 oneshot")]
     nth = plan.plan([a, c], known, nth=True, max_nth=3, targeted=False)
     assert [(r.site.key, r.nth, r.tests) for r in nth] == [
-        (("a.py", 0), 1, None), (("a.py", 0), 2, None), (("a.py", 0), 3, None),
-        (("b.py", 0), 1, None), (("b.py", 0), 2, None)]
+        (("a.py", "", 0), 1, None), (("a.py", "", 0), 2, None), (("a.py", "", 0), 3, None),
+        (("b.py", "", 0), 1, None), (("b.py", "", 0), 2, None)]
     assert [r.nth for r in plan.plan([a], None, nth=True, max_nth=2, targeted=True)] == [1, 2]
 
 
@@ -71,12 +71,12 @@ def test_select_and_exclude_by_query() -> None:
              site("b.py", 1, 0, "net"), site("b.py", 9, 1, "io:read")]
     pick = plan.parse_queries
     assert [s.key for s in plan.choose(sites, pick(["class io"], "--select"), [])] == [
-        ("a.py", 0), ("a.py", 1), ("b.py", 1)]
+        ("a.py", "", 0), ("a.py", "", 1), ("b.py", "", 1)]
     assert [s.key for s in plan.choose(sites, pick(["class io", "file b.py"], "--select"),
                                        pick(["class io:write"], "--exclude"))] == [
-        ("a.py", 0), ("b.py", 0), ("b.py", 1)]
+        ("a.py", "", 0), ("b.py", "", 0), ("b.py", "", 1)]
     assert [s.key for s in plan.choose(sites, pick(["class io index 1"], "--select"), [])] \
-        == [("a.py", 1)]
+        == [("a.py", "", 1)]
     with pytest.raises(UsageError, match=r"^--exclude 'line 9-1': "):
         pick(["line 9-1"], "--exclude")
 
@@ -352,7 +352,7 @@ def test_every_process_reports_its_sites_and_a_fork_only_its_own(tmp_path: Path)
     assert {(b.site.filename, b.site.fault_class): (b.hits, b.peak, b.fired)
             for b in run.sites.values()} == {
         ("app.py", "app:x"): (5, 3, 1), ("child.py", "child:y"): (2, 2, 0)}
-    assert run.fired(("app.py", 0)) and not run.fired(("child.py", 0))
+    assert run.fired(("app.py", "", 0)) and not run.fired(("child.py", "", 0))
 
 
 def test_run_command_kills_a_run_past_its_timeout_and_every_descendant(tmp_path: Path) -> None:
@@ -400,3 +400,14 @@ def test_what_every_process_of_a_run_imports_is_tiny(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split("\n")[0] in ("['atexit', 'dynfault.sweep', 'dynfault.sweep.child']",
                                           "['dynfault.sweep', 'dynfault.sweep.child']")
+
+
+def test_a_call_site_and_a_dynamic_fault_site_sharing_an_index_are_two_runs() -> None:
+    # SPEC 1: `index` counts within a kind, so both are #0 of a.py; the sweep keeps them apart
+    # by kind in its keys and by class in the call site's rule.
+    mark, call = site("a.py", 3, 0, "io:read"), site("a.py", 3, 0, "call:os.fsync")
+    known = {s.key: seen(s, 1, ["t::x"]) for s in (mark, call)}
+    runs = plan.plan([call, mark], known, nth=False, max_nth=10, targeted=True)
+    assert [(r.site.key, r.enable) for r in runs] == [
+        (("a.py", "", 0), "file a.py line 3 site 0 oneshot"),
+        (("a.py", "call:os.fsync", 0), "file a.py line 3 class call:os.fsync site 0 oneshot")]

@@ -50,7 +50,7 @@ _open, _write, _close, _replace, _getpid, _kill = (
     os.open, os.write, os.close, os.replace, os.getpid, os.kill)
 _urandom, _WRITE = os.urandom, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
-Key = tuple[str, int]
+Key = tuple[str, str, int]  # record.SiteKey: (filename, kind, index)
 
 _report_dir: str | None = None
 _report_pid = 0
@@ -176,7 +176,8 @@ def _on_fire(site: Any, frame: FrameType | None, crashing: bool) -> None:
         try:
             if _fds[0] < 0:
                 _fds[0] = _open(f"{_report_dir}/{_getpid()}.fires", _WRITE, 0o644)
-            _write(_fds[0], f"{'own' if own else 'test'}\t{site.index}\t{site.filename}\n"
+            _write(_fds[0], f"{'own' if own else 'test'}\t{site.index}\t{_kind(site)}\t"
+                            f"{site.filename}\n"
                    .encode("utf-8", "surrogateescape"))
         except OSError:
             pass
@@ -238,6 +239,16 @@ def _cause(error: BaseException) -> list[object]:
     return [name, where, injected]
 
 
+def _kind(site: Any) -> str:
+    # record.site_kind, spelled here: this module may import nothing at start-up
+    fault_class = site.fault_class
+    return fault_class if fault_class is not None and fault_class.startswith("call:") else ""
+
+
+def _key(site: Any) -> Key:
+    return (site.filename, _kind(site), site.index)
+
+
 def _checkpoint() -> dict[Key, int]:
     """Add what the counters grew by since the last checkpoint; the hits added, per site."""
     grown: dict[Key, int] = {}
@@ -246,7 +257,7 @@ def _checkpoint() -> dict[Key, int]:
     from dynfault.runtime.sites import sites
 
     for site in sites():
-        key = (site.filename, site.index)
+        key = _key(site)
         hits, fired = _last.get(key, (0, 0))
         total = _totals.setdefault(key, [0, 0])
         grown[key] = site.hits - hits if site.hits >= hits else site.hits
@@ -272,7 +283,7 @@ def _after_fork() -> None:
     del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:], _causes[:]
     del _check_failures[:]
     for site in sites():
-        _last[(site.filename, site.index)] = (site.hits, site.fired)
+        _last[_key(site)] = (site.hits, site.fired)
     if _fds[0] >= 0:
         _close(_fds[0])
         _fds[0] = -1
@@ -396,7 +407,7 @@ def _record() -> bytes:
 
     entries = []
     for site in sites():
-        key = (site.filename, site.index)
+        key = _key(site)
         entry = site.as_dict()
         entry["hits"], entry["fired"] = _totals.get(key, (0, 0))
         entry["peak"] = max(_peak.get(key, 0), _outside.get(key, 0))

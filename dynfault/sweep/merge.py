@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from dynfault.errors import UsageError
-from dynfault.record import SiteRecord
+from dynfault.record import SiteKey, SiteRecord
 from dynfault.sweep.plan import parse_shard
 from dynfault.sweep.summary import from_json
 from dynfault.sweep.triage import PASSED, Result
@@ -36,8 +36,8 @@ def read_json(path: str, what: str) -> object:
 def merge(reports: Sequence[tuple[str, object]]) -> Merged:
     """Join the shards (name, data) of one sweep; UsageError when they are not that: another
     version, command, working directory or options, a shard missing or given twice."""
-    results: dict[tuple[str, int, int], Result] = {}
-    unreached: dict[tuple[str, int], SiteRecord] = {}
+    results: dict[tuple[str, str, int, int], Result] = {}
+    unreached: dict[SiteKey, SiteRecord] = {}
     shards: dict[int, str] = {}
     first: tuple[str, dict[str, object]] | None = None
     total = 0

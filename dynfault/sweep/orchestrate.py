@@ -24,7 +24,7 @@ from typing import IO
 from dynfault.env import Scope
 from dynfault.errors import DynfaultError, ExitCode, UsageError
 from dynfault.lang import Query
-from dynfault.record import SiteRecord
+from dynfault.record import SiteKey, SiteRecord
 from dynfault.sweep.child import CHECK_CALL_ENV
 from dynfault.sweep.execute import (
     ask_stacks,
@@ -195,7 +195,7 @@ def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
     from dynfault.instrument.listing import scan_paths
     from dynfault.util import warn
 
-    found: dict[tuple[str, int], SiteRecord] = {}
+    found: dict[SiteKey, SiteRecord] = {}
     for _, site in scan_paths(paths, warn):
         record = SiteRecord(site.module, site.function, shown_path(site.filename, cwd),
                             site.line, site.fault_class, site.index)

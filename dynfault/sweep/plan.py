@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from dynfault.errors import UsageError
 from dynfault.lang import Query, parse_query, quote
-from dynfault.record import SiteRecord
+from dynfault.record import SiteKey, SiteRecord, site_kind
 from dynfault.sweep.child import TESTS_ENV, join_tests
 from dynfault.sweep.reports import Baseline
 
@@ -30,20 +30,25 @@ class Run:
         self.site, self.nth, self.tests, self.enable = site, nth, tests, enable
 
     @property
-    def order(self) -> tuple[str, int, int]:
-        return (self.site.filename, self.site.index, self.nth)
+    def order(self) -> tuple[str, str, int, int]:
+        return (*self.site.key, self.nth)
 
     def __repr__(self) -> str:
         return f"Run({self.enable!r}, tests={self.tests!r})"
 
 
 def enable_text(site: SiteRecord, nth: int, crash: bool = False, more: str = "") -> str:
-    """The rule of a run: `file F line L site N`, which names the site by its place in its file
-    (Site.index), so it means the same site with the hook or without it, whatever order the
-    sites are reached in; `more` adds settings (`error E`, `late`)."""
+    """The rule of a run: `file F line L site N` (with `class call:NAME` for a call site), which
+    names the site by its place among the sites of its kind in its file (Site.index), so it
+    means the same site with the hook or without it, whatever order the sites are reached in;
+    `more` adds settings (`error E`, `late`)."""
     after = f" after {nth - 1}" if nth > 1 else ""
     extra = f" {more}" if more else ""
-    return (f"file {quote(site.filename)} line {site.line} site {site.index}{after} "
+    # `site N` counts within the site's kind (SPEC 1): a call site's class names its kind, so
+    # it and a dynamic_fault() site sharing a line and an index stay apart.
+    kind = site_kind(site.fault_class)
+    kind = f" class {quote(kind)}" if kind else ""
+    return (f"file {quote(site.filename)} line {site.line}{kind} site {site.index}{after} "
             f"{'crash' if crash else 'oneshot'}{extra}")
 
 
@@ -82,7 +87,7 @@ def parse_queries(texts: Sequence[str], option: str) -> list[Query]:
     return queries
 
 
-def _matching(query: Query, sites: Sequence[SiteRecord]) -> set[tuple[str, int]]:
+def _matching(query: Query, sites: Sequence[SiteRecord]) -> set[SiteKey]:
     """The sites a query names; `index N` counts the other keywords' matches in order."""
     matched = [site for site in sites if query.matches(site)]
     if query.index is not None:
@@ -102,7 +107,7 @@ def choose(sites: Sequence[SiteRecord], select: Sequence[Query],
     return [site for site in sites if site.key in keep]
 
 
-def plan(sites: Sequence[SiteRecord], seen: dict[tuple[str, int], Baseline] | None, nth: bool,
+def plan(sites: Sequence[SiteRecord], seen: dict[SiteKey, Baseline] | None, nth: bool,
          max_nth: int, targeted: bool, crash: bool = False,
          more: Callable[[SiteRecord], str] | None = None) -> list[Run]:
     """One run per site (its first hit), or with `nth` one per hit number 1..K: K the most hits

@@ -10,7 +10,7 @@ from dynfault.util import shown_path
 
 __all__ = ["Baseline", "RunReport", "read_run", "read_stacks"]
 
-Key = tuple[str, int]
+Key = tuple[str, str, int]  # record.SiteKey: (filename, kind, index)
 
 
 class Baseline:
@@ -57,10 +57,11 @@ class RunReport:
     def _add_fires(self, text: str, cwd: str | None) -> None:
         for line in text.splitlines():
             who, _, rest = line.partition("\t")
-            index, _, filename = rest.partition("\t")
+            index, _, rest = rest.partition("\t")
+            kind, _, filename = rest.partition("\t")
             if who not in ("own", "test") or not index.isdigit() or not filename:
                 continue
-            counts = self.fires.setdefault((shown_path(filename, cwd), int(index)), [0, 0])
+            counts = self.fires.setdefault((shown_path(filename, cwd), kind, int(index)), [0, 0])
             counts[who != "own"] += 1
 
     def _add_causes(self, causes: object) -> None:

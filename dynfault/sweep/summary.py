@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from dynfault.record import IDENTITY, JSON_VERSION, SiteRecord
+from dynfault.record import IDENTITY, JSON_VERSION, SiteKey, SiteRecord
 from dynfault.sweep.findings import findings, propagations
 from dynfault.sweep.triage import CHECKS, FAILED, OUTCOMES, PASSED, REASONS, TIMED_OUT, Result
 
@@ -54,7 +54,7 @@ def _check_cell(group: Sequence[Result]) -> str:
 
 def _site_table(ordered: Sequence[Result]) -> list[str]:
     """One row per site: its runs, how they ended, its check, whether its fault fired."""
-    rows: dict[tuple[str, int], list[Result]] = {}
+    rows: dict[SiteKey, list[Result]] = {}
     for result in ordered:
         rows.setdefault(result.site.key, []).append(result)
     header = ("site", "runs", "passed", "failed", "timed out", "check", "fired")
@@ -149,7 +149,7 @@ def format_table(results: Sequence[Result], unreached: Sequence[SiteRecord], nth
     """Findings first (the runs that need a person, grouped by cause, each with its last lines
     of output and a one-line reproducer), then the table of sites, the sites that no fault of
     the sweep tested, and last one line per group of expected propagation."""
-    ordered = sorted(results, key=lambda r: r.order)
+    ordered = sorted(results, key=lambda r: (r.site.filename, r.site.line, r.order))
     lines = _findings(ordered, nth)
     table = _site_table(ordered)
     if table:

@@ -37,8 +37,8 @@ class Result:
         self.check, self.controlled, self.causes = check, controlled, list(causes)
 
     @property
-    def order(self) -> tuple[str, int, int]:
-        return (self.site.filename, self.site.index, self.nth)
+    def order(self) -> tuple[str, str, int, int]:
+        return (*self.site.key, self.nth)
 
     def __repr__(self) -> str:
         return f"Result({self.site.filename}:{self.site.line} nth {self.nth}: {self.outcome})"
