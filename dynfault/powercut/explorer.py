@@ -254,6 +254,9 @@ def explore_history(history: History, check: Check, models: Sequence[str] = ("po
     failing = [c for c in candidates if not verdicts.get(c.state.key, True)]
     # checked twice: a check that disagrees with itself is flaky, never a vulnerability
     again = _check_all([c.state for c in failing], check, jobs, shell)
+    for key, verdict in again.items():  # a flaky state never counts as failing in a reduction
+        if verdict:
+            cache[key] = True
 
     def fails(candidate_state: State) -> bool:
         if candidate_state.key not in cache:
