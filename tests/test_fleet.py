@@ -112,14 +112,16 @@ def fleet_json(url: str, *args: str) -> dict[str, Any]:
 def test_one_command_to_three_processes_and_counters_from_all(
         tmp_path: Path, url: str, client: Any, programs: list[Program]) -> None:
     three = [start(tmp_path, url, programs) for _ in range(3)]
+    for program in three:
+        program.expect("ok")  # the site ran: plain python registers it when the fleet asks
     wait_listed(client, {p.pid for p in three})
     listing = fleet_json(url)
-    assert [(p["host"], p["pid"], p["program"], p["sites"]) for p in listing["processes"]] == [
-        (HOST, p.pid, str(tmp_path / "app.py"), []) for p in sorted(three, key=lambda p: p.pid)]
+    assert [(p["host"], p["pid"], p["program"]) for p in listing["processes"]] == [
+        (HOST, p.pid, str(tmp_path / "app.py")) for p in sorted(three, key=lambda p: p.pid)]
 
     applied = fleet_json(url, "demo:fail frequency 1", "class demo oneshot")
     assert applied == {"version": 1, "processes": [
-        {"host": HOST, "pid": p.pid, "program": str(tmp_path / "app.py"), "matched": 0}
+        {"host": HOST, "pid": p.pid, "program": str(tmp_path / "app.py"), "matched": 1}
         for p in sorted(three, key=lambda p: p.pid)]}
     for program in three:
         program.expect("fault")
