@@ -1,5 +1,9 @@
 """Parts 1 and 2: what a disabled site costs, and what an enabled hit costs.
 
+The enabled hits are timed twice: with the lock-free plans the GIL allows (the default) and with
+the registry's lock forced on (what a free-threaded build does), beside an armed dict failpoint
+under a lock and a plain call from the same run, so the ratios hold on a loaded machine.
+
 Every benchmark times the same loop of SITES_PER_LOOP checks (see _common.sites_module_source)
 and reports the time per check; run.py subtracts the bare loop and divides by the floor, a test
 of a module-global bool. The rewritten module is imported through dynfault's real import hook,
@@ -20,11 +24,12 @@ import pyperf  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-import _failpoint  # noqa: E402
+import _common
+import _failpoint
 
-import dynfault  # noqa: E402
-import dynfault.instrument.hook  # noqa: E402
+import dynfault
+import dynfault.instrument.hook
+from dynfault.runtime.sites import REGISTRY
 
 _loaded: dict[str, ModuleType] = {}
 
@@ -113,9 +118,21 @@ def main() -> None:
     ]
     if fiu is not None:
         benches.append(("sites.fiu", timed(main_module, "t_fiu", setup=with_fiu)))
+    def locked() -> None:
+        # As a free-threaded build decides every hit: under the registry's lock, no plan.
+        REGISTRY.set_lock_free(False)
+
     benches += [
         ("enabled.nofire", timed(main_module, "t_freq", "class bench:freq frequency 1000")),
         ("enabled.fire", timed(main_module, "t_fire", "class bench:fire enable")),
+        # The same hits with the lock forced on, and the baselines of the same run that the
+        # enabled path is held to: a plain call (sites.call) and an armed dict failpoint.
+        ("enabled.nofire_locked", timed(main_module, "t_freq", "class bench:freq frequency 1000",
+                                        setup=locked)),
+        ("enabled.fire_locked", timed(main_module, "t_fire", "class bench:fire enable",
+                                      setup=locked)),
+        ("enabled.failpoint", timed(main_module, "t_failpoint",
+                                    setup=lambda: _failpoint.configure("bench:off"))),
     ]
     for name, func in benches:
         runner.bench_time_func(name, func, inner_loops=_common.SITES_PER_LOOP)

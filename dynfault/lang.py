@@ -28,7 +28,8 @@ if TYPE_CHECKING:
         fault_class: str | None
         index: int
 
-__all__ = ["ControlError", "Command", "Query", "parse", "parse_query", "KEYWORDS", "SETTINGS"]
+__all__ = ["ControlError", "Command", "Query", "parse", "parse_query", "KEYWORDS", "SETTINGS",
+           "literal_run"]
 
 DISABLED = "disabled"
 ENABLED = "enabled"
@@ -166,6 +167,32 @@ def quote(value: str) -> str:
 
 def _has_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern or "[" in pattern
+
+
+def literal_run(pattern: str) -> str:
+    """The longest run of a glob that must appear, as written, in every name it matches: the
+    text between `*`, `?` and `[...]` sets (a `[` that a set may open ends a run too). A cheap
+    `in` test with it skips most names before fnmatch."""
+    best = ""
+    run: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c in "*?[]":
+            if len("".join(run)) > len(best):
+                best = "".join(run)
+            run = []
+            if c == "[":  # a set, as fnmatch reads one: `[]...]` and `[!]...]` hold a `]` first
+                j = i + 1
+                j += pattern.startswith("!", j)
+                j += pattern.startswith("]", j)
+                close = pattern.find("]", j)
+                i = close if close >= 0 else i
+        else:
+            run.append(c)
+        i += 1
+    tail = "".join(run)
+    return tail if len(tail) > len(best) else best
 
 
 def class_matches(pattern: str, fault_class: str | None) -> bool:

@@ -69,9 +69,22 @@ def test_several_commands_from_the_environment(tmp_path: Path) -> None:
                                         "script.py 11 io io:read 1 6 3"]
 
 
-def test_without_the_environment_nothing_fires_or_registers(tmp_path: Path) -> None:
+def test_without_the_environment_nothing_fires_and_sites_still_list(tmp_path: Path) -> None:
+    # Sites that ran before any rule existed are listed, as the hook would list them.
     done = run(tmp_path, SCRIPT, "3")
-    assert done.stdout.splitlines() == ["000", "000"]
+    assert done.stdout.splitlines() == ["000", "000", "script.py 7 check race 0 0 0",
+                                        "script.py 11 io io:read 1 0 0"]
+
+
+def test_control_matches_sites_that_ran_before_any_rule(tmp_path: Path) -> None:
+    done = run(tmp_path, SCRIPT.replace("for site in dynfault.sites():",
+                                        "print(dynfault.control('race; io:read oneshot'))\n"
+                                        "print(check(), io(), io())\n"
+                                        "for site in dynfault.sites():"), "2")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == ["00", "00", "2", "True True False",
+                                        "script.py 7 check race 0 1 1",
+                                        "script.py 11 io io:read 1 1 1"]
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [

@@ -54,4 +54,5 @@ def test_merge_sums_counts_and_keeps_the_first_records_settings() -> None:
     other = SiteRecord("m", "g", "/x.py", 2, "c", 1, hits=1)
     merged = merge([first, other, second])
     assert [(r.key, r.state, r.error, r.crash, r.hits, r.fired) for r in merged] == [
-        (("/x.py", "", 0), "enabled", "EIO", True, 5, 3), (("/x.py", "", 1), "disabled", None, False, 1, 0)]
+        (("/x.py", "", 0), "enabled", "EIO", True, 5, 3),
+        (("/x.py", "", 1), "disabled", None, False, 1, 0)]

@@ -266,7 +266,8 @@ def test_context_scopes_nest_and_survive_exceptions() -> None:
     assert (site._on, S.REGISTRY.contexts, S.REGISTRY.slow) == (False, [], False)
 
 
-def test_disabled_path_walks_no_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disabled_path_reads_its_callers_frame_and_looks_nothing_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
     def getframe(depth: int = 0) -> types.FrameType:
@@ -275,9 +276,15 @@ def test_disabled_path_walks_no_frame(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(S, "sys", types.SimpleNamespace(_getframe=getframe, modules=sys.modules,
                                                         stderr=sys.stderr))
+    real_frames = S._frames
+    monkeypatch.setattr(S, "_frames", None)  # no site lookup, no scan while nothing is armed
     for _ in range(100):
         assert site_ctx() is False
-    assert calls == []
+    # Only the caller's file is noted, so sites() and control() can list it later.
+    assert calls == [1] * 100
+    assert S.REGISTRY.seen[__file__] == __name__
+    monkeypatch.setattr(S, "_frames", real_frames)
+    calls.clear()
     dynfault.control("class something:else")
     assert site_ctx() is False
     assert calls == [1]
@@ -522,6 +529,7 @@ def test_dynamic_fault_async_when_nothing_is_armed(monkeypatch: pytest.MonkeyPat
                                for _ in range(2)]
 
     assert asyncio.run(main()) == [False, False, False]
+    monkeypatch.undo()  # sites() below may register files noted while nothing was armed
     # Registered with the rest of this file if another of its sites ran first; never hit.
     assert all((s.hits, s.fired) == (0, 0) for s in dynfault.sites("class nothing"))
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from dynfault.instrument.scan import ScannedSite
 
-__all__ = ["site_for_frame"]
+__all__ = ["site_for_frame", "register_seen"]
 
 # filename -> ((mtime_ns, size), its scanned sites, {(line, end_line, col, end_col): site})
 _Table = tuple[tuple[int, int], list["ScannedSite"], dict[tuple[int, ...], "ScannedSite"]]
@@ -47,10 +47,7 @@ def site_for_frame(registry: Registry, frame: Any, fault_class: str) -> Site:
     """The site of the dynamic_fault() call this frame is making, registered on first sight."""
     code = frame.f_code
     key = (id(code), frame.f_lasti)
-    lookups = registry.lookups
-    if lookups is None:
-        lookups = registry.lookups = _Lookups()
-    assert isinstance(lookups, _Lookups)
+    lookups = _lookups(registry)
     known = lookups.frames.get(key)
     if known is not None and known[0]() is code:
         return known[1]  # type: ignore[no-any-return]
@@ -90,6 +87,38 @@ def _find(registry: Registry, lookups: _Lookups, frame: Any, fault_class: str) -
     return known
 
 
+def register_seen(registry: Registry) -> None:
+    """Register the sites of the files whose code reached the runtime function while nothing
+    was armed (plain python): the program asks for its sites now, and they ran already."""
+    if not registry.seen:
+        return
+    with registry.lock:
+        lookups = _lookups(registry)
+        seen, registry.seen = registry.seen, {}
+        for filename, module in seen.items():
+            table = _table_for(lookups, filename)
+            if table is not None and table[1] and lookups.registered.get(filename) is not table:
+                _register_file(registry, lookups, filename, module, table)
+
+
+def _register_file(registry: Registry, lookups: _Lookups, filename: str, module: str,
+                   table: _Table) -> None:
+    # All of the file's sites, in source order, as the hook's bind registers them: the
+    # registration order (`index N`) is the same in both modes.
+    for scanned in table[1]:
+        registry.register(module, scanned.function, filename, scanned.line,
+                          scanned.fault_class, scanned.index)
+    lookups.registered[filename] = table
+
+
+def _lookups(registry: Registry) -> _Lookups:
+    lookups = registry.lookups
+    if lookups is None:
+        lookups = registry.lookups = _Lookups()
+    assert isinstance(lookups, _Lookups)
+    return lookups
+
+
 def _table_for(lookups: _Lookups, filename: str) -> _Table | None:
     """The scanned sites of a file, rescanned when the file changes (a reload after an edit)."""
     try:
@@ -116,12 +145,7 @@ def _scanned_entry(registry: Registry, lookups: _Lookups, frame: Any,
     if table is None or not table[1]:
         return None
     if lookups.registered.get(code.co_filename) is not table:
-        # All of the file's sites, in source order, as the hook's bind registers them: the
-        # registration order (`index N`) is the same in both modes.
-        for scanned in table[1]:
-            registry.register(module, scanned.function, code.co_filename, scanned.line,
-                              scanned.fault_class, scanned.index)
-        lookups.registered[code.co_filename] = table
+        _register_file(registry, lookups, code.co_filename, module, table)
     # The call instruction's (line, end_line, col, end_col) is the ast.Call's span; f_lasti may
     # point into the call's inline caches, which carry the same position.
     for i, position in enumerate(code.co_positions()):

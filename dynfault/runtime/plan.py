@@ -33,7 +33,7 @@ def taken(counter: count[int]) -> int:
 
 class Plan:
     __slots__ = ("site", "registry", "effect", "after", "frequency", "count0", "limit", "last",
-                 "done", "_hits")
+                 "simple", "offset", "done", "_hits")
 
     def __init__(self, registry: Any, site: Site, arm: Arm) -> None:
         self.site = site
@@ -50,6 +50,8 @@ class Plan:
         # past `after`, reaches the frequency.
         self.last: int | None = None if self.limit is None else \
             self.after + self.limit * self.frequency - self.count0 - 1
+        self.offset = self.count0 + 1 - self.after  # hit n's count past `after` is n + offset
+        self.simple = self.limit is None and self.after == 0 and self.frequency == 1  # `enable`
         self.done = False  # folded: hits that still hold this plan pass
         self._hits = count()
 
@@ -58,7 +60,9 @@ class Plan:
         if self.done:
             return None
         n = next(self._hits)  # this hit's own number: the hits before it
-        if n < self.after or (self.count0 + n + 1 - self.after) % self.frequency:
+        if self.simple:
+            return self.effect
+        if n < self.after or (n + self.offset) % self.frequency:
             return None
         last = self.last
         if last is not None:

@@ -22,6 +22,7 @@ from dynfault.lang import (
     class_prefixes,
     file_matches,
     func_matches,
+    literal_run,
 )
 from dynfault.runtime import stall as _stall
 from dynfault.runtime.plan import Plan
@@ -33,9 +34,14 @@ if TYPE_CHECKING:
     from random import Random
     from typing import Any
 
+    Table = tuple[tuple[int, int, str, str | None], ...]
+
 __all__ = ["Registry", "Layer", "Rule", "Entry", "PROCESS", "SESSION", "TEST", "BLOCK"]
 
 PROCESS, SESSION, TEST, BLOCK = 0, 1, 2, 3
+# Distinct command texts kept for the unmatched report: a program that gives a million different
+# texts keeps this many (those that matched go first), and counts the rest in `dropped`.
+MAX_HISTORY = 1000
 _NAMED = ("frequency", "times", "after", "probability", "delay", "pause", "error", "crash", "late")
 
 
@@ -132,8 +138,16 @@ class Registry:
         self.reporting = False
         self.slow = False  # any rule, block or report: the runtime function walks frames
         self.awake = False  # has the program asked for its sites yet?
-        self._pending: list[tuple[dict[str, Any], str, tuple[tuple[int, int, str, str | None],
-                                                              ...]]] = []
+        # (module name, filename) -> the newest namespace and table: a module re-imported while
+        # the registry sleeps keeps one entry, at its first import's place in the order.
+        self._pending: dict[tuple[str, str], tuple[dict[str, Any], Table]] = {}
+        self._tables: dict[str, Table] = {}  # filename -> the table its sites registered from
+        # (index, class) -> its (flag, descriptor) names, spelled once per slot
+        self._names: dict[tuple[int, str | None], tuple[str, str]] = {}
+        # Files whose code called the runtime function while nothing was armed (plain python):
+        # filename -> module name; their sites register when the program asks (sites, control).
+        self.seen: dict[str, str] = {}
+        self.dropped = 0  # distinct command texts no longer kept in `history` (bounded)
         self._seq = 0
         self._touched: dict[Site, None] = {}  # sites with counters or arms: what reset() visits
         self.seed = seed
@@ -174,36 +188,62 @@ class Registry:
             self._take_rules(site)
             return site
 
-    def bind(self, namespace: dict[str, Any], filename: str,
-             table: tuple[tuple[int, int, str, str | None], ...]) -> None:
-        """A rewritten module's sites: flags now, registration once the program asks."""
-        from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
+    def _names_of(self, table: Table) -> list[tuple[str, str]]:
+        """Each row's (flag, descriptor) names, by its slot (its index within its kind)."""
+        names = self._names
+        if any((entry[0], entry[3]) not in names for entry in table):
+            from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
 
+            for entry in table:
+                key = (entry[0], entry[3])
+                if key not in names:
+                    suffix = slot(entry[0], entry[3])
+                    names[key] = (FLAG + suffix, DESCRIPTOR + suffix)
+        return [names[(entry[0], entry[3])] for entry in table]
+
+    def bind(self, namespace: dict[str, Any], filename: str, table: Table) -> None:
+        """A rewritten module's sites, in one call: flags now, registration once the program
+        asks (or at once, while any rule or report exists)."""
+        names = self._names_of(table)
         with self.lock:
             if not (self.awake or self.slow):
-                for entry in table:
-                    suffix = slot(entry[0], entry[3])
-                    namespace[FLAG + suffix] = False
-                    namespace[DESCRIPTOR + suffix] = PendingSite(entry[0])
-                self._pending.append((namespace, filename, table))
+                namespace.update(dict.fromkeys([flag for flag, _ in names], False))
+                namespace.update({descriptor: PendingSite(entry[0])
+                                  for (_, descriptor), entry in zip(names, table)})
+                key = (namespace.get("__name__", "?"), filename)
+                self._pending.pop(key, None)  # keeps the newest, at its first import's place
+                self._pending[key] = (namespace, table)
                 return
             module = namespace.get("__name__", "?")
-            for index, line, function, fault_class in table:
-                suffix = slot(index, fault_class)
-                pending = namespace.get(DESCRIPTOR + suffix)
-                if fault_class is None and isinstance(pending, PendingSite):
-                    fault_class = pending.named  # a non-literal site called while pending
-                site = self.register(module, function, filename, line, fault_class, index)
+            if self._tables.get(filename) == table:
+                from dynfault.instrument.names import slot
+
+                sites = [self.by_key[(filename, slot(entry[0], entry[3]))] for entry in table]
+            else:
+                sites = self._register_table(namespace, module, filename, table, names)
+            for site, (flag, descriptor) in zip(sites, names):
                 site._bindings[module] = namespace
-                namespace[DESCRIPTOR + suffix] = site
-                namespace[FLAG + suffix] = site._on
+                namespace[descriptor] = site
+                namespace[flag] = site._on
+
+    def _register_table(self, namespace: dict[str, Any], module: str, filename: str,
+                        table: Table, names: list[tuple[str, str]]) -> list[Site]:
+        sites = []
+        for (index, line, function, fault_class), (_, descriptor) in zip(table, names):
+            pending = namespace.get(descriptor)
+            if fault_class is None and isinstance(pending, PendingSite):
+                fault_class = pending.named  # a non-literal site called while pending
+            sites.append(self.register(module, function, filename, line, fault_class, index))
+        if all(entry[3] is not None for entry in table):
+            self._tables[filename] = table  # a re-import of the same table registers nothing
+        return sites
 
     def _wake(self) -> None:
         if self.awake:
             return
         self.awake = True
-        pending, self._pending = self._pending, []
-        for namespace, filename, table in pending:
+        pending, self._pending = self._pending, {}
+        for (_, filename), (namespace, table) in pending.items():
             self.bind(namespace, filename, table)
 
     def _index_class(self, site: Site) -> None:
@@ -392,18 +432,20 @@ class Registry:
         pools: list[list[Site]] | None = None
         file, func, module = query.file, query.func, query.module
         if file is not None:
-            pools = _pick(self._by_file, lambda f: file_matches(file, f))
+            pools = _pick(self._by_file, file.replace("\\", "/").lstrip("/"),
+                          lambda f: file_matches(file, f), slashes=True)
         elif func is not None:
-            pools = _pick(self._by_func, lambda f: func_matches(func, f))
+            pools = _pick(self._by_func, func, lambda f: func_matches(func, f))
         elif module is not None:
             from fnmatch import fnmatchcase
 
-            pools = _pick(self._by_module, lambda m: fnmatchcase(m, module))
+            pools = _pick(self._by_module, module, lambda m: fnmatchcase(m, module))
         elif pattern is not None:
             # A class is in the query's class when one of its `:` prefixes matches the glob.
             from fnmatch import fnmatchcase
 
-            found = {s: None for pool in _pick(self._by_class, lambda c: fnmatchcase(c, pattern))
+            found = {s: None for pool in _pick(self._by_class, pattern,
+                                               lambda c: fnmatchcase(c, pattern))
                      for s in pool}
             return sorted(found, key=_seq)
         if pools is None:
@@ -465,10 +507,10 @@ class Registry:
                 if rule is None:
                     rule = layer.rules[command.query] = Rule(command)
                 rule.give(command, self._seq)
-                entry = self.history.get(command.text)
-                if entry is None:
-                    entry = self.history[command.text] = Entry(command)
+                entry = self._entry(command)
                 rule.entries[command.text] = entry
+                if len(rule.entries) > MAX_HISTORY:
+                    del rule.entries[next(iter(rule.entries))]
                 for site in self._candidates(command.query):
                     if not rule.selects(site):
                         continue
@@ -487,6 +529,28 @@ class Registry:
                 self._sync(site)
             self._set_slow()
         return len(touched)
+
+    def _entry(self, command: Command) -> Entry:
+        history = self.history
+        entry = history.get(command.text)
+        if entry is None:
+            if len(history) >= MAX_HISTORY:
+                self._forget()
+            entry = history[command.text] = Entry(command)
+        return entry
+
+    def _forget(self) -> None:
+        """Make room in the history: first the texts that matched (the report never names
+        them), then the oldest, down to half full, so the next pass is far off."""
+        history = self.history
+        gone = [text for text, entry in history.items() if entry.matched]
+        keep = MAX_HISTORY // 2
+        if len(history) - len(gone) > keep:
+            gone += [text for text, entry in history.items()
+                     if not entry.matched][:len(history) - len(gone) - keep]
+        for text in gone:
+            del history[text]
+        self.dropped += len(gone)
 
     def refresh(self, layer: Layer) -> None:
         """A layer's progress as if its commands had just been given."""
@@ -521,6 +585,8 @@ class Registry:
                 site._hits = site._fired = 0
                 self._sync(site)
             self._touched = {}
+            self.history.clear()
+            self.dropped = 0
             self.resets += 1
             self._set_slow()
         _stall.release()
@@ -570,5 +636,14 @@ def _unindex(table: dict[str, list[Site]], key: str, site: Site) -> None:
             del table[key]
 
 
-def _pick(table: dict[str, list[Site]], keep: Callable[[str], bool]) -> list[list[Site]]:
-    return [sites for key, sites in table.items() if keep(key)]
+def _pick(table: dict[str, list[Site]], pattern: str, keep: Callable[[str], bool],
+          slashes: bool = False) -> list[list[Site]]:
+    """The pools whose key the pattern matches; keys without the pattern's longest literal
+    run are skipped before the match (a substring test costs a fraction of an fnmatch)."""
+    literal = literal_run(pattern)
+    if not literal:
+        return [sites for key, sites in table.items() if keep(key)]
+    if slashes:
+        return [sites for key, sites in table.items()
+                if literal in key.replace("\\", "/") and keep(key)]
+    return [sites for key, sites in table.items() if literal in key and keep(key)]

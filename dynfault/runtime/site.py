@@ -2,8 +2,10 @@
 
 Rewritten modules read one module global per site, `_dynfault_f<index>`, that the site keeps
 equal to "some layer arms me" (or "a report counts me"); a disabled site costs that read and a
-branch. Past the branch, `fire()`/`guard()` ask the site's registry, under its one lock, whether
-this hit fires, then do what the fire does (listeners, crash, stall, raise) outside the lock.
+branch. Past the branch, every entry point (`fire()`, `guard()`, `dynamic()`, the runtime
+function, `fire_async()`) asks the site's lock-free plan (dynfault.runtime.plan) or else its
+registry, under its lock, whether this hit fires, and ends a fire the one way, `finish()`:
+listeners, crash, stall, outside the lock.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from dynfault.lang import DISABLED, Command
 from dynfault.runtime import firing as _firing
 from dynfault.runtime import stall as _stall_mod
+
+_listeners = _firing.listeners  # the same list, changed in place: one global read to test it
 
 TYPE_CHECKING = False  # typing itself would cost every program that imports dynfault
 if TYPE_CHECKING:
@@ -37,7 +41,7 @@ class Effect:
     """What a fire does besides counting: stall (`pause`/`delay` ms), what a call site raises
     (`error`), kill the process (`crash`), raise after the call (`late`)."""
 
-    __slots__ = ("pause", "delay", "error", "crash", "late")
+    __slots__ = ("pause", "delay", "error", "crash", "late", "plain")
 
     def __init__(self, pause: float | None, delay: float | None, error: str | None,
                  crash: bool, late: bool) -> None:
@@ -46,6 +50,8 @@ class Effect:
         self.error = error
         self.crash = crash
         self.late = late
+        # Nothing to do but return True (or raise): the enabled path's shortcut.
+        self.plain = pause is None and delay is None and not crash
 
 
 class Arm:
@@ -262,7 +268,11 @@ class Site:
             effect = self._reg.decide(self)
         else:
             return False
-        return effect is not None and finish(self, effect, sys._getframe(1))
+        if effect is None:
+            return False
+        if effect.plain and not _listeners:
+            return True
+        return finish(self, effect, sys._getframe(1))
 
     def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A call site, decided when this is called (before the call's arguments are evaluated):
@@ -276,7 +286,9 @@ class Site:
             effect = self._reg.decide(self)
         else:
             return fn
-        if effect is None or not finish(self, effect, sys._getframe(1)):
+        if effect is None:
+            return fn
+        if (not effect.plain or _listeners) and not finish(self, effect, sys._getframe(1)):
             return fn
         if effect.late:
             return _Late(self, fn, effect.error)

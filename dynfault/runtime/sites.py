@@ -48,6 +48,7 @@ def _random_seed() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
+_MAX_SEEN = 4096  # files noted while nothing was armed: a bound for programs that exec() code
 _seed, seed_error = _initial_seed()
 REGISTRY = Registry(_seed)  # the process's registry; tests build their own
 
@@ -72,6 +73,11 @@ def dynamic_fault(fault_class: str) -> bool:
     """
     registry = REGISTRY
     if not registry.slow:
+        # Nothing is armed: note the file, so sites() and control() can list its sites later.
+        frame = sys._getframe(1)
+        filename = frame.f_code.co_filename
+        if filename not in registry.seen and len(registry.seen) < _MAX_SEEN:
+            registry.seen[filename] = frame.f_globals.get("__name__", "?")
         return False
     frame = sys._getframe(1)
     site = _frames.site_for_frame(registry, frame, fault_class)
@@ -108,6 +114,7 @@ def seed(value: int | None = None) -> int:
 
 def select(query: Query) -> list[Site]:
     """The loaded sites a parsed query matches, in registration order."""
+    _frames.register_seen(REGISTRY)
     return REGISTRY.select(query)
 
 
@@ -118,12 +125,15 @@ def control(commands: str) -> int:
     layer, or under pytest to the running test's layer.
     """
     parsed = parse(commands)
+    _frames.register_seen(REGISTRY)
     return REGISTRY.apply(REGISTRY.target, parsed)
 
 
 def sites(query: str | None = None) -> list[Site]:
     """The live sites, in registration order, that a query (selectors only) matches."""
-    return REGISTRY.select(parse_query(query))
+    query_ = parse_query(query)
+    _frames.register_seen(REGISTRY)
+    return REGISTRY.select(query_)
 
 
 def history() -> list[Entry]:
@@ -162,6 +172,7 @@ def faults(commands: str, scope: str = "global") -> Iterator[int]:
         raise ValueError(f"scope must be 'global' or 'context', not {scope!r}")
     parsed = parse(commands)
     registry = REGISTRY
+    _frames.register_seen(registry)
     context = scope == "context"
     layer = registry.open_layer(BLOCK, context=context)
     token = registry.active.set(registry.active.get() + (layer,)) if context else None
