@@ -24,7 +24,7 @@ import pyperf  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
 
 def one_process(command: list[str], env: dict[str, str]) -> float:
