@@ -29,6 +29,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CodeType
     from typing import Any
+else:
+    Any = object
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -50,11 +52,79 @@ def _start() -> None:
         from dynfault.sweep.child import report_to
 
         report_to(report_dir)
+    # call sites can be anywhere: then the whole hook at once
+    install_hook(lazily=not os.environ.get(env.DYNFAULT_CALLS))
+    _rewrite_main()
+
+
+def install_hook(lazily: bool) -> None:
+    """The hook over DYNFAULT_SCOPE's modules and DYNFAULT_CALLS's calls, as this process's
+    environment says (`dynfault run` sets it first, for itself and its children); `lazily`:
+    only once a module may have sites (see `_Bootstrap`)."""
+    if lazily:
+        _Bootstrap.install()
+    else:
+        _install_hook()
+
+
+def ensure_hook() -> bool:
+    """Put in the hook that a bootstrap stands for now (the pytest plugin, in a process of a
+    run, keeps the run's module set); whether one stood."""
+    if not _remove_bootstrap():
+        return False
+    _install_hook()
+    return True
+
+
+def _install_hook() -> Any:
+    """The import hook over DYNFAULT_SCOPE's modules; its finder."""
     from dynfault.instrument.hook import install_import_hook
 
     include, exclude, roots = env.scope_from_environment().hook_arguments()
-    install_import_hook(include, exclude, roots=roots)  # its calls default to DYNFAULT_CALLS
-    _rewrite_main()
+    # its calls default to DYNFAULT_CALLS
+    return install_import_hook(include, exclude, roots=roots).finder
+
+
+# -- until a module may have sites ---------------------------------------------------------------
+
+_external: Any = sys.modules["_frozen_importlib_external"]  # importlib.machinery, loaded already
+_MARKER = b"dynamic_fault"
+
+
+class _Bootstrap:
+    """Stands where the hook will stand, importing nothing, until a module outside the standard
+    library may have sites (its source names `dynamic_fault`): then the hook goes in and takes
+    over. A child that imports no such module (most of them) never loads the hook."""
+
+    def __init__(self) -> None:
+        self.stdlib = os.path.dirname(os.__file__) + os.sep
+
+    @classmethod
+    def install(cls) -> None:
+        path_finder = _external.PathFinder
+        place = sys.meta_path.index(path_finder) if path_finder in sys.meta_path \
+            else len(sys.meta_path)
+        sys.meta_path.insert(place, cls())
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        spec = _external.PathFinder.find_spec(fullname, path, target)
+        if spec is None or type(spec.loader) is not _external.SourceFileLoader:
+            return spec
+        origin = spec.origin
+        if not origin or fullname.partition(".")[0] == "dynfault" or (
+                origin.startswith(self.stdlib) and "-packages" not in origin):
+            return spec
+        try:
+            with open(origin, "rb") as f:
+                if _MARKER not in f.read():
+                    return spec
+        except OSError:
+            return spec
+        _remove_bootstrap()
+        return _install_hook().find_spec(fullname, path, target)
+
+    def invalidate_caches(self) -> None:
+        pass
 
 
 # -- the main script -----------------------------------------------------------------------------
@@ -111,19 +181,31 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
 
 def _main_code(path: str) -> CodeType | None:
     """The rewritten code of a main script with sites, else None."""
-    from dynfault.instrument.compile import may_have_sites
-    from dynfault.instrument.hook import code_for_path, installed_hook
-
-    hook = installed_hook()
-    calls = hook.finder.calls if hook is not None else ()
     try:
         with open(path, "rb") as f:
             source = f.read()
+        if _MARKER not in source and not os.environ.get(env.DYNFAULT_CALLS):
+            return None  # no site: nothing of the hook is needed
+        if _remove_bootstrap():  # it still stood: the main script has sites
+            _install_hook()
+        from dynfault.instrument.compile import may_have_sites
+        from dynfault.instrument.hook import code_for_path, installed_hook
+
+        hook = installed_hook()
+        calls = hook.finder.calls if hook is not None else ()
         if not may_have_sites(source, calls):
             return None
         return code_for_path(path)
     except (OSError, SyntaxError, ValueError):
         return None
+
+
+def _remove_bootstrap() -> bool:
+    """Take the bootstrap out of sys.meta_path; whether it was there."""
+    kept = [f for f in sys.meta_path if not isinstance(f, _Bootstrap)]
+    removed = len(kept) != len(sys.meta_path)
+    sys.meta_path[:] = kept
+    return removed
 
 
 def _print_exception(error: BaseException) -> None:
@@ -203,4 +285,5 @@ def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
             sys.modules[run_name] = saved_module
 
 
-_start()
+if "dynfault.cli.run" not in sys.modules:  # the process of `dynfault run` instruments itself
+    _start()

@@ -240,10 +240,12 @@ def _install_hook(scope: Scope, calls: tuple[str, ...]) -> _HookHandle | None:
     The finder sits just before PathFinder: test files and conftests, which pytest's assertion
     rewriter claims earlier on sys.meta_path, stay with it and keep assert introspection.
     """
+    from dynfault.child import ensure_hook
     from dynfault.errors import DynfaultError
     from dynfault.instrument.hook import install_import_hook, installed_hook
 
-    if installed_hook() is not None:
+    # A process of `dynfault run` or of a sweep's run keeps the run's module set.
+    if ensure_hook() or installed_hook() is not None:
         return None
     include, exclude, roots = scope.hook_arguments()
     try:

@@ -135,3 +135,19 @@ def test_a_rewritten_main_script_ends_as_python_would(tmp_path: Path, tail: str,
                                                            plain.stderr)
     assert done.returncode == code
     assert done.stderr.endswith(stderr)
+
+
+def test_a_child_loads_the_hook_only_once_a_module_may_have_sites(tmp_path: Path) -> None:
+    write(tmp_path, {"plain.py": "X = 1\n", **LIBS})
+    probe = ("import sys, plain; print('dynfault.instrument.hook' in sys.modules); "
+             "import app; print('dynfault.instrument.hook' in sys.modules, "
+             "hasattr(app, '_dynfault_s0'))")
+    done = python("-c", probe, cwd=tmp_path, env=child_env(tmp_path))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "False\nTrue True\n", "")
+
+
+def test_run_loads_no_hook_and_no_runtime_for_a_plain_script(tmp_path: Path) -> None:
+    write(tmp_path, {"hello.py": "import sys\nprint(sorted(m for m in sys.modules if m in "
+                                 "('dynfault.instrument.hook', 'dynfault.runtime.sites')))\n"})
+    done = dynfault_cli("run", "hello.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")

@@ -140,8 +140,8 @@ class DynfaultGroup(click.Group):
             sys.exit(ExitCode.FAILED)
         except BrokenPipeError:
             # The reader went away (`dynfault list | head`): quietly, as cat does.
-            sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            sys.stderr = open(os.devnull, "w")
+            sys.stdout = open(os.devnull, "w")
             sys.exit(ExitCode.FAILED)
         # Without standalone mode click returns an Exit's code, or the command's own value.
         sys.exit(result if isinstance(result, int) else ExitCode.OK)

@@ -208,17 +208,19 @@ def run(enables: tuple[str, ...], enable_files: tuple[str, ...], includes: tuple
                      includes=includes, excludes=excludes, expand=expand_calls)
     json_path = _json_target(report_json) if report_json is not None else None
 
-    from dynfault.instrument.hook import install_import_hook
-    from dynfault.runtime.sites import set_reporting
-
     labelled = apply_rules(settings.enable)
     scope = Scope(settings.include, settings.exclude)
     # Children apply exactly these rules, in this order, and rewrite the same modules.
     set_child_environment(os.environ, scope, settings.calls, settings.enable_text)
     if report or json_path is not None:
+        from dynfault.runtime.sites import set_reporting  # the runtime only when needed
+
         set_reporting(True)
-    include, exclude, _ = scope.hook_arguments()
-    install_import_hook(include, exclude, calls=settings.calls)
+    from dynfault.child import install_hook
+
+    # From the environment just set, as in every child; the hook itself only once a module
+    # may have sites (call sites can be anywhere: at once).
+    install_hook(lazily=not settings.calls)
     # Registered before the program runs, so it runs after every exit handler of the program.
     at_exit = _AtExit(report, json_path, labelled)
     at_exit.calls, at_exit.strict = settings.calls, strict

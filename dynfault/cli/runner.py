@@ -80,21 +80,28 @@ def main_program(path: str) -> Program:
 
 
 def script_program(path: str) -> Program:
-    """`python PATH`: compile the script through the hook (raises SyntaxError as python would)."""
-    from dynfault.instrument.hook import code_for_path
-
+    """`python PATH`: compile the script through the hook (raises SyntaxError as python would);
+    a script without sites is compiled as python compiles it, without loading the hook."""
     full = os.path.abspath(path)
     if os.path.isdir(full):
         return main_program(path)
     try:
-        with open(full, "rb"):
-            pass
+        with open(full, "rb") as f:
+            source = f.read()
     except OSError as error:
         raise NoSource(f"can't open file '{full}': [Errno {error.errno}] {error.strerror}") \
             from None
     if _is_zip(full):
         return main_program(path)
-    code = code_for_path(full)
+    if b"dynamic_fault" not in source and not os.environ.get("DYNFAULT_CALLS"):
+        code = compile(source, full, "exec", dont_inherit=True)
+    else:
+        from dynfault.child import ensure_hook
+
+        ensure_hook()  # the script has sites: the hook that a bootstrap stood for
+        from dynfault.instrument.hook import code_for_path
+
+        code = code_for_path(full)
     return Program(code, path, _path0(os.path.dirname(os.path.realpath(full))), _main_attributes({
         "__file__": full, "__cached__": None, "__package__": None, "__spec__": None,
         "__loader__": SourceFileLoader("__main__", full),
@@ -105,6 +112,9 @@ def module_program(name: str) -> Program:
     """`python -m NAME`: find the module as runpy does (parent packages run first), hook on."""
     import runpy
 
+    from dynfault.child import ensure_hook
+
+    ensure_hook()  # `-m`: the main module is found through the hook, as runpy finds it
     from dynfault.instrument.hook import DynfaultLoader, code_for_path
 
     try:
