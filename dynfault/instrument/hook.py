@@ -2,11 +2,12 @@
 
 The finder asks PathFinder itself (not every finder again): finders placed earlier (pytest's
 assertion rewriting, editable installs) have had their turn and keep their modules. For a plain
-`.py` source module that the policy accepts, it swaps in `DynfaultLoader`, whose `get_code`
-takes the one stat Python takes anyway and then: a source the index knows to have no sites is
-compiled and cached by Python's own code; a source whose rewritten .pyc carries its stamp loads
-that (no read of the source); anything else is read, prefiltered for the bytes `dynamic_fault`,
-and rewritten (see `compile` and `cache`). libcst is imported only for a real rewrite.
+`.py` source module that the policy accepts, it stats the source: one the index knows to have no
+sites (by that stamp) keeps PathFinder's own loader, untouched. Any other gets `DynfaultLoader`,
+whose `get_code`: a source whose rewritten .pyc carries its stamp loads that (no read of the
+source); anything else is read, prefiltered for the bytes `dynamic_fault` (and the calls list's
+names), and rewritten (see `compile` and `cache`), or found without sites and compiled by
+Python's own code. libcst is imported only for a real rewrite.
 """
 
 from __future__ import annotations
