@@ -122,17 +122,20 @@ def test_one_command_to_three_processes_and_counters_from_all(
         (HOST, p.pid, str(tmp_path / "app.py"), []) for p in sorted(three, key=lambda p: p.pid)]
 
     result = run_ctl("--redis", url, "--json", "demo:fail frequency 1", "class demo oneshot")
-    assert json.loads(result.stdout) == {"version": 1, "processes": [
-        {"host": HOST, "pid": p.pid, "program": str(tmp_path / "app.py"), "matched": 0,
-         "lists": [{"commands": "demo:fail frequency 1", "matched": 0},
-                   {"commands": "class demo oneshot", "matched": 0}]}
-        for p in sorted(three, key=lambda p: p.pid)]}
+    # Without the hook the site registers at its first hit, which the first list enables: the
+    # second list may meet it already, or not yet.
+    shaped = json.loads(result.stdout)["processes"]
+    assert [(p["host"], p["pid"], p["program"], [(e["commands"], e["matched"] if i == 0 else 0)
+                                                 for i, e in enumerate(p["lists"])])
+            for p in shaped] == [
+        (HOST, p.pid, str(tmp_path / "app.py"),
+         [("demo:fail frequency 1", 0), ("class demo oneshot", 0)])
+        for p in sorted(three, key=lambda p: p.pid)]
     pids = ", ".join(str(p.pid) for p in sorted(three, key=lambda p: p.pid))
-    assert (result.returncode, result.stderr.splitlines()[:3]) == (0, [
-        "dynfault: 'demo:fail frequency 1' matched no site",
-        "dynfault: 'class demo oneshot' matched no site",
-        f"dynfault ctl: pids {pids} run without the import hook: sites register at their "
-        f"first hit, and the commands apply to them then"])
+    lines = result.stderr.splitlines()
+    assert (result.returncode, lines[0]) == (0, "dynfault: 'demo:fail frequency 1' matched no site")
+    assert f"dynfault ctl: pids {pids} run without the import hook: sites register at their " \
+           f"first hit, and the commands apply to them then" in lines
     for program in three:
         program.expect("fault")
     deadline = time.monotonic() + 10
