@@ -183,3 +183,16 @@ def test_identity_names_the_program() -> None:
     who = protocol.identity()
     assert (who["host"], who["pid"]) == (HOST, os.getpid())
     assert isinstance(who["program"], str) and who["program"]
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    (b'{"version": 1, "verb": "list", "query": ' + b"[" * 60_000 + b"]" * 60_000 + b"}",
+     "bad request: 120041 bytes, more than the 65536 allowed"),
+    (b'{"version": 1, "verb": "list", "query": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+     "bad request: JSON nested 30001 deep, more than the 16 allowed"),
+    (b'{"version": 1, "verb": "list", "query": ["\\u001b[2J"]}',
+     "bad request: 'query' must be a string or null"),
+])
+def test_a_hostile_request_gets_one_error_reply(line: bytes, error: str) -> None:
+    reply = json.loads(answer_line(line))
+    assert (reply["ok"], reply["error"]) == (False, error)
