@@ -39,11 +39,12 @@ def test_version(tmp_path: Path, flag: str) -> None:
 def test_help_names_the_environment_exit_status_and_completion(tmp_path: Path) -> None:
     text = dynfault_cli("--help", cwd=tmp_path).stdout
     assert text.split("Environment variables:\n", 1)[1] == (
-        "  DYNFAULT_ENABLE       commands applied at start, in every process\n"
-        "  DYNFAULT_ENABLE_FILE  a file of commands, applied before DYNFAULT_ENABLE\n"
-        "  DYNFAULT_SEED         the seed for `probability`\n"
-        "  DYNFAULT_CONTROL      a control socket directory, or a redis:// URL\n"
-        "  DYNFAULT_CALLS        calls to make sites of: os.fsync,.execute\n"
+        "  DYNFAULT_ENABLE         commands applied at start, in every process\n"
+        "  DYNFAULT_ENABLE_FILE    a file of commands, applied before DYNFAULT_ENABLE\n"
+        "  DYNFAULT_SEED           the seed for `probability`\n"
+        "  DYNFAULT_CONTROL        a control socket directory, or a redis:// URL\n"
+        "  DYNFAULT_CALLS          calls to make sites of: os.fsync,.execute\n"
+        "  DYNFAULT_FLEET_IMPORTS  1: fleet commands may name an error class to import\n"
         "\n"
         "Exit status:\n"
         "  0  done (under run: the program's own status)\n"

@@ -35,6 +35,7 @@ ENVIRONMENT_HELP = (
     ("DYNFAULT_SEED", "the seed for `probability`"),
     ("DYNFAULT_CONTROL", "a control socket directory, or a redis:// URL"),
     ("DYNFAULT_CALLS", "calls to make sites of: os.fsync,.execute"),
+    ("DYNFAULT_FLEET_IMPORTS", "1: fleet commands may name an error class to import"),
 )
 
 _COMMANDS = {  # name -> module that defines the click command of that name
