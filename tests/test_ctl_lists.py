@@ -31,6 +31,10 @@ KV = textwrap.dedent("""\
         time.sleep(0.01)
     """)
 
+# The same site, not reached yet: without the hook it registers only at its first hit.
+IDLE = KV.replace("    retry()\n", "")
+assert IDLE != KV
+
 
 @pytest.fixture
 def control_dir(tmp_path: Path) -> Path:
@@ -79,7 +83,7 @@ def test_a_list_that_matched_nothing_gets_runs_did_you_mean(
 
 def test_without_the_hook_ctl_says_sites_register_at_their_first_hit(
         tmp_path: Path, control_dir: Path, programs: list[Program]) -> None:
-    program = start_loop(tmp_path, control_dir, programs, "python", source=KV)
+    program = start_loop(tmp_path, control_dir, programs, "python", source=IDLE)
     result = run_ctl("kv:retry:busy oneshot", control=control_dir)
     assert (result.returncode, result.stdout, result.stderr) == (
         0, "0 sites matched\n",

@@ -49,7 +49,8 @@ def test_error_names_what_every_runs_call_site_raises(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     [run] = runs(tmp_path)
     assert str(run["reproducer"]).startswith(
-        f"DYNFAULT_ENABLE='file store.py line 5 site {run['index']} oneshot error ENOSPC' ")
+        f"DYNFAULT_ENABLE='file store.py line 5 class call:os.replace site {run['index']} "
+        "oneshot error ENOSPC' ")
     assert "OSError: [Errno 28] dynfault: injected fault at store.py:5" in str(run["tail"])
     assert "1 run: the injected OSError propagated to the test unchanged" in done.stdout
 
