@@ -224,18 +224,9 @@ def _die_of_sigint_at_exit() -> None:
     """Python ends on an uncaught KeyboardInterrupt by SIGINT once its exit handlers have run."""
     import atexit
 
-    def die() -> None:
-        import signal
+    from dynfault.util import die_of_sigint
 
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    atexit.register(die)
+    atexit.register(die_of_sigint)
 
 
 def _wrap_run_path() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warn", "warnings_given", "say", "first_line", "one_line", "clip", "atomic_write",
-           "shown_path", "find_pyproject"]
+__all__ = ["warn", "die_of_sigint", "warnings_given", "say", "first_line", "one_line", "clip",
+           "atomic_write", "shown_path", "find_pyproject"]
 
 
 def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 2) -> None:
@@ -82,6 +82,20 @@ def _show(message: Warning | str, category: type[Warning], filename: str, lineno
     previous = _shown[0] if _shown else None
     if callable(previous):
         previous(message, category, filename, lineno, file, line)
+
+
+def die_of_sigint() -> None:
+    """End as python ends on an uncaught KeyboardInterrupt, its output flushed: killed by
+    SIGINT, so the shell sees the signal (the last exit handler of a run calls this)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def first_line(error: BaseException) -> str:

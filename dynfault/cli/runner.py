@@ -235,12 +235,6 @@ def finish_interrupted() -> None:
     """Called as the last exit handler of the run: die of SIGINT if the program did."""
     if not _interrupted or os.name != "posix":
         return
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    import signal
+    from dynfault.util import die_of_sigint
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+    die_of_sigint()
