@@ -60,7 +60,8 @@ def test_a_calls_sweep_finds_a_stale_lock(tmp_path: Path) -> None:
     done = dynfault_cli("sweep", "--calls", "@fs", "--select", "file store.py", "--check", CHECK,
                         *command, cwd=tmp_path, timeout=300)
     assert done.returncode == 1, done.stderr
-    rows = re.findall(r"^(store\.py:\d+ class:\S+) func:save +1 +(\d) +(\d) +0 +yes$",
+    rows = re.findall(r"^(store\.py:\d+ class:\S+) func:save +1 +(\d) +(\d) +0 "
+                      r"+(?:ok|1 failed) +yes$",
                       done.stdout, re.MULTILINE)
     assert rows == [
         ("store.py:7 class:call:os.open", "1", "0"),  # nothing locked yet: clean
@@ -72,6 +73,6 @@ def test_a_calls_sweep_finds_a_stale_lock(tmp_path: Path) -> None:
     ]
     assert ("store.py:13 class:call:os.replace func:save: failed (check: --check failed after "
             "the run)") in done.stdout
-    assert "DYNFAULT_ENABLE='file store.py line 13 site 4 oneshot' DYNFAULT_CALLS=@fs" in (
-        done.stdout)
+    assert ("DYNFAULT_ENABLE='file store.py line 13 class call:os.replace site 0 oneshot' "
+            "DYNFAULT_CALLS=@fs") in done.stdout
     assert not (tmp_path / "data.txt.lock").exists()

@@ -71,7 +71,8 @@ def test_a_call_site_reproducer_of_a_shell_command_fails_again_with_its_check(
         "[] []", "[store.py:6 call:os.replace] [1]"]
     line = run["reproducer"]
     assert isinstance(line, str)
-    assert line == (f"DYNFAULT_ENABLE='file store.py line 6 site {run['index']} oneshot' "
+    assert line == (f"DYNFAULT_ENABLE='file store.py line 6 class call:os.replace site "
+                    f"{run['index']} oneshot' "
                     f"DYNFAULT_CALLS=os.replace sh -c '{sys.executable} app.py'; "
                     "DYNFAULT_SWEEP_SITE='store.py:6 call:os.replace' DYNFAULT_SWEEP_RUN=1 "
                     f"sh -c {CHECK!r}")
