@@ -141,6 +141,16 @@ def test_check_call_sees_state_before_the_fixtures_tear_it_down(tmp_path: Path) 
     log = (tmp_path / "logs" / "001-app.py-7-site0.log").read_text()
     assert "--- --check-call checks:no_locks failed: tests/test_app.py::test_work: " \
            "AssertionError: tests/test_app.py::test_work left ['a'] held" in log
+    # its reproducer arms the check too, and fails again by itself, showing why
+    line = str(run["reproducer"])
+    assert "DYNFAULT_SWEEP_CHECK_CALL=checks:no_locks" in line
+    assert "PYTEST_PLUGINS=dynfault.sweep.child,dynfault.sweep.check_call" in line
+    env = clean_env()
+    again = subprocess.run(["sh", "-c", line], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert ("dynfault sweep --check-call checks:no_locks: tests/test_app.py::test_work: "
+            "AssertionError: tests/test_app.py::test_work left ['a'] held") in again.stdout
 
 
 def test_a_baseline_check_failure_names_the_check_and_its_file(tmp_path: Path) -> None:

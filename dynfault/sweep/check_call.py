@@ -42,5 +42,7 @@ def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
         _function()(item.nodeid)
     except Exception as error:  # the user's check said no (or could not be called)
         text = str(error).strip().splitlines()
-        check_failed(f"{item.nodeid}: {type(error).__name__}"
-                     f"{': ' + text[0][:300] if text else ''}")
+        message = f"{item.nodeid}: {type(error).__name__}{': ' + text[0][:300] if text else ''}"
+        if not check_failed(message):  # a reproducer, run by hand: the failure must show
+            pytest.fail(f"dynfault sweep --check-call {os.environ.get(CHECK_CALL_ENV, '')}: "
+                        f"{message}", pytrace=False)

@@ -365,9 +365,13 @@ def pytest_runtest_logreport(report: Any) -> None:
 
 # -- the report ---------------------------------------------------------------------------
 
-def check_failed(text: str) -> None:
-    """--check-call failed after a test (dynfault.sweep.check_call says so)."""
+def check_failed(text: str) -> bool:
+    """--check-call failed after a test (dynfault.sweep.check_call says so): True when a
+    sweep's run records it; False outside one (a reproducer), where the test must show it."""
+    if _report_dir is None:
+        return False
     _check_failures.append(text)
+    return True
 
 
 def _write_and_die(signum: int, frame: object) -> None:

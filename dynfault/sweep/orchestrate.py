@@ -512,8 +512,10 @@ def _result(state: _Sweep, run: Run, got: _Done, identity: tuple[str, int]) -> R
     shown = "" if outcome == PASSED else tail(got.log)
     if got.stacks:  # what it printed last, then where every thread of it stood
         shown = "\n".join([*got.before.splitlines(), *got.stacks.splitlines()[:40]])
+    failed_check = got.check not in (None, PASSED)
     repro = reproducer(run.enable, options.command, run.tests, _calls(options),
-                       options.check if got.check not in (None, PASSED) else None, identity)
+                       options.check if failed_check and options.check else None, identity,
+                       options.check_call if failed_check and options.check_call else None)
     return Result(run.site, run.nth, outcome, reason, report.fired(run.site.key), got.code,
                   None if run.tests is None else list(run.tests), report.failing, shown, repro,
                   got.seconds, got.log if options.log_dir else None, check=got.check,

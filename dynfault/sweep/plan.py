@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dynfault.errors import UsageError
 from dynfault.lang import Query, parse_query, quote
 from dynfault.record import SiteKey, SiteRecord, site_kind
-from dynfault.sweep.child import TESTS_ENV, join_tests
+from dynfault.sweep.child import CHECK_CALL_ENV, TESTS_ENV, join_tests
 from dynfault.sweep.reports import Baseline
 
 __all__ = ["Run", "enable_text", "reproducer", "plan", "choose", "parse_shard", "in_shard",
@@ -18,6 +18,7 @@ __all__ = ["Run", "enable_text", "reproducer", "plan", "choose", "parse_shard", 
 
 DEFAULT_MAX_NTH = 10
 CHILD_PLUGIN = "dynfault.sweep.child"
+CHECK_CALL_PLUGIN = "dynfault.sweep.check_call"
 
 
 class Run:
@@ -54,7 +55,7 @@ def enable_text(site: SiteRecord, nth: int, crash: bool = False, more: str = "")
 
 def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None = None,
                calls: str = "", check: str | None = None,
-               identity: tuple[str, int] | None = None) -> str:
+               identity: tuple[str, int] | None = None, check_call: str | None = None) -> str:
     """One shell line: the command with only the run's variables set, then the check that
     failed. dynfault applies DYNFAULT_ENABLE in any process that imports it, hook or no hook,
     and DYNFAULT_CALLS installs the hook in any process (call sites need it); a targeted run's
@@ -62,8 +63,13 @@ def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None 
     words = [f"DYNFAULT_ENABLE={shlex.quote(enable)}"]
     if calls:
         words.append(f"DYNFAULT_CALLS={shlex.quote(calls)}")
+    plugins = [CHILD_PLUGIN] if tests else []
+    if check_call is not None:  # the in-process check that failed: it fails the test here
+        plugins.append(CHECK_CALL_PLUGIN)
+        words.append(f"{CHECK_CALL_ENV}={shlex.quote(check_call)}")
+    if plugins:
+        words.append(f"PYTEST_PLUGINS={','.join(plugins)}")
     if tests:
-        words.append(f"PYTEST_PLUGINS={CHILD_PLUGIN}")
         words.append(f"{TESTS_ENV}={shlex.quote(join_tests(list(tests)))}")
     line = " ".join(words) + " " + shlex.join(command)
     if check is not None:
