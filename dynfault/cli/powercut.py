@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import tempfile
 
@@ -33,6 +34,11 @@ def _dirs(given: tuple[str, ...]) -> list[str]:
     dirs: list[str] = []
     for name in given:
         full = os.path.normpath(os.path.abspath(name))
+        if not os.path.lexists(full):
+            # A directory the program makes itself is not recorded as absent yet: the states
+            # and the check's copies are built on each --dir existing.
+            raise UsageError(f"--dir {name}: does not exist (create it first: mkdir -p "
+                             f"{shlex.quote(name)})")
         if not os.path.isdir(full):
             raise UsageError(f"--dir {name}: not a directory")
         for other in dirs:

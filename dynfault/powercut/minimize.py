@@ -11,7 +11,7 @@ from dynfault.powercut.journal import DATA_OPS, NAME_OPS, Op
 from dynfault.powercut.model import MUTATING, History, State
 from dynfault.powercut.states import normalize
 
-__all__ = ["minimize", "classify", "fix_hint", "reproducer", "Finding"]
+__all__ = ["minimize", "canonical", "classify", "fix_hint", "reproducer", "Finding"]
 
 Fails = Callable[[State], bool]
 
@@ -57,16 +57,39 @@ def _ddmin(history: History, model: str, state: State, fails: Fails) -> State:
     return best
 
 
+def canonical(history: History, model: str, state: State) -> State:
+    """The same files and acknowledgements at the earliest crash point that holds them: losing
+    the operations just before the crash point (nothing but lost or non-mutating operations,
+    no acknowledgement, between them and it) is the same state as crashing before them, and
+    SPEC 9 checks and names identical states once."""
+    lost = set(state.lost)
+    k = state.k
+    while k > 0:
+        op = history.ops[k - 1]
+        if op.kind == "ack" or (op.kind in MUTATING and op.seq not in lost) \
+                or (state.torn is not None and state.torn[0] == op.seq):
+            break
+        k -= 1
+    if k == state.k:
+        return state
+    shape = normalize(history, model, k, [s for s in state.lost if s < k], state.torn)
+    if shape is None:
+        return state
+    earlier = history.build(*shape)
+    return earlier if earlier.key == state.key else state
+
+
 def minimize(history: History, model: str, state: State, fails: Fails) -> State:
-    """The smallest failing state found from `state` under `model`."""
+    """The smallest failing state found from `state` under `model`, never one that loses
+    what an earlier crash point with the same files and acknowledgements holds."""
     best = _ddmin(history, model, state, fails)
     needed = list(best.lost) + ([best.torn[0]] if best.torn else [])
     first = max(needed) + 1 if needed else 0
     for k in range(first, best.k):
         found = _try(history, model, k, best.lost, best.torn, fails)
-        if found is not None:
+        if found is not None and canonical(history, model, found) is found:
             return found
-    return best
+    return canonical(history, model, best)
 
 
 class Finding:
@@ -107,6 +130,10 @@ def fix_hint(finding: Finding) -> str:
                 else "a checksum or length prefix")
     if finding.kind == "across-calls":
         return "write to a temporary file and rename"
+    if first.kind in DATA_OPS and finding.kind == "durability":
+        # where the data was last changed: an fsync before it (tinydb fsyncs, then truncates)
+        # leaves the change it names undurable
+        return f"os.fsync(f.fileno()) after line {finding.ops[-2].line}"
     if first.kind in DATA_OPS:
         return f"os.fsync(f.fileno()) before line {last.line}"
     if first.kind in NAME_OPS:
