@@ -67,3 +67,15 @@ def test_a_test_annotating_the_fixture_passes_mypy_strict(tmp_path: Path) -> Non
                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
                            env=clean_env())
     assert wrong.returncode == 1
+
+
+def test_pytest_fixtures_shows_the_fixtures_docstring(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("def test_x(dynfault):\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider",
+                           "test_x.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("dynfault "))
+    assert lines[at + 1].strip() == (
+        "dynfault's API for this test (annotate it as `dynfault.Fixture`): `control()`,")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from conftest import clean_env
 
 import dynfault
 from dynfault import dynamic_fault
@@ -102,3 +107,18 @@ def test_report_counts_disabled_hits_through_the_runtime_function() -> None:
         sites_module.set_reporting(False)
     (site,) = dynfault.sites("class seq:a")
     assert (site.hits, site.fired) == (6, 1)
+
+
+def test_a_crash_is_not_stopped_by_a_test_that_mocks_os_kill(tmp_path: Path) -> None:
+    # dynfault's own process operations use references taken at import (issue 21)
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import os\nfrom unittest import mock\nimport dynfault\n"
+        "from dynfault import dynamic_fault\n"
+        "dynfault.control('class boom crash')\n"
+        "with mock.patch('os.kill'), mock.patch('os.getpid', return_value=1):\n"
+        "    dynamic_fault('boom')\n"
+        "print('survived')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env=clean_env())
+    assert (done.returncode, done.stdout) == (-9, "")
