@@ -139,3 +139,32 @@ def test_a_control_directory_of_another_user_is_refused(tmp_path: Path,
     with pytest.raises(UntrustedPath) as caught:
         paths.check_private_directory(str(where))
     assert caught.value.reason.startswith("not yours")
+
+
+def test_a_private_directory_under_another_users_parent_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = tmp_path / "theirs"
+    parent.mkdir(mode=0o755)
+    where = parent / "ctl"
+    where.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(parent, OTHER, -1)
+    else:
+        pytest.skip("giving a directory away needs root; the shifted-uid test covers it")
+    with pytest.raises(UntrustedPath) as caught:
+        paths.check_private_directory(str(where))
+    assert (caught.value.path, caught.value.uid) == (str(parent), OTHER)
+    assert caught.value.reason.startswith("owned by another user")
+
+
+@pytest.mark.parametrize("umask", [0o777, 0o700, 0o500])
+def test_missing_directories_are_0700_even_under_a_umask_that_removes_our_bits(
+        tmp_path: Path, umask: int) -> None:
+    target = tmp_path / "a" / "b"
+    before = os.umask(umask)
+    try:
+        made = paths.make_private_directory(str(target))
+    finally:
+        os.umask(before)
+    assert made == str(target)
+    assert [os.stat(p).st_mode & 0o7777 for p in (tmp_path / "a", target)] == [0o700, 0o700]

@@ -91,6 +91,14 @@ def test_6_marker(dynfault):
 def test_7_the_marker_is_gone_with_its_test(dynfault):
     assert [marked(), marked()] == [False, False]
     assert dynfault.fired("class holes:m") == 0
+
+
+def test_8_the_fixtures_reset_counts_from_the_reset(dynfault):
+    # holes:m fired 3 times since test 5's reset: this test's counts start from those
+    dynfault.reset()
+    dynfault.control("class holes:m")
+    assert [marked() for _ in range(4)] == [True] * 4
+    assert (dynfault.hits("class holes:m"), dynfault.fired("class holes:m")) == (4, 4)
 """
 
 
@@ -98,4 +106,4 @@ def test_layers_across_tests_of_one_session(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_holes=SESSION)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider",
                                            "--dynfault", "class holes:s oneshot")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)

@@ -207,3 +207,21 @@ def test_a_context_block_outranks_a_global_block_in_its_own_thread() -> None:
     finally:
         registry.active.reset(token)
     assert fires(site, 2) == "11"  # outside the context: the global block
+
+
+@pytest.mark.parametrize(("commands", "before", "after"), [
+    ("class h:fold after 2", "0", "0111"),
+    ("class h:fold after 2 times 2", "00", "1100"),
+    ("class h:fold frequency 3", "0", "0100"),
+    ("class h:fold frequency 2 times 2", "01", "0100"),
+])
+def test_a_plan_folded_midway_keeps_its_progress(commands: str, before: str,
+                                                  after: str) -> None:
+    registry = Registry()
+    registry.set_lock_free(True)
+    site = registry.register("m", "f", "/h/fold.py", 1, "h:fold", 0)
+    given(registry, registry.process, commands)
+    assert fires(site, len(before)) == before
+    registry.set_lock_free(False)  # folds the plan back into the arm; the lock decides on
+    assert fires(site, len(after)) == after
+    assert site.fired == (before + after).count("1")

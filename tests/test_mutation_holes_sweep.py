@@ -59,3 +59,51 @@ def result(outcome: str, reason: str | None, check: str | None = None,
 def test_which_runs_are_findings_and_why(run: Result, title: str | None) -> None:
     groups = findings.findings([run])
     assert [g.title for g in groups] == ([] if title is None else [title])
+
+
+def test_a_runs_environment_has_only_its_own_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynfault.sweep.execute import child_environment
+
+    monkeypatch.setenv("DYNFAULT_ENABLE", "class outer")
+    monkeypatch.setenv("DYNFAULT_CONTROL", "/run/ctl")
+    monkeypatch.setenv("PYTEST_PLUGINS", "mine")
+    baseline = child_environment("", "/r/0")
+    assert ("DYNFAULT_ENABLE" in baseline, "DYNFAULT_CONTROL" in baseline) == (False, False)
+    assert "DYNFAULT_CALLS" not in baseline
+    env = child_environment("file app.py line 3 site 0 oneshot", "/r/1", ["t.py::a"],
+                            calls="os.fsync")
+    assert (env["DYNFAULT_ENABLE"], env["DYNFAULT_CALLS"], env["DYNFAULT_CHILD"]) == (
+        "file app.py line 3 site 0 oneshot", "os.fsync", "1")
+    assert (env["DYNFAULT_SWEEP_DIR"], env["DYNFAULT_SWEEP_TESTS"]) == ("/r/1", "t.py::a")
+    assert env["PYTEST_PLUGINS"] == "mine,dynfault.sweep.child"
+
+
+def test_a_check_runs_without_any_trace_of_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynfault.sweep.execute import check_environment
+
+    monkeypatch.setenv("DYNFAULT_ENABLE", "class outer")
+    monkeypatch.setenv("DYNFAULT_CALLS", "os.fsync")
+    env = check_environment("app.py:3 c", 2)
+    assert sorted(k for k in env if k.startswith("DYNFAULT_")) == [
+        "DYNFAULT_SWEEP_RUN", "DYNFAULT_SWEEP_SITE"]
+    assert (env["DYNFAULT_SWEEP_SITE"], env["DYNFAULT_SWEEP_RUN"]) == ("app.py:3 c", "2")
+
+
+def test_the_table_tells_fired_controlled_and_idle_runs_apart() -> None:
+    from dynfault.sweep.summary import format_table
+
+    def passed(line: int, fired: bool, controlled: bool) -> Result:
+        return Result(site(line, line), 1, PASSED, None, fired, 0, None, [], "", "repro",
+                      controlled=controlled)
+
+    text = format_table([passed(1, True, False), passed(2, False, True),
+                         passed(3, False, False)], [])
+    lines = text.splitlines()
+    assert [line.split()[-1] for line in lines[1:4]] == ["yes", "test", "no"]
+    assert lines[5:7] == ["controlled by the test (the sweep's fault never fired): 1",
+                          "  app.py:2 class:c func:f"]
+    assert lines[8:10] == ["passed without their site firing (nothing was tested): 1",
+                           "  app.py:3 class:c func:f"]
+    assert lines[-1] == ("sweep: 3 sites, 3 runs: 1 passed with the fault, 1 passed without "
+                         "firing, 1 controlled by the test, 0 failed, 0 timed out (0 findings); "
+                         "0 unreached")

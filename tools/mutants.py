@@ -331,7 +331,7 @@ _m("ctl", "parents-unchecked", PATHS,
    "    check_parents(directory)\n    try:", "    try:", [CT, "tests/test_ctl_trust.py"])
 _m("ctl", "missing-made-with-umask", PATHS,
    "            os.chmod(path, 0o700)  # a umask", "            pass  # a umask",
-   ["tests/test_ctl_trust.py"])
+   [CT, "tests/test_ctl_trust.py"])
 
 # -- the pytest plugin ----------------------------------------------------------------------------
 PH = "tests/test_mutation_holes_plugin.py"
@@ -356,7 +356,7 @@ _m("plugin", "session-progress-carries-over", PLUG,
    "    if state is not None and state.layer is not None:\n        REGISTRY.refresh(state.layer)",
    "    if False:\n        REGISTRY.refresh(state.layer)", [PH, PT])
 _m("plugin", "fixture-reset-keeps-baseline", PLUG,
-   "        reset()\n        self._test.baseline = {}", "        reset()", [PT])
+   "        reset()\n        self._test.baseline = {}", "        reset()", [PH, PT])
 _m("plugin", "fired-counts-hits", PLUG,
    "        return sum(_since(s.fired, self._test.baseline.get(s, (0, 0))[1])",
    "        return sum(_since(s.hits, self._test.baseline.get(s, (0, 0))[0])", [PT])
@@ -366,3 +366,25 @@ _m("plugin", "unmatched-marker-not-reported", PLUG,
    "                    state.unmatched.append(", "                    (", [PT])
 _m("plugin", "paused-left-at-test-end", PLUG,
    "    resume()  # before the layer goes", "    pass  # before the layer goes", [PT])
+_m("sweep", "run-env-keeps-outer-enable", "dynfault/sweep/execute.py",
+   "    for name in (\"DYNFAULT_ENABLE\", \"DYNFAULT_CONTROL\", TESTS_ENV):",
+   "    for name in (\"DYNFAULT_CONTROL\", TESTS_ENV):", [SWH, SW])
+_m("sweep", "run-env-without-calls", "dynfault/sweep/execute.py",
+   "        env[\"DYNFAULT_CALLS\"] = calls", "        pass", [SWH, SW])
+_m("sweep", "check-env-keeps-the-rule", "dynfault/sweep/execute.py",
+   "    env = {k: v for k, v in os.environ.items() if not k.startswith(\"DYNFAULT_\")}",
+   "    env = dict(os.environ)", [SWH, SW])
+_m("sweep", "test-rule-counted-as-own", "dynfault/sweep/child.py",
+   "    return arm is not None and arm is REGISTRY.process.arms.get(site)",
+   "    return arm is not None",
+   ["tests/test_sweep_verdicts.py::test_a_site_that_only_the_tests_own_marker_fires_is_controlled"])
+_m("sweep", "targeted-tests-unquoted", "dynfault/sweep/child.py",
+   "        return shlex.split(text)", "        return text.split()", [SW])
+_m("sweep", "controlled-counted-as-tested", "dynfault/sweep/summary.py",
+   "            f\"{len(passed) - idle - controlled} passed with the fault",
+   "            f\"{len(passed) - idle} passed with the fault", [SWH, SW])
+_m("sweep", "controlled-cell-says-no", "dynfault/sweep/summary.py",
+   "        return \"test\"", "        return \"no\"", [SWH, SW])
+_m("sweep", "controlled-listed-as-idle", "dynfault/sweep/summary.py",
+   "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired and not r.controlled]",
+   "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired]", [SWH, SW])
