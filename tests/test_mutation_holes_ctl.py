@@ -17,20 +17,37 @@ from dynfault.ctl.paths import UntrustedPath, check_parents, check_socket, peer_
 OTHER = 54321  # no account needs to exist for it
 
 
+class _SeenAs:
+    """ctl/paths' `os`, but with another effective uid: the rest of the process (other
+    threads included) keeps the real one."""
+
+    def __init__(self, uid: int) -> None:
+        self._uid = uid
+
+    def geteuid(self) -> int:
+        return self._uid
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+
+def _run_as(monkeypatch: pytest.MonkeyPatch, uid: int) -> None:
+    monkeypatch.setattr(paths, "os", _SeenAs(uid))
+
+
 def _as_other_user(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make `path` owned by a user that is neither root nor (as the checks see it) us."""
     if os.geteuid() == 0:
         os.chown(path, OTHER, -1)
     else:
-        me = os.geteuid()
-        monkeypatch.setattr(paths.os, "geteuid", lambda: me + 1)
+        _run_as(monkeypatch, os.geteuid() + 1)
 
 
 def _as_owner(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make `path` owned by the (non-root) user the checks run as."""
     if os.geteuid() == 0:
         os.chown(path, OTHER, -1)
-        monkeypatch.setattr(paths.os, "geteuid", lambda: OTHER)
+        _run_as(monkeypatch, OTHER)
 
 
 @pytest.fixture
@@ -58,7 +75,7 @@ def test_a_sticky_world_writable_parent_of_root_is_accepted(
     where = tmp_path / "roots"
     where.mkdir(mode=0o1777)
     os.chmod(where, 0o1777)
-    monkeypatch.setattr(paths.os, "geteuid", lambda: OTHER)
+    _run_as(monkeypatch, OTHER)
     check_parents(str(where / "control" / "1.sock"))  # no exception
 
 
