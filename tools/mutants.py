@@ -1,6 +1,9 @@
 """The bugs that tools/mutate.py plants, one at a time: each a small deliberate mistake that a
 user would feel, and the tests that must catch it. Keep them exact: `find` must occur once."""
 
+# Each find/replace is exact source text, kept whole so it reads against the code.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 
@@ -13,3 +16,375 @@ class Mutant:
 
 
 MUTANTS: list[Mutant] = []
+
+
+def _m(area: str, id: str, file: str, find: str, replace: str, tests: list[str],
+       equivalent: bool = False, why: str = "") -> None:
+    MUTANTS.append(Mutant(area, id, file, find, replace, tests, equivalent, why))
+
+
+# -- the runtime ------------------------------------------------------------------------------
+RT = "tests/test_mutation_holes_runtime.py"
+REG = "dynfault/runtime/registry.py"
+SITE = "dynfault/runtime/site.py"
+PLAN = "dynfault/runtime/plan.py"
+SITES = "dynfault/runtime/sites.py"
+FIRING = "tests/test_firing.py"
+SITES_T = "tests/test_sites.py"
+PAUSE_T = "tests/test_pause.py"
+
+_m("runtime", "lock-free-decide", REG,
+   "        with self.lock:\n            plan = site._plan\n",
+   "        if True:\n            plan = site._plan\n", [RT, "tests/test_threads.py"])
+_m("runtime", "outer-block-wins", REG,
+   "        for layer in reversed(self.layers):\n            found = arms.get(layer)",
+   "        for layer in self.layers:\n            found = arms.get(layer)", [RT, "tests/test_layers.py"])
+_m("runtime", "outer-context-wins", REG,
+   "            for layer in reversed(self.active.get()):",
+   "            for layer in self.active.get():", [RT, SITES_T])
+_m("runtime", "context-layer-ignored", REG,
+   "            for layer in reversed(self.active.get()):\n                found = arms.get(layer)\n"
+   "                if found is not None:\n                    return found\n",
+   "            pass\n", [RT, SITES_T])
+_m("runtime", "equal-rank-inserted-first", REG,
+   "while at > 0 and self.layers[at - 1].rank > rank:",
+   "while at > 0 and self.layers[at - 1].rank >= rank:", [RT, "tests/test_layers.py"])
+_m("runtime", "rank-ignored", REG,
+   "while at > 0 and self.layers[at - 1].rank > rank:",
+   "while False:", [RT, "tests/test_layers.py"])
+_m("runtime", "dead-layer-stays-target", REG,
+   "            if self.target is layer:\n                self.target = self.process\n", "",
+   [RT, "tests/test_pytest_plugin.py"])
+_m("runtime", "class-glob-index-unsorted", REG,
+   "            return sorted(found, key=_seq)", "            return list(found)", [RT, SITES_T])
+_m("runtime", "select-index-off-by-one", REG,
+   "matched = matched[query.index[0]:query.index[1] + 1]",
+   "matched = matched[query.index[0]:query.index[1]]", [RT, SITES_T])
+_m("runtime", "rule-index-exclusive", REG,
+   "return index is None or index[0] <= self.number(site) <= index[1]",
+   "return index is None or index[0] <= self.number(site) < index[1]", [RT, SITES_T])
+_m("runtime", "registry-site-range-exclusive", REG,
+   "if query.site is not None and not query.site[0] <= site.index <= query.site[1]:",
+   "if query.site is not None and not query.site[0] <= site.index < query.site[1]:",
+   [RT, "tests/test_lang.py"])
+_m("runtime", "after-off-by-one", REG,
+   "    if arm.after_left > 0:\n        arm.after_left -= 1",
+   "    if arm.after_left > 1:\n        arm.after_left -= 1", [RT, FIRING])
+_m("runtime", "frequency-off-by-one", REG,
+   "        if arm.count < arm.frequency:", "        if arm.count <= arm.frequency:", [RT, FIRING])
+_m("runtime", "times-off-by-one", REG,
+   "        if arm.times_left <= 0:", "        if arm.times_left < 0:", [RT, FIRING])
+_m("runtime", "oneshot-not-spent", REG,
+   "    if arm.state == ONESHOT:\n        arm.spent = True",
+   "    if arm.state == ONESHOT:\n        pass", [RT, FIRING])
+_m("runtime", "probability-inverted", REG,
+   "registry._draw() >= arm.probability:", "registry._draw() < arm.probability:",
+   [RT, FIRING])
+_m("runtime", "spent-still-fires", REG,
+   "            if arm is None or arm.spent or arm.state == DISABLED:",
+   "            if arm is None or arm.state == DISABLED:", [RT, FIRING])
+_m("runtime", "spent-flag-stays-on", REG,
+   "            if arm.spent:\n                site._live -= 1\n                self._sync(site)\n",
+   "", [RT, FIRING, SITES_T])
+_m("runtime", "reset-keeps-counters", REG,
+   "                site._hits = site._fired = 0", "                pass", [RT, SITES_T])
+_m("runtime", "reset-keeps-rules", REG,
+   "                    self._drop(layer, site)\n                layer.rules.clear()",
+   "                    self._drop(layer, site)", [RT, SITES_T])
+_m("runtime", "reset-keeps-paused", REG,
+   "            self._set_slow()\n        _stall.release()", "            self._set_slow()",
+   [PAUSE_T])
+_m("runtime", "close-keeps-arms", REG,
+   "            for site in list(layer.arms):\n                self._drop(layer, site)\n"
+   "                self._sync(site)\n",
+   "", [RT, SITES_T])
+_m("runtime", "refresh-keeps-spent", SITE,
+   "        self.spent = False\n        self.count = 0", "        self.count = 0", [RT, FIRING])
+_m("runtime", "reapply-not-rearmed", SITE,
+   "        if command.state != DISABLED:\n            self.spent = False",
+   "        if command.state != DISABLED:\n            pass", [RT, FIRING])
+_m("runtime", "late-rule-not-taken", REG,
+   "            self._index_class(site)\n            self._take_rules(site)\n",
+   "            self._index_class(site)\n", [RT, SITES_T])
+_m("runtime", "delay-returns-true", SITE,
+   "        time.sleep(effect.delay / 1000.0)  # type: ignore[operator]  # releases the GIL\n"
+   "    return False",
+   "        time.sleep(effect.delay / 1000.0)  # type: ignore[operator]  # releases the GIL\n"
+   "    return True", [RT, FIRING, "tests/test_effects.py"])
+_m("runtime", "async-delay-returns-true", SITE,
+   "            await asyncio.sleep(effect.delay / 1000.0)\n        return False",
+   "            await asyncio.sleep(effect.delay / 1000.0)\n        return True", [RT])
+_m("runtime", "late-raises-before-the-call", SITE,
+   "        self.fn(*args, **kwargs)\n        raise", "        raise", ["tests/test_effects.py",
+                                                                       "tests/test_calls.py"])
+_m("runtime", "guard-ignores-late", SITE,
+   "        if effect.late:\n            return _Late(self, fn, effect.error)\n", "",
+   ["tests/test_effects.py", "tests/test_calls.py"])
+_m("runtime", "error-setting-ignored", "dynfault/runtime/firing.py",
+   "    if name is None:\n        return OSError(errno.EIO, text)",
+   "    if True:\n        return OSError(errno.EIO, text)", ["tests/test_effects.py"])
+_m("runtime", "listeners-not-told", SITE,
+   "    if _firing.listeners or effect.crash:\n        announce(site, effect, frame)",
+   "    if effect.crash:\n        announce(site, effect, frame)", ["tests/test_effects.py"])
+_m("runtime", "plan-after-off-by-one", PLAN,
+   "if n < self.after or", "if n <= self.after or", [RT, FIRING])
+_m("runtime", "plan-last-off-by-one", PLAN,
+   "self.after + self.limit * self.frequency - self.count0 - 1",
+   "self.after + self.limit * self.frequency - self.count0", [RT, FIRING])
+_m("runtime", "plan-not-spent", PLAN,
+   "            if n == last:\n                self.registry.spend(self.site, self)\n", "",
+   [RT, FIRING, "tests/test_threads.py"])
+_m("runtime", "plan-fold-keeps-after", PLAN,
+   "arm.after_left = max(0, self.after - hits)", "arm.after_left = self.after",
+   [RT, FIRING, "tests/test_layers.py"])
+_m("runtime", "plan-ignores-frequency-count", PLAN,
+   "        self.count0 = min(arm.count, self.frequency - 1)", "        self.count0 = 0",
+   [RT, FIRING])
+_m("runtime", "control-to-process", SITES,
+   "    return REGISTRY.apply(REGISTRY.target, parsed)",
+   "    return REGISTRY.apply(REGISTRY.process, parsed)",
+   ["tests/test_mutation_holes_plugin.py", "tests/test_pytest_plugin.py"])
+_m("runtime", "faults-context-not-active", SITES,
+   "    token = registry.active.set(registry.active.get() + (layer,)) if context else None",
+   "    token = None", [SITES_T])
+_m("runtime", "faults-layer-left-open", SITES,
+   "            registry.active.reset(token)\n        registry.close_layer(layer)",
+   "            registry.active.reset(token)", [SITES_T])
+_m("runtime", "wait-paused-matches-once", "dynfault/runtime/pause.py",
+   "    return _stall.wait_for(_chooser(parse_query(query)), count, timeout, query or \"any site\")",
+   "    chosen = set(select(parse_query(query)))\n"
+   "    return _stall.wait_for(lambda s: s in chosen, count, timeout, query or \"any site\")",
+   [PAUSE_T])
+_m("runtime", "resume-releases-all", "dynfault/runtime/pause.py",
+   "    return _stall.release(_chooser(parse_query(query)))", "    return _stall.release(None)",
+   [PAUSE_T])
+_m("runtime", "frames-wrong-position", "dynfault/runtime/frames.py",
+   "        if i == frame.f_lasti // 2:", "        if i == frame.f_lasti // 2 + 1:",
+   ["tests/test_call_frames.py", "tests/test_effects.py"])
+_m("runtime", "frames-stale-scan", "dynfault/runtime/frames.py",
+   "    if cached is not None and cached[0] == stamp:", "    if cached is not None:",
+   [SITES_T])
+
+# -- the control language -----------------------------------------------------------------------
+LANG = "dynfault/lang.py"
+LANG_T = "tests/test_lang.py"
+_m("lang", "line-range-exclusive", LANG,
+   "if self.line is not None and not self.line[0] <= site.line <= self.line[1]:",
+   "if self.line is not None and not self.line[0] <= site.line < self.line[1]:", [RT, SITES_T])
+_m("lang", "site-range-exclusive", LANG,
+   "if self.site is not None and not self.site[0] <= site.index <= self.site[1]:",
+   "if self.site is not None and not self.site[0] <= site.index < self.site[1]:", [RT, LANG_T])
+_m("lang", "class-prefix-without-colon", LANG,
+   "return fault_class == pattern or fault_class.startswith(pattern + \":\")",
+   "return fault_class == pattern or fault_class.startswith(pattern)", [LANG_T])
+_m("lang", "class-glob-no-prefixes", LANG,
+   "    return any(_fnmatchcase(\":\".join(parts[:n]), pattern) for n in range(1, len(parts)))",
+   "    return False", [LANG_T])
+_m("lang", "file-any-suffix", LANG,
+   "return name == pattern or name.endswith(\"/\" + pattern.lstrip(\"/\"))",
+   "return name == pattern or name.endswith(pattern.lstrip(\"/\"))", [LANG_T])
+_m("lang", "func-no-last-part", LANG,
+   "    return _fnmatchcase(function.rsplit(\".\", 1)[-1], pattern)", "    return False",
+   [LANG_T])
+_m("lang", "times-zero-accepted", LANG,
+   "        return _int(word, key, 1)", "        return _int(word, key, 0)", [LANG_T])
+_m("lang", "probability-zero-accepted", LANG,
+   "    if not 0.0 < p <= 1.0:", "    if not 0.0 <= p <= 1.0:", [LANG_T])
+_m("lang", "probability-one-refused", LANG,
+   "    if not 0.0 < p <= 1.0:", "    if not 0.0 < p < 1.0:", [LANG_T])
+_m("lang", "backwards-range-accepted", LANG,
+   "    if first > last:\n        raise", "    if first > last + 1:\n        raise", [LANG_T])
+_m("lang", "line-zero-accepted", LANG,
+   "        parsed.query[field_name] = _span(nxt, \"line\", 1)",
+   "        parsed.query[field_name] = _span(nxt, \"line\", 0)", [LANG_T])
+_m("lang", "conflict-unchecked", LANG,
+   "    _check_conflicts(parsed.said)\n", "", [LANG_T])
+_m("lang", "state-twice-accepted", LANG,
+   "        if before is not None:\n            raise _error(word, f\"'{key}' conflicts",
+   "        if False:\n            raise _error(word, f\"'{key}' conflicts", [LANG_T])
+_m("lang", "too-large-accepted", LANG,
+   "    if len(text.lstrip(\"0\")) > len(str(MAX_COUNT)) or int(text) > MAX_COUNT:",
+   "    if len(text.lstrip(\"0\")) > len(str(MAX_COUNT)):", [LANG_T])
+
+# -- the instrument -------------------------------------------------------------------------------
+IN = "tests/test_mutation_holes_instrument.py"
+SCAN = "dynfault/instrument/scan.py"
+_m("instrument", "optional-import-fallback-counts", SCAN,
+   "        self.in_except += 1\n        if node.name:", "        if node.name:", [IN])
+_m("instrument", "shadowed-name-is-ours", SCAN,
+   "    return bool(real) and all(what in want for what in real)",
+   "    return bool(real) and any(what in want for what in real)", [IN, "tests/test_calls.py"])
+_m("instrument", "import-star-ignored", SCAN,
+   "                    for name in FUNCTIONS:\n                        self.bind(name, name)",
+   "                    pass", ["tests/test_hook.py"])
+_m("instrument", "other-module-is-ours", SCAN,
+   "        ours = node.level == 0 and node.module in MODULES",
+   "        ours = node.level == 0", [IN])
+_m("instrument", "index-not-per-kind", SCAN,
+   "        index = counts.get(site_kind, 0)", "        index = position", ["tests/test_calls.py",
+                                                                           "tests/test_index.py"])
+_m("instrument", "prefilter-drops-calls", "dynfault/instrument/compile.py",
+   "    return any(marker in source for marker in _markers(calls)) if calls else False",
+   "    return False", ["tests/test_calls.py"])
+_m("instrument", "markers-full-name", "dynfault/instrument/calls.py",
+   "    return tuple(dict.fromkeys(name.rsplit(\".\", 1)[-1].encode() for name in calls))",
+   "    return tuple(dict.fromkeys(name.encode() for name in calls))", ["tests/test_calls.py"])
+_m("instrument", "no-sites-index-not-keyed", "dynfault/instrument/hook.py",
+   "        if cache.known_without_sites(path, source_stamp, key):",
+   "        if cache.known_without_sites(path, source_stamp):", ["tests/test_stale.py"])
+_m("instrument", "index-lookup-not-keyed", "dynfault/instrument/cache.py",
+   "    found = indexes.get((directory, sys.pycache_prefix, key))\n    if found is not None:",
+   "    found = indexes.get((directory, sys.pycache_prefix, \"\"))\n    if found is not None:",
+   [IN, "tests/test_stale.py"])
+_m("instrument", "calls-key-ignored", "dynfault/instrument/cache.py",
+   "    if not calls:\n        return \"\"", "    if calls or not calls:\n        return \"\"",
+   [IN, "tests/test_calls.py"])
+_m("instrument", "stamp-ignores-ctime", "dynfault/instrument/hook.py",
+   "        source_stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)\n        key",
+   "        source_stamp = (st.st_mtime_ns, st.st_size, st.st_ino, 0)\n        key",
+   ["tests/test_cache.py"])
+_m("instrument", "cache-stamp-unchecked", "dynfault/instrument/cache.py",
+   "    if not ((source_stamp is not None and data[24:56] == _pack(source_stamp))",
+   "    if not ((source_stamp is not None)", ["tests/test_cache.py"])
+_m("instrument", "cache-hash-unchecked", "dynfault/instrument/cache.py",
+   "    if source_hash(memoryview(data)[16:]) != data[8:16]:\n        return None", "",
+   ["tests/test_cache.py"])
+_m("instrument", "index-recorded-under-dont-write", "dynfault/instrument/cache.py",
+   "        if where is None or not write or sys.dont_write_bytecode:",
+   "        if where is None or not write:", ["tests/test_cache.py"])
+_m("instrument", "group-not-expanded", "dynfault/instrument/calls.py",
+   "            out.update(dict.fromkeys(GROUPS[name]))", "            pass", ["tests/test_calls.py"])
+
+# -- the sweep ------------------------------------------------------------------------------------
+SW = "tests/test_sweep.py"
+SWH = "tests/test_mutation_holes_sweep.py"
+_m("sweep", "reproducer-without-calls", "dynfault/sweep/plan.py",
+   "        words.append(f\"DYNFAULT_CALLS={shlex.quote(calls)}\")", "        pass", [SW])
+_m("sweep", "reproducer-without-check", "dynfault/sweep/plan.py",
+   "        line += f\"; sh -c {shlex.quote(check)}\"", "        pass", [SWH, SW])
+_m("sweep", "enable-after-off-by-one", "dynfault/sweep/plan.py",
+   "    after = f\" after {nth - 1}\" if nth > 1 else \"\"",
+   "    after = f\" after {nth}\" if nth > 1 else \"\"", [SW])
+_m("sweep", "plan-max-nth-exclusive", "dynfault/sweep/plan.py",
+   "        for n in range(1, max(numbers, 1) + 1):", "        for n in range(1, max(numbers, 1)):",
+   [SW])
+_m("sweep", "targeted-despite-outside", "dynfault/sweep/plan.py",
+   "        if targeted and known is not None and known.tests and not known.outside:",
+   "        if targeted and known is not None and known.tests:", [SW])
+_m("sweep", "sweep-index-off-by-one", "dynfault/sweep/plan.py",
+   "        matched = matched[low:high + 1]", "        matched = matched[low:high]", [SW])
+_m("sweep", "exclude-ignored", "dynfault/sweep/plan.py",
+   "        keep -= _matching(query, sites)", "        pass", [SW])
+_m("sweep", "shard-off-by-one", "dynfault/sweep/plan.py",
+   "    return digest % shard[1] == shard[0] - 1", "    return digest % shard[1] == shard[0]",
+   [SW])
+_m("sweep", "timeout-floor-gone", "dynfault/sweep/plan.py",
+   "    return max(30.0, 10.0 * expected)", "    return 10.0 * expected", [SW])
+_m("sweep", "check-verdict-ignored", "dynfault/sweep/triage.py",
+   "    if check_failed:\n        return FAILED, CHECK", "    if False:\n        return FAILED, CHECK",
+   [SW])
+_m("sweep", "asked-crash-is-failure", "dynfault/sweep/triage.py",
+   "    asked = crash and report.crashing and code in _SIGKILL_STATUS", "    asked = False", [SW])
+_m("sweep", "escaped-not-told", "dynfault/sweep/triage.py",
+   "        if report.escaped:\n            return FAILED, ESCAPED",
+   "        if False:\n            return FAILED, ESCAPED", [SW])
+_m("sweep", "controlled-as-fired", "dynfault/sweep/reports.py",
+   "        return not own and other > 0", "        return False", [SWH, SW])
+_m("sweep", "test-fires-count-as-own", "dynfault/sweep/reports.py",
+   "            counts[who != \"own\"] += 1", "            counts[0] += 1", [SWH, SW])
+_m("sweep", "expected-ignores-check", "dynfault/sweep/findings.py",
+   "        and result.check in (None, PASSED)", "", [SWH, SW])
+_m("sweep", "passed-is-a-finding", "dynfault/sweep/findings.py",
+   "        if result.outcome != PASSED and not expected(result):",
+   "        if not expected(result):", [SWH, SW])
+_m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
+   "        return f\"crashed (signal {-code})\" if code is not None and code < 0 else \"crashed\"",
+   "        return \"crashed\"", [SWH, SW])
+
+# -- ctl/paths ------------------------------------------------------------------------------------
+CT = "tests/test_mutation_holes_ctl.py"
+PATHS = "dynfault/ctl/paths.py"
+_m("ctl", "sticky-parent-of-anyone", PATHS,
+   "        if mode & stat.S_ISVTX and info.st_uid == 0:", "        if mode & stat.S_ISVTX:",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "parent-of-another-user", PATHS,
+   "    if info.st_uid not in (0, me):\n        return", "    if False:\n        return",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "socket-of-another-user", PATHS,
+   "    if info.st_uid != os.geteuid():\n        raise UntrustedPath(path, info.st_uid, f\"not yours",
+   "    if False:\n        raise UntrustedPath(path, info.st_uid, f\"not yours",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "socket-open-to-group", PATHS,
+   "    if stat.S_IMODE(info.st_mode) & 0o077:\n        raise UntrustedPath(path",
+   "    if stat.S_IMODE(info.st_mode) & 0o007:\n        raise UntrustedPath(path",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "peer-uid-is-pid", PATHS,
+   "    return int(struct.unpack(\"3i\", raw)[1])", "    return int(struct.unpack(\"3i\", raw)[0])",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "private-dir-open-to-group", PATHS,
+   "    if stat.S_IMODE(info.st_mode) & 0o077:\n        return",
+   "    if stat.S_IMODE(info.st_mode) & 0o007:\n        return", [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "private-dir-of-another-user", PATHS,
+   "    if info.st_uid != me:\n        return f\"not yours", "    if False:\n        return f\"not yours",
+   [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "parents-unchecked", PATHS,
+   "    check_parents(directory)\n    try:", "    try:", [CT, "tests/test_ctl_trust.py"])
+_m("ctl", "missing-made-with-umask", PATHS,
+   "            os.chmod(path, 0o700)  # a umask", "            pass  # a umask",
+   [CT, "tests/test_ctl_trust.py"])
+
+# -- the pytest plugin ----------------------------------------------------------------------------
+PH = "tests/test_mutation_holes_plugin.py"
+PLUG = "dynfault/pytest_plugin.py"
+PT = "tests/test_pytest_plugin.py"
+_m("plugin", "class-marker-wins", PLUG,
+   "    for marker in reversed(list(item.iter_markers(\"dynfault\"))):",
+   "    for marker in item.iter_markers(\"dynfault\"):", [PH, PT])
+_m("plugin", "marker-to-the-session", PLUG,
+   "                REGISTRY.apply(layer, parse(commands))\n            else:",
+   "                REGISTRY.apply(REGISTRY.process, parse(commands))\n            else:", [PH, PT])
+_m("plugin", "session-gone-after-reset", PLUG,
+   "    if REGISTRY.resets != state.resets:  # a reset()", "    if False:  # a reset()", [PH, PT])
+_m("plugin", "counts-negative-after-reset", PLUG,
+   "    return now - then if now >= then else now", "    return now - then", [PH, PT])
+_m("plugin", "test-layer-not-target", PLUG,
+   "    test.layer = REGISTRY.open_layer(TEST)\n    REGISTRY.target = test.layer",
+   "    test.layer = REGISTRY.open_layer(TEST)", [PH, PT])
+_m("plugin", "test-layer-left-open", PLUG,
+   "    REGISTRY.close_layer(layer)\n    test.layer = None", "    test.layer = None", [PH, PT])
+_m("plugin", "session-progress-carries-over", PLUG,
+   "    if state is not None and state.layer is not None:\n        REGISTRY.refresh(state.layer)",
+   "    if False:\n        REGISTRY.refresh(state.layer)", [PH, PT])
+_m("plugin", "fixture-reset-keeps-baseline", PLUG,
+   "        reset()\n        self._test.baseline = {}", "        reset()", [PH, PT])
+_m("plugin", "fired-counts-hits", PLUG,
+   "        return sum(_since(s.fired, self._test.baseline.get(s, (0, 0))[1])",
+   "        return sum(_since(s.hits, self._test.baseline.get(s, (0, 0))[0])", [PT])
+_m("plugin", "bad-marker-accepted", PLUG,
+   "            if problem:  # failed outside", "            if False:  # failed outside", [PT])
+_m("plugin", "unmatched-marker-not-reported", PLUG,
+   "                    state.unmatched.append(", "                    (", [PT])
+_m("plugin", "paused-left-at-test-end", PLUG,
+   "    resume()  # before the layer goes", "    pass  # before the layer goes", [PT])
+_m("sweep", "run-env-keeps-outer-enable", "dynfault/sweep/execute.py",
+   "    for name in (\"DYNFAULT_ENABLE\", \"DYNFAULT_CONTROL\", TESTS_ENV):",
+   "    for name in (\"DYNFAULT_CONTROL\", TESTS_ENV):", [SWH, SW])
+_m("sweep", "run-env-without-calls", "dynfault/sweep/execute.py",
+   "        env[\"DYNFAULT_CALLS\"] = calls", "        pass", [SWH, SW])
+_m("sweep", "check-env-keeps-the-rule", "dynfault/sweep/execute.py",
+   "    env = {k: v for k, v in os.environ.items() if not k.startswith(\"DYNFAULT_\")}",
+   "    env = dict(os.environ)", [SWH, SW])
+_m("sweep", "test-rule-counted-as-own", "dynfault/sweep/child.py",
+   "    return arm is not None and arm is REGISTRY.process.arms.get(site)",
+   "    return arm is not None",
+   ["tests/test_sweep_verdicts.py::test_a_site_that_only_the_tests_own_marker_fires_is_controlled"])
+_m("sweep", "targeted-tests-unquoted", "dynfault/sweep/child.py",
+   "        return shlex.split(text)", "        return text.split()", [SW])
+_m("sweep", "controlled-counted-as-tested", "dynfault/sweep/summary.py",
+   "            f\"{len(passed) - idle - controlled} passed with the fault",
+   "            f\"{len(passed) - idle} passed with the fault", [SWH, SW])
+_m("sweep", "controlled-cell-says-no", "dynfault/sweep/summary.py",
+   "        return \"test\"", "        return \"no\"", [SWH, SW])
+_m("sweep", "controlled-listed-as-idle", "dynfault/sweep/summary.py",
+   "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired and not r.controlled]",
+   "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired]", [SWH, SW])

@@ -3,7 +3,8 @@ and count the bugs that no test catches.
 
     python tools/mutate.py                    # every mutant
     python tools/mutate.py --area runtime     # one area
-    python tools/mutate.py --id lock-free-decide --keep-going
+    python tools/mutate.py --id lock-free-decide
+    python tools/mutate.py --shard 2/4        # the second of four shares (one per copy)
 
 A mutant is a (file, exact text, replacement) triple and the tests that should catch it. The
 text must occur exactly once in the file (else the mutant is "stale": the code moved on and the
@@ -43,6 +44,8 @@ def _apply(mutant: Mutant) -> str | None:
 
 def _run(mutant: Mutant, timeout: float) -> tuple[str, float]:
     """'killed', 'survived', 'stale' or 'timeout' (a hang counts as killed: a test noticed)."""
+    if any(not (ROOT / test.partition("::")[0]).exists() for test in mutant.tests):
+        return "stale", 0.0  # a test file it names is gone: pytest's usage error is no kill
     original = _apply(mutant)
     if original is None:
         return "stale", 0.0
@@ -73,11 +76,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="only mutants of this area (repeatable)")
     parser.add_argument("--id", action="append", default=[], help="only this mutant")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
+    parser.add_argument("--shard", default="1/1",
+                        help="I/N: every N-th mutant from the I-th (one share of a run split "
+                             "over copies of the tree)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     options = parser.parse_args(argv)
     chosen = [m for m in MUTANTS
               if (not options.area or m.area in options.area)
               and (not options.id or m.id in options.id)]
+    share, shares = (int(n) for n in options.shard.split("/"))
+    chosen = chosen[share - 1::shares]
     if options.list:
         for m in chosen:
             print(f"{m.area:12} {m.id:40} {m.file}")
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in survivors:
         print(f"survived: {m.id} ({m.file}): {m.why or 'no test catches it'}")
     for m in stale:
-        print(f"stale: {m.id} ({m.file}): the text is gone; rewrite the mutant")
+        print(f"stale: {m.id} ({m.file}): its text or its tests are gone; rewrite the mutant")
     equivalent = [m for m in chosen if m.equivalent]
     for m in equivalent:
         print(f"equivalent: {m.id}: {m.why}")
