@@ -303,17 +303,15 @@ def test_disabled_site_counts_nothing(registry: None) -> None:
     assert (site.hits, site.fired) == (3, 0)
 
 
-def test_control_over_100000_sites_takes_milliseconds(registry: None) -> None:
+def test_control_over_100000_sites_matches_exactly_its_class(registry: None) -> None:
+    # How long it takes is benchmarks/bench_control.py's question; here, what it matches.
     for n in range(100_000):
         reg("bench", "f", f"/bench/m{n // 1000}.py", n, f"bench{n % 100}:race", n % 1000)
-    start = time.perf_counter()
-    matched = dynfault.control("class bench7")
-    took = time.perf_counter() - start
-    assert matched == 1000
-    assert took < 0.5, took
-    start = time.perf_counter()
+    assert dynfault.control("class bench7") == 1000
+    assert {s.fault_class for s in dynfault.sites("class bench7") if s.state != "disabled"} \
+        == {"bench7:race"}
     assert dynfault.control("class bench7:race disable") == 1000
-    assert time.perf_counter() - start < 0.5
+    assert [s for s in dynfault.sites() if s.state != "disabled"] == []
 
 
 # -- the runtime function's identity under plain python ---------------------------------------
