@@ -509,7 +509,7 @@ def test_server_permissions_and_cleanup(control_dir: Path) -> None:
     finally:
         served.close()
     assert not path.exists()
-    assert served._thread is not None and not served._thread.is_alive()
+    assert [t for t in threading.enumerate() if t.name == "dynfault-control"] == []
 
 
 def test_stale_socket_is_replaced_and_dead_ones_swept(control_dir: Path) -> None:

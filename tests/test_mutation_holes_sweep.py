@@ -26,16 +26,17 @@ def test_the_reproducer_ends_with_the_check_that_failed() -> None:
 
 
 @pytest.mark.parametrize(("fires", "fired", "controlled"), [
-    ("own\t0\tapp.py\n", True, False),
-    ("test\t0\tapp.py\n", False, True),
-    ("test\t0\tapp.py\nown\t0\tapp.py\n", True, False),
-    ("test\t1\tapp.py\n", False, False),
+    ("own\t0\t\tapp.py\n", True, False),
+    ("test\t0\t\tapp.py\n", False, True),
+    ("test\t0\t\tapp.py\nown\t0\t\tapp.py\n", True, False),
+    ("test\t1\t\tapp.py\n", False, False),
+    ("own\t0\tcall:open\tapp.py\n", False, False),  # another kind's #0: not this site
     ("", False, False),
 ])
 def test_whose_rule_fired(tmp_path: Path, fires: str, fired: bool, controlled: bool) -> None:
     (tmp_path / "1.fires").write_text(fires)
     report = read_run(str(tmp_path), cwd=str(tmp_path))
-    key = ("app.py", 0)
+    key = ("app.py", "", 0)  # (file, kind, index): a dynamic_fault() site's kind is ""
     assert (report.fired(key), report.controlled(key)) == (fired, controlled)
 
 

@@ -291,7 +291,9 @@ def test_wait_paused_counts_a_site_that_registers_after_it_was_called(
     module = _load_unrewritten(str(path), "late_pause_mod")
     dynfault.control("class pzlate pause 20000")
     assert dynfault.sites("class pzlate") == []  # not registered: no hit yet
-    real_wait = P._stall.wait_for
+    from dynfault.runtime import stall
+
+    real_wait = stall.wait_for
     started: list[threading.Thread] = []
 
     def wait_for(*args: object) -> int:
@@ -302,7 +304,7 @@ def test_wait_paused_counts_a_site_that_registers_after_it_was_called(
         thread.start()
         return real_wait(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(P._stall, "wait_for", wait_for)
+    monkeypatch.setattr(stall, "wait_for", wait_for)
     assert dynfault.wait_paused("class pzlate:site", timeout=30) == 1
     assert [s.fault_class for s in P.paused("func worker")] == ["pzlate:site"]
     assert dynfault.resume("file late_pause_mod.py") == 1

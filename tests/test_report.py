@@ -37,7 +37,8 @@ def test_control_line_is_the_kernels_style() -> None:
     one = site("/p/app/cache.py", 42, "btree:race", "Cache.get_node", "app.cache")
     assert control_line(one, cwd="/p") == \
         "app/cache.py:42 class:btree:race module:app.cache func:Cache.get_node disabled"
-    one._apply(parse("x frequency 10")[0])
+    one = SiteRecord("app.cache", "Cache.get_node", "/p/app/cache.py", 42, "btree:race", 0,
+                     state="enabled", frequency=10)
     assert control_line(one, cwd="/elsewhere") == "/p/app/cache.py:42 class:btree:race " \
         "module:app.cache func:Cache.get_node enabled frequency 10"
     assert control_line(site("/p/x.py", 1, None), path="x.py") == \

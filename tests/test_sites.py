@@ -175,8 +175,8 @@ def test_naming_a_class_keeps_matched_and_context_exact(registry: None) -> None:
         S.REGISTRY.name_class(site, "named")
         S.REGISTRY.name_class(site, "other")  # the first call's class stays
         assert site.fault_class == "named"
-        assert (site.settings(), site._on) == ("enabled", True)  # the block decides here
-    assert (site.settings(), site._on) == ("disabled frequency 4", False)
+        assert (site.settings(), site.armed) == ("enabled", True)  # the block decides here
+    assert (site.settings(), site.armed) == ("disabled frequency 4", False)
     assert [e.matched for e in S.history()] == [1, 1]
     dynfault.control("class named oneshot")
     assert site.settings() == "oneshot frequency 4"
@@ -226,7 +226,7 @@ def test_context_scope_fires_only_in_its_thread() -> None:
     assert seen == [False]
     assert site_ctx() is False
     (site,) = dynfault.sites("class ctx:t")
-    assert (site.hits, site.fired, S.REGISTRY.contexts, site._on) == (2, 2, [], False)
+    assert (site.hits, site.fired, S.REGISTRY.contexts, site.armed) == (2, 2, [], False)
 
 
 def test_context_scope_fires_only_in_its_task() -> None:
@@ -263,7 +263,7 @@ def test_context_scopes_nest_and_survive_exceptions() -> None:
                 raise RuntimeError
         assert site_ctx() is True
     (site,) = dynfault.sites("class ctx:t")
-    assert (site._on, S.REGISTRY.contexts, S.REGISTRY.slow) == (False, [], False)
+    assert (site.armed, S.REGISTRY.contexts, S.REGISTRY.slow) == (False, [], False)
 
 
 def test_disabled_path_reads_its_callers_frame_and_looks_nothing_up(
@@ -276,14 +276,19 @@ def test_disabled_path_reads_its_callers_frame_and_looks_nothing_up(
 
     monkeypatch.setattr(S, "sys", types.SimpleNamespace(_getframe=getframe, modules=sys.modules,
                                                         stderr=sys.stderr))
-    real_frames = S._frames
-    monkeypatch.setattr(S, "_frames", None)  # no site lookup, no scan while nothing is armed
+    from dynfault.runtime import frames
+
+    def no_lookup(*args: object) -> None:
+        raise AssertionError("a site lookup while nothing is armed")
+
+    real_lookup = frames.site_for_frame
+    monkeypatch.setattr(frames, "site_for_frame", no_lookup)  # no lookup, no scan
     for _ in range(100):
         assert site_ctx() is False
     # Only the caller's file is noted, so sites() and control() can list it later.
     assert calls == [1] * 100
     assert S.REGISTRY.seen[__file__] == __name__
-    monkeypatch.setattr(S, "_frames", real_frames)
+    monkeypatch.setattr(frames, "site_for_frame", real_lookup)
     calls.clear()
     dynfault.control("class something:else")
     assert site_ctx() is False
@@ -566,6 +571,6 @@ def test_context_scope_arms_sites_that_load_during_the_block(registry: None) -> 
         thread.start()
         thread.join()
         assert [site.fire(), site.fire(), site.fire()] == [True, True, False]
-        assert (site.state, len(S.REGISTRY.contexts), site._on) == ("disabled", 1, False)
+        assert (site.state, len(S.REGISTRY.contexts), site.armed) == ("disabled", 1, False)
     assert fired_elsewhere == [False]
-    assert (S.REGISTRY.contexts, site._on, site.hits, site.fired) == ([], False, 2, 2)
+    assert (S.REGISTRY.contexts, site.armed, site.hits, site.fired) == ([], False, 2, 2)

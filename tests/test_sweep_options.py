@@ -68,15 +68,15 @@ def test_a_call_groups_default_error_is_its_runs_error(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(calls, "default_error", lambda name: (
         "sqlite3.OperationalError" if name == ".execute" else None))
-    words = orchestrate._rule_words(orchestrate.Options(["true"]))
+    words = orchestrate.rule_words(orchestrate.Options(["true"]))
     site = SiteRecord("m", "f", "m.py", 3, "call:.execute", 0)
     assert [words(s) for s in (site, SiteRecord("m", "f", "m.py", 4, "call:open", 1),
                                SiteRecord("m", "f", "m.py", 5, "io", 0))] == [
         "error sqlite3.OperationalError", "", ""]
-    assert orchestrate._rule_words(orchestrate.Options(["true"], error="ENOSPC"))(site) == \
+    assert orchestrate.rule_words(orchestrate.Options(["true"], error="ENOSPC"))(site) == \
         "error ENOSPC"
-    assert orchestrate._rule_words(orchestrate.Options(["true"], error="EIO"))(site) == ""
-    assert orchestrate._rule_words(orchestrate.Options(["true"], late=True))(site) == \
+    assert orchestrate.rule_words(orchestrate.Options(["true"], error="EIO"))(site) == ""
+    assert orchestrate.rule_words(orchestrate.Options(["true"], late=True))(site) == \
         "error sqlite3.OperationalError late"
 
 

@@ -8,6 +8,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,7 @@ def descriptor(tag: str) -> Callable[[], bool]:
     site = S.register("threads", "f", f"/virtual/threads/{tag}.py", 1, f"thr:{tag}", 0)
 
     def hit() -> bool:
-        return bool(site._on and site.fire())  # the inline check of a rewritten site
+        return bool(site.armed and site.fire())  # the inline check of a rewritten site
 
     return hit
 
@@ -150,8 +151,29 @@ def test_the_lock_free_plan_is_what_decides_when_it_may(busy_switching: str) -> 
     site = S.register("threads", "f", "/virtual/threads/plan.py", 1, "thr:plan", 0)
     dynfault.reset()
     dynfault.control("class thr:plan frequency 2")
-    assert [site.fire() for _ in range(4)] == [False, True, False, True]
-    assert (site._plan is not None) is (busy_switching == "lock-free")
+    assert site.fire() is False  # the first hit builds the plan, under the lock
+    lock = Counting(S.REGISTRY.lock)
+    S.REGISTRY.lock = lock  # type: ignore[assignment]
+    try:
+        assert [site.fire() for _ in range(3)] == [True, False, True]
+    finally:
+        S.REGISTRY.lock = lock.lock
+    # lock-free: the plan decides without the lock; locked: every hit takes it
+    assert lock.taken == (0 if busy_switching == "lock-free" else 3)
     dynfault.control("class thr:plan frequency 3")  # a command folds the plan back
-    assert site._plan is None
     assert (site.hits, site.fired, [site.fire() for _ in range(3)]) == (4, 2, [False, False, True])
+
+
+class Counting:
+    """A lock that counts how often it is taken (the registry takes it with `with`)."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.taken = 0
+
+    def __enter__(self) -> bool:
+        self.taken += 1
+        return bool(self.lock.__enter__())
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__(*exc)

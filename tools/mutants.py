@@ -261,7 +261,7 @@ SWH = "tests/test_mutation_holes_sweep.py"
 _m("sweep", "reproducer-without-calls", "dynfault/sweep/plan.py",
    "        words.append(f\"DYNFAULT_CALLS={shlex.quote(calls)}\")", "        pass", [SW])
 _m("sweep", "reproducer-without-check", "dynfault/sweep/plan.py",
-   "        line += f\"; sh -c {shlex.quote(check)}\"", "        pass", [SWH, SW])
+   "        line += f\"sh -c {shlex.quote(check)}\"", "        pass", [SWH, SW])
 _m("sweep", "enable-after-off-by-one", "dynfault/sweep/plan.py",
    "    after = f\" after {nth - 1}\" if nth > 1 else \"\"",
    "    after = f\" after {nth}\" if nth > 1 else \"\"", [SW])
@@ -366,11 +366,17 @@ _m("plugin", "unmatched-marker-not-reported", PLUG,
    "                    state.unmatched.append(", "                    (", [PT])
 _m("plugin", "paused-left-at-test-end", PLUG,
    "    resume()  # before the layer goes", "    pass  # before the layer goes", [PT])
-_m("sweep", "run-env-keeps-outer-enable", "dynfault/sweep/execute.py",
-   "    for name in (\"DYNFAULT_ENABLE\", \"DYNFAULT_CONTROL\", TESTS_ENV):",
-   "    for name in (\"DYNFAULT_CONTROL\", TESTS_ENV):", [SWH, SW])
-_m("sweep", "run-env-without-calls", "dynfault/sweep/execute.py",
-   "        env[\"DYNFAULT_CALLS\"] = calls", "        pass", [SWH, SW])
+_m("sweep", "run-env-keeps-outer-enable", "dynfault/env.py",
+   "    _put(environ, DYNFAULT_ENABLE, enable if enable.strip() else \"\")",
+   "    if enable.strip():\n        environ[DYNFAULT_ENABLE] = enable", [SWH, SW])
+_m("sweep", "run-env-without-calls", "dynfault/env.py",
+   "    _put(environ, DYNFAULT_CALLS, \",\".join(dict.fromkeys(calls)))", "    pass",
+   [SWH, SW])
+_m("sweep", "call-site-rule-without-class", "dynfault/sweep/plan.py",
+   "    kind = f\" class {quote(kind)}\" if kind else \"\"", "    kind = \"\"", [SW])
+_m("sweep", "key-without-kind", "dynfault/record.py",
+   "    return (filename, site_kind(fault_class), index)", "    return (filename, \"\", index)",
+   [SW, SWH])
 _m("sweep", "check-env-keeps-the-rule", "dynfault/sweep/execute.py",
    "    env = {k: v for k, v in os.environ.items() if not k.startswith(\"DYNFAULT_\")}",
    "    env = dict(os.environ)", [SWH, SW])

@@ -158,6 +158,12 @@ class Site:
         # None: then every hit asks the registry under its lock.
         self._plan: Any = None
 
+    @property
+    def armed(self) -> bool:
+        """The site's flag, the value its rewritten code reads: True while some layer arms it
+        (or a report counts its hits), so its hits take the slow path; False costs one read."""
+        return self._on
+
     def __repr__(self) -> str:
         return f"<Site {self.filename}:{self.line} class:{self.fault_class or '?'} {self.state}>"
 

@@ -436,7 +436,7 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
     targeted = seen is not None and seen.pytest and bool(seen.durations) \
         and not options.all_tests
     runs = plan(chosen, None if seen is None else seen.sites, options.nth, options.max_nth,
-                targeted, options.crash, _rule_words(options))
+                targeted, options.crash, rule_words(options))
     if not runs:
         raise NothingRan(f"{found}: no run to make")
     if options.shard is not None:
@@ -457,7 +457,7 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
     state.interrupted = _run_all(state, runs, timeouts)
 
 
-def _rule_words(options: Options) -> Callable[[SiteRecord], str]:
+def rule_words(options: Options) -> Callable[[SiteRecord], str]:
     """What every run's rule says besides its site: --error (else the call's group default,
     `@sqlite`'s sqlite3.OperationalError; EIO, the runtime's own default, goes unsaid) and
     --late."""
