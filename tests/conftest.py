@@ -3,7 +3,9 @@ the autouse fixture that gives every test a clean dynfault."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,10 @@ from pathlib import Path
 import pytest
 
 import dynfault
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # ctl_programs imports this module: the fixture needs the name for typing
+    from ctl_programs import Program
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +62,50 @@ def dynfault_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """`python -m dynfault ARGS` in `cwd`."""
     return python("-m", "dynfault", *args, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
 
+
+@pytest.fixture
+def control_dir(tmp_path: Path) -> Path:
+    return tmp_path / "ctl"
+
+
+@pytest.fixture
+def programs() -> Iterator[list[Program]]:
+    started: list[Program] = []
+    yield started
+    for program in started:
+        program.stop()
+
+
+# -- sweeps run as a user runs them, their JSON read back -----------------------------------------
+
+
+def sweep(cwd: Path, *args: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", *args, "--",
+         *command], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
+
+
+def runs(cwd: Path) -> list[dict[str, object]]:
+    found = json.loads((cwd / "out.json").read_text())["runs"]
+    assert isinstance(found, list)
+    return found
+
+
+# -- pages in a real browser ----------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_dom(page: str, probe: str, tmp_path: Path) -> str:
+    """The DOM headless chromium (which CI installs) makes of `page` once `probe`, a script
+    appended to its body, has run: a page's layout and behaviour, seen as a browser sees them."""
+    assert CHROMIUM is not None, "CI installs chromium"
+    target = tmp_path / "page.html"
+    target.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=2000", "--dump-dom", target.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    return done.stdout + "\n<!-- stderr -->\n" + done.stderr[-2000:]

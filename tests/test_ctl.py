@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,6 @@ from dynfault.ctl.paths import UntrustedPath
 from dynfault.ctl.protocol import MAX_REQUEST, Request
 
 LIST = b'{"version": 1, "verb": "list", "query": null}\n'
-
-
-@pytest.fixture
-def control_dir(tmp_path: Path) -> Path:
-    return tmp_path / "ctl"
-
-
-@pytest.fixture
-def programs() -> Iterator[list[Program]]:
-    started: list[Program] = []
-    yield started
-    for program in started:
-        program.stop()
 
 
 def start_loop(tmp_path: Path, control: Path, programs: list[Program],

@@ -7,10 +7,8 @@ import json
 import socket
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from ctl_programs import Program, run_ctl
 from test_ctl import start_loop
 
@@ -34,19 +32,6 @@ KV = textwrap.dedent("""\
 # The same site, not reached yet: without the hook it registers only at its first hit.
 IDLE = KV.replace("    retry()\n", "")
 assert IDLE != KV
-
-
-@pytest.fixture
-def control_dir(tmp_path: Path) -> Path:
-    return tmp_path / "ctl"
-
-
-@pytest.fixture
-def programs() -> Iterator[list[Program]]:
-    started: list[Program] = []
-    yield started
-    for program in started:
-        program.stop()
 
 
 def test_unquoted_settings_are_lists_of_their_own_and_ctl_says_so(

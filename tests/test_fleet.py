@@ -71,14 +71,6 @@ def client(url: str) -> Any:
     return redis.Redis.from_url(url)
 
 
-@pytest.fixture
-def programs() -> Iterator[list[Program]]:
-    started: list[Program] = []
-    yield started
-    for program in started:
-        program.stop()
-
-
 def start(tmp_path: Path, url: str, programs: list[Program], source: str = LOOP,
           name: str = "app.py") -> Program:
     script = tmp_path / name

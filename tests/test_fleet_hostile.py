@@ -24,7 +24,6 @@ from test_fleet import (
     HOST,
     _start_redis,
     client,
-    programs,
     redis_port,
     start,
     url,
@@ -37,7 +36,7 @@ from dynfault.ctl.protocol import MAX_REPLY, Request, checked_reply
 from dynfault.ctl.untrusted import BadData, loads, nesting, shown
 from dynfault.errors import ControlWarning
 
-__all__ = ["client", "programs", "redis_port", "url"]  # the fixtures this module borrows
+__all__ = ["client", "redis_port", "url"]  # the fixtures this module borrows
 
 RESUME = {"version": 1, "verb": "resume", "query": None}
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -5,17 +5,14 @@ status, and the legend names every status."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import browser_dom
 from test_powercut_explore import check_settings, settings_journal
 
 from dynfault.powercut.explorer import explore_callable
 from dynfault.powercut.html import COLORS, page
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Written into the page after it loads: what the browser laid out, where --dump-dom shows it.
 PROBE = """<script>
@@ -34,19 +31,10 @@ document.body.setAttribute("data-layout", boxes.join("|"));
 
 @pytest.mark.slow
 def test_the_timelines_are_drawn_in_a_headless_browser(tmp_path: Path) -> None:
-    assert CHROMIUM is not None, "CI installs chromium"
     result = explore_callable(settings_journal(tmp_path), check_settings)
-    text = page(result)
-    target = tmp_path / "page.html"
-    target.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=2000", "--dump-dom", target.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-layout="([^"]*)"', done.stdout)
-    assert found is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    dom = browser_dom(page(result), PROBE, tmp_path)
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found is not None, dom[-4000:]
     layout = found.group(1).split("|")
     # two vulnerabilities (ordering, durability): two timelines, both laid out
     assert [item for item in layout if item.startswith("svg")] == ["svg0:shown", "svg1:shown"]
@@ -54,4 +42,4 @@ def test_the_timelines_are_drawn_in_a_headless_browser(tmp_path: Path) -> None:
     # the ordering one's lost write and persisted rename, and the crash's aftermath, are drawn
     assert {COLORS["lost"], COLORS["persisted"], COLORS["after the crash"]} <= drawn
     for status in COLORS:
-        assert f"</i>{status}" in done.stdout or f"</i> {status}" in done.stdout, status
+        assert f"</i>{status}" in dom or f"</i> {status}" in dom, status

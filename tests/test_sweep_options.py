@@ -4,14 +4,13 @@ failure that names the check and where it came from."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, write
+from conftest import clean_env, runs, sweep, write
 
 from dynfault.record import SiteRecord
 from dynfault.sweep import orchestrate
@@ -28,18 +27,6 @@ SAVE = {
         ''',
     "app.py": "import store\n",
 }
-
-
-def sweep(cwd: Path, *args: str, command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", *args, "--",
-         *command], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
-
-
-def runs(cwd: Path) -> list[dict[str, object]]:
-    found = json.loads((cwd / "out.json").read_text())["runs"]
-    assert isinstance(found, list)
-    return found
 
 
 def test_error_names_what_every_runs_call_site_raises(tmp_path: Path) -> None:

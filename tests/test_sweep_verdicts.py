@@ -11,21 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, write
+from conftest import clean_env, runs, sweep, write
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
-
-
-def sweep(cwd: Path, *args: str, command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dynfault", "sweep", "--json", "out.json", *args, "--",
-         *command], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
-
-
-def runs(cwd: Path) -> list[dict[str, object]]:
-    found = json.loads((cwd / "out.json").read_text())["runs"]
-    assert isinstance(found, list)
-    return found
 
 
 @pytest.mark.slow
