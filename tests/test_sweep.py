@@ -411,3 +411,24 @@ def test_a_call_site_and_a_dynamic_fault_site_sharing_an_index_are_two_runs() ->
     assert [(r.site.key, r.enable) for r in runs] == [
         (("a.py", "", 0), "file a.py line 3 site 0 oneshot"),
         (("a.py", "call:os.fsync", 0), "file a.py line 3 class call:os.fsync site 0 oneshot")]
+
+
+@pytest.mark.parametrize(("raise_it", "injected"), [
+    ("raise error", True),
+    ("raise RuntimeError('wrapped') from error", True),  # the fault reached the test, wrapped
+    ("raise RuntimeError('while handling')", False),  # a failure of the handler's own
+    ("raise RuntimeError('unrelated') from KeyError('k')", False),
+])
+def test_an_error_raised_from_the_injected_one_is_propagation(raise_it: str,
+                                                              injected: bool) -> None:
+    from dynfault.sweep import child
+
+    def fail() -> None:
+        try:
+            raise OSError(5, "dynfault: injected fault at app.py:3 class:call:os.close")
+        except OSError as error:
+            exec(raise_it, {"error": error})
+
+    with pytest.raises(Exception) as caught:
+        fail()
+    assert child.is_injected(caught.value) is injected

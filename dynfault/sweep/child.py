@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 __all__ = ["REPORT_DIR_ENV", "TESTS_ENV", "CHECK_CALL_ENV", "STACKS_SIGNAL", "INJECTED",
-           "report_to", "split_tests", "join_tests", "check_failed"]
+           "is_injected", "report_to", "split_tests", "join_tests", "check_failed"]
 
 REPORT_DIR_ENV = "DYNFAULT_SWEEP_DIR"
 TESTS_ENV = "DYNFAULT_SWEEP_TESTS"
@@ -214,7 +214,8 @@ def _project(filename: str) -> bool:
 
 def _cause(error: BaseException) -> list[object]:
     """[exception type, innermost project frame (`FILE:LINE function`), injected]: failures
-    with the same first two have one cause; `injected` when it is the injected error itself."""
+    with the same first two have one cause; `injected` when it is the injected error itself
+    (or raised from it)."""
     where = ""
     fallback = ""
     tb = error.__traceback__
@@ -232,11 +233,24 @@ def _cause(error: BaseException) -> list[object]:
     kind = type(error)
     name = kind.__qualname__ if kind.__module__ == "builtins" \
         else f"{kind.__module__}.{kind.__qualname__}"
-    try:
-        injected = str(error).startswith(INJECTED) or INJECTED in str(error.args[-1:])
-    except Exception:  # an exception whose str() fails
-        injected = False
-    return [name, where, injected]
+    return [name, where, is_injected(error)]
+
+
+def is_injected(error: BaseException) -> bool:
+    """Is it the injected error, or an error raised `from` it (`raise RuntimeError from e`: the
+    fault reached the test, wrapped, which is propagation, not a new failure)? Only explicit
+    causes count: an error raised while handling the fault (`__context__`) is a failure of its
+    own."""
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 16:
+        try:
+            if str(current).startswith(INJECTED) or INJECTED in str(current.args[-1:]):
+                return True
+        except Exception:  # an exception whose str() fails
+            return False
+        current, seen = current.__cause__, seen + 1
+    return False
 
 
 def _kind(site: Any) -> str:
