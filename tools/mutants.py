@@ -394,3 +394,13 @@ _m("sweep", "controlled-cell-says-no", "dynfault/sweep/summary.py",
 _m("sweep", "controlled-listed-as-idle", "dynfault/sweep/summary.py",
    "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired and not r.controlled]",
    "    idle = [r for r in ordered if r.outcome == PASSED and not r.fired]", [SWH, SW])
+_m("sweep", "injected-ignores-its-cause", "dynfault/sweep/child.py",
+   "        current, seen = current.__cause__, seen + 1", "        current, seen = None, seen + 1",
+   [SW])
+_m("sweep", "reproducer-without-check-call", "dynfault/sweep/plan.py",
+   "    if check_call is not None:  # the in-process check that failed: it fails the test here",
+   "    if False:  # the in-process check that failed: it fails the test here",
+   ["tests/test_sweep_options.py::test_check_call_sees_state_before_the_fixtures_tear_it_down"])
+_m("runtime", "crash-through-mocked-kill", "dynfault/runtime/firing.py",
+   "    _kill(_getpid(), _SIGKILL)", "    os.kill(os.getpid(), _SIGKILL)",
+   ["tests/test_firing.py"])
