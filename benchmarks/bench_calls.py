@@ -77,12 +77,8 @@ def time_imports(loops: int, name: str, where: Path, hooked: bool, cold: bool) -
     return total
 
 
-def main() -> None:
-    runner = pyperf.Runner(processes=4, values=4, min_time=0.05)
-    _common.add_options(runner)
-    args = runner.parse_args()
-    root = Path(args.workdir) / "calls"
-    sites = SITES // 10 if args.small else SITES
+def prepare(root: Path, sites: int) -> None:
+    """Write the modules under root, put their folders on sys.path, install the hook."""
     for kind in ("cold", "warm"):
         for variant in ("hooked", "plain"):
             _common.write_if_changed(root / f"{kind}_{variant}" / f"dfcalls_{kind}_{variant}.py",
@@ -93,6 +89,23 @@ def main() -> None:
     hook.install_import_hook(include=["dfcalls_*_hooked", "dfcalls_call"], calls=CALLS)
     importlib.invalidate_caches()
 
+
+def call_modules(root: Path) -> tuple[ModuleType, ModuleType]:
+    """The loop module rewritten through the hook, and the same file loaded plainly."""
+    sited = importlib.import_module("dfcalls_call")
+    if not rewritten(sited):
+        raise SystemExit("bench_calls: the call module was not rewritten")
+    return sited, _common.load_plain("dfcalls_call_plain", root / "call" / "dfcalls_call.py")
+
+
+def main() -> None:
+    runner = pyperf.Runner(processes=4, values=4, min_time=0.05)
+    _common.add_options(runner)
+    args = runner.parse_args()
+    root = Path(args.workdir) / "calls"
+    sites = SITES // 10 if args.small else SITES
+    prepare(root, sites)
+
     for kind in ("cold", "warm"):
         for variant in ("hooked", "plain"):
             name = f"dfcalls_{kind}_{variant}"
@@ -102,10 +115,7 @@ def main() -> None:
             runner.bench_time_func(f"import {sites} call sites, {kind}, {variant}",
                                    time_imports, name, where, variant == "hooked", kind == "cold")
 
-    sited = importlib.import_module("dfcalls_call")
-    if not rewritten(sited):
-        raise SystemExit("bench_calls: the call module was not rewritten")
-    plain = _common.load_plain("dfcalls_call_plain", root / "call" / "dfcalls_call.py")
+    sited, plain = call_modules(root)
     text = "abcabc"
 
     def per_call(fn: object) -> object:

@@ -42,7 +42,8 @@ def second():
 """
 
 
-def measure(name: str, warm: Callable[[], None], load: Callable[[], None]) -> bool:
+def growth(warm: Callable[[], None], load: Callable[[], None]) -> tuple[int, int]:
+    """Bytes of traced memory the load left behind, and its peak above the start."""
     warm()
     gc.collect()
     tracemalloc.start()
@@ -53,9 +54,13 @@ def measure(name: str, warm: Callable[[], None], load: Callable[[], None]) -> bo
         after, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    grown = after - before
+    return after - before, peak - before
+
+
+def measure(name: str, warm: Callable[[], None], load: Callable[[], None]) -> bool:
+    grown, peak = growth(warm, load)
     ok = grown < GOAL
-    print(f"{name}: grew {grown / 1024:.0f} KiB (peak +{(peak - before) / 1024:.0f} KiB), "
+    print(f"{name}: grew {grown / 1024:.0f} KiB (peak +{peak / 1024:.0f} KiB), "
           f"goal < {GOAL // 1024} KiB: {'met' if ok else 'MISSED'}")
     return ok
 
