@@ -85,13 +85,13 @@ def startup(size: Size, workdir: Path) -> Figures:
     import bench_startup
 
     base = _common.clean_env()
-    funcs: dict[str, Callable[[], float]] = {}
-    for name, (command, extra) in bench_startup.cases(workdir).items():
-        env = {**base, **extra}
+    def process(command: list[str], env: dict[str, str]) -> Callable[[], float]:
         bench_startup.one_process(command, env)  # warm-up: caches written, pages in memory
-        funcs[name.split(".", 1)[1]] = (
-            lambda command=command, env=env: bench_startup.one_process(command, env))
-    return interleave(funcs, size.rounds)
+        return lambda: float(bench_startup.one_process(command, env))
+
+    return interleave({name.split(".", 1)[1]: process(command, {**base, **extra})
+                       for name, (command, extra) in bench_startup.cases(workdir).items()},
+                      size.rounds)
 
 
 # -- warm import of a package (bench_import.py) ---------------------------------------------------
@@ -145,7 +145,7 @@ def sites(size: Size, workdir: Path) -> Figures:
                "failpoint": timed(module.t_failpoint, loops)}
     fiu, _origin = _common.load_fiu()
     if fiu is not None:
-        module.fiu_fail = fiu.fail
+        setattr(module, "fiu_fail", fiu.fail)  # noqa: B010 (a generated module's global)
         fiu.enable("bench:off")
         if not fiu.fail("bench:off"):
             raise SystemExit("_measure: libfiu's bench:off is enabled but does not fail")

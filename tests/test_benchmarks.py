@@ -106,7 +106,7 @@ def test_the_enabled_hit_against_libfiu_or_its_stand_in() -> None:
     # 100 ns against the failpoint's 200: 0.5 x 2.3 = 1.15 libfiu hits
     assert run.enabled_hit(sites) == ("1.15×¹ (0.50× the failpoint)", True)
     sites["enabled_fiu"] = 41 * ns  # where libfiu loads, against it: 100 / 40
-    assert run.enabled_hit(sites) == ("2.50× (100 ns)", False)
+    assert run.enabled_hit(sites) == ("2.50× (the failpoint: 5.0×)", False)
 
 
 def test_the_disabled_site_is_held_to_the_floor() -> None:

@@ -366,6 +366,26 @@ _m("plugin", "unmatched-marker-not-reported", PLUG,
    "                    state.unmatched.append(", "                    (", [PT])
 _m("plugin", "paused-left-at-test-end", PLUG,
    "    resume()  # before the layer goes", "    pass  # before the layer goes", [PT])
+
+# -- bench (stop 30) ------------------------------------------------------------------------------
+BT = "tests/test_benchmarks.py"
+RUN = "benchmarks/run.py"
+_m("bench", "bench-file-glob-names-no-site", "benchmarks/bench_control.py",
+   'FILE_GLOB = "file pkg0/mod1?.py"', 'FILE_GLOB = "file pkg3/mod30?.py"', [BT])
+_m("bench", "bench-unmatched-query-timed", "benchmarks/bench_control.py",
+   "        if not matched:", "        if False:", [BT])
+_m("bench", "bench-share-over-all-of-click", RUN,
+   '    own = f["dynfault_run"] - f["plain"] - floor', '    own = f["dynfault_run"] - f["click"]',
+   [BT])
+_m("bench", "bench-click-floor-over-hello", RUN,
+   '    floor = f["click"] - f["pass"]', '    floor = f["click"] - f["plain"]', [BT])
+_m("bench", "bench-gate-ignored", RUN,
+   "    return 1 if args.gate and missed else 0", "    return 0", [BT])
+_m("bench", "bench-libfiu-stand-in-unmapped", RUN,
+   "    value = stand_in * FAILPOINT_PER_FIU", "    value = stand_in", [BT])
+_m("bench", "bench-sweep-child-goal-loose", RUN,
+   "        return f\"{extra * 1e3:+.1f} ms\", extra <= 0.003",
+   "        return f\"{extra * 1e3:+.1f} ms\", extra <= 0.0035", [BT])
 _m("sweep", "run-env-keeps-outer-enable", "dynfault/env.py",
    "    _put(environ, DYNFAULT_ENABLE, enable if enable.strip() else \"\")",
    "    if enable.strip():\n        environ[DYNFAULT_ENABLE] = enable", [SWH, SW])
