@@ -57,12 +57,12 @@ SIZES = {
                  big_runs=1, files=20, call_sites=20, soak=0.002, saves=20, powercut_runs=1,
                  settings_runs=1),
     # --table: every goal at its full size but the soak's (a tenth), in a few minutes.
-    "quick": Size(rounds=25, site_rounds=60, site_loops=10_000, modules=300, filler=10_000,
+    "quick": Size(rounds=25, site_rounds=100, site_loops=10_000, modules=300, filler=10_000,
                   big_sites=12_500, big_runs=1, files=1_000, call_sites=200, soak=0.1,
-                  saves=2_000, powercut_runs=5, settings_runs=1),
+                  saves=2_000, powercut_runs=9, settings_runs=1),
     "full": Size(rounds=60, site_rounds=150, site_loops=20_000, modules=300, filler=10_000,
                  big_sites=12_500, big_runs=3, files=1_000, call_sites=200, soak=1.0,
-                 saves=2_000, powercut_runs=11, settings_runs=3),
+                 saves=2_000, powercut_runs=15, settings_runs=3),
 }
 
 Figures = dict[str, float]
