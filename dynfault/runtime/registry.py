@@ -136,6 +136,10 @@ class Registry:
         self.target = self.process  # where control() writes (a test's layer under pytest)
         self.history: dict[str, Entry] = {}
         self.reporting = False
+        # Called (under the lock) with each site whose hit was counted: the sweep's record of
+        # hits as they happen. While it is set no lock-free plan is made, so every hit passes
+        # through decide(); unset, it costs the hot paths nothing.
+        self.on_hit: Callable[[Site], None] | None = None
         self.slow = False  # any rule, block or report: the runtime function walks frames
         self.awake = False  # has the program asked for its sites yet?
         # (module name, filename) -> the newest namespace and table: a module re-imported while
@@ -355,7 +359,8 @@ class Registry:
             arm: Arm | None
             if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
                 (arm,) = arms.values()
-                if self.lock_free and arm.live and arm.probability is None:
+                if self.lock_free and arm.live and arm.probability is None \
+                        and self.on_hit is None:
                     plan = site._plan = Plan(self, site, arm)
                     return plan.step()
             else:
@@ -364,8 +369,12 @@ class Registry:
                 if self.reporting:
                     site._hits += 1
                     self._touched[site] = None
+                    if self.on_hit is not None:
+                        self.on_hit(site)
                 return None
             site._hits += 1
+            if self.on_hit is not None:
+                self.on_hit(site)
             if not _step(self, arm):
                 return None
             site._fired += 1
@@ -562,6 +571,13 @@ class Registry:
                 if arm.live != was:
                     site._live += arm.live - was
                     self._sync(site)
+
+    def count_hits(self, callback: Callable[[Site], None] | None) -> None:
+        """Call `callback(site)` on every hit counted from now on (None: stop). The lock-free
+        plans of the moment are folded back, so that no hit bypasses it."""
+        with self.lock:
+            self.on_hit = callback
+            self._retire_all()
 
     def set_reporting(self, on: bool) -> None:
         with self.lock:
