@@ -205,6 +205,69 @@ def test_every_worker_counts_its_hits_and_fires_however_it_ends(
     assert run.sites[key].site.fault_class == "worker:step"
 
 
+def test_a_record_without_its_report_gives_each_sites_largest_count(tmp_path: Path) -> None:
+    """What a killed process left: its hits lines (names escaped, a torn last line) stand for
+    its report; beside a report of the same name they count nothing (the report has them)."""
+    line = "hits\t{n}\t0\t\t7\tapp\tf\tk\\tab\\\\x\t" + str(tmp_path / "app.py") + "\n"
+    record = "".join(line.format(n=n) for n in (1, 2, 3)) + "own\t0\t\tapp.py\n"
+    (tmp_path / "1-aa.fires").write_text(record + line.format(n=4)[:-9])
+    (tmp_path / "2-bb.fires").write_text(record)
+    (tmp_path / "2-bb.json").write_text('{"pid": 2, "sites": []}')
+    run = read_run(str(tmp_path), cwd=str(tmp_path))
+    key = ("app.py", "", 0)
+    assert (run.sites[key].hits, run.sites[key].fired, run.fires[key]) == (3, 1, [2, 0])
+    assert run.sites[key].site.fault_class == "k\tab\\x"
+    assert (run.sites[key].site.line, run.sites[key].outside, run.processes) == (7, 3, 2)
+    assert list(run.sites) == [key]  # the cut line named no site
+
+
+def test_only_pytests_own_process_takes_sigterm_to_write_its_report(tmp_path: Path) -> None:
+    """A run's pytest writes its report on SIGTERM (a run past its timeout). No other process
+    does, nor a fork of pytest: a Pool's terminate() must end its workers at once, and a
+    handler run in a worker stopped anywhere (holding a lock; or the signal taken by another
+    of its threads while it waits in sem_wait) could hang it."""
+    write(tmp_path, {
+        "probe.py": '''\
+            import os
+            import signal
+
+            def state():
+                return "default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL \\
+                    else "handler"
+
+            def in_a_fork():
+                read, written = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.write(written, state().encode())
+                    os._exit(0)
+                os.waitpid(pid, 0)
+                return os.read(read, 16).decode()
+
+            if __name__ == "__main__":
+                print("probe", state(), in_a_fork())
+            ''',
+        "tests/test_probe.py": '''\
+            from probe import in_a_fork, state
+
+            def test_probe():
+                print("probe", state(), in_a_fork())
+            ''',
+    })
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = clean_env(DYNFAULT_CHILD="1", DYNFAULT_SWEEP_DIR=str(reports),
+                    PYTEST_PLUGINS="dynfault.sweep.child", PYTHONPATH=str(tmp_path))
+    said = []
+    for command in (["probe.py"], ["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                                   "tests"]):
+        done = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        said += [line for line in done.stdout.splitlines() if line.startswith("probe")]
+    assert said == ["probe default default", "probe handler default"]
+
+
 @pytest.mark.slow
 def test_a_test_that_mocks_the_os_module_does_not_change_the_verdict(tmp_path: Path) -> None:
     write(tmp_path, {

@@ -189,7 +189,7 @@ def _on_hit(site: Any) -> None:
     """A site's hit was counted (the registry calls this under its lock): its running total
     goes to the .fires record at the 1st to 64th hit and then at each power of two, so a
     process killed at any moment has at least half its hits of every site recorded, at a
-    bounded cost (a loop of a million hits writes 78 lines). The reader takes each site's
+    bounded cost (a loop of a million hits writes 77 lines). The reader takes each site's
     largest number."""
     hits = _hit_counts.get(site, 0) + 1
     _hit_counts[site] = hits

@@ -59,7 +59,8 @@ class RunReport:
         report, it was killed or never ended) its hits as far as it recorded them."""
         hits: dict[Key, tuple[int, SiteRecord]] = {}
         fired: dict[Key, int] = {}
-        for line in text.splitlines():
+        lines = text.split("\n")
+        for line in lines[:-1]:  # the last is empty, or a line cut short (a full disk)
             who, _, rest = line.partition("\t")
             if who == "hits":
                 _add_hits(hits, rest, cwd)
