@@ -322,7 +322,14 @@ _m("sweep", "report-not-named-after-its-record", CHILD,
 _m("sweep", "fork-keeps-the-record-of-its-parent", CHILD,
    "    _report_pid = _getpid()\n    _new_token()", "    _report_pid = _getpid()", [COUNTS])
 _m("runtime", "plan-bypasses-on-hit", REG,
-   "                        and self.on_hit is None:", "                        and True:", [COUNTS])
+   "                        and self.on_hit is None:", "                        and True:",
+   [COUNTS, "tests/test_registry_on_hit.py"])
+_m("runtime", "on-hit-never-installed", REG,
+   "                vars(self)[\"decide\"] = self._decide_and_count", "                pass",
+   [COUNTS, "tests/test_registry_on_hit.py"])
+_m("runtime", "on-hit-for-an-uncounted-hit", REG,
+   "            if site._hits != before and on_hit is not None:",
+   "            if on_hit is not None:", ["tests/test_registry_on_hit.py"])
 _m("sweep", "forked-worker-keeps-sigterm-handler", CHILD,
    "    _new_token()\n    _default_sigterm()", "    _new_token()",
    [VW + "::test_only_pytests_own_process_takes_sigterm_to_write_its_report"])

@@ -137,8 +137,7 @@ class Registry:
         self.history: dict[str, Entry] = {}
         self.reporting = False
         # Called (under the lock) with each site whose hit was counted: the sweep's record of
-        # hits as they happen. While it is set no lock-free plan is made, so every hit passes
-        # through decide(); unset, it costs the hot paths nothing.
+        # hits as they happen (count_hits()).
         self.on_hit: Callable[[Site], None] | None = None
         self.slow = False  # any rule, block or report: the runtime function walks frames
         self.awake = False  # has the program asked for its sites yet?
@@ -369,12 +368,8 @@ class Registry:
                 if self.reporting:
                     site._hits += 1
                     self._touched[site] = None
-                    if self.on_hit is not None:
-                        self.on_hit(site)
                 return None
             site._hits += 1
-            if self.on_hit is not None:
-                self.on_hit(site)
             if not _step(self, arm):
                 return None
             site._fired += 1
@@ -573,11 +568,26 @@ class Registry:
                     self._sync(site)
 
     def count_hits(self, callback: Callable[[Site], None] | None) -> None:
-        """Call `callback(site)` on every hit counted from now on (None: stop). The lock-free
-        plans of the moment are folded back, so that no hit bypasses it."""
+        """Call `callback(site)` on every hit counted from now on (None: stop). While it is set,
+        this registry's `decide` is one that calls it, and no lock-free plan is made (those of
+        the moment are folded back), so every hit passes there; unset, the hot paths are what
+        they were, without even a test of `on_hit`."""
         with self.lock:
             self.on_hit = callback
             self._retire_all()
+            if callback is None:
+                vars(self).pop("decide", None)
+            else:
+                vars(self)["decide"] = self._decide_and_count
+
+    def _decide_and_count(self, site: Site) -> Effect | None:
+        with self.lock:
+            before = site._hits
+            effect = Registry.decide(self, site)
+            on_hit = self.on_hit
+            if site._hits != before and on_hit is not None:
+                on_hit(site)
+            return effect
 
     def set_reporting(self, on: bool) -> None:
         with self.lock:
