@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _thread import LockType
+
 __all__ = ["warn", "die_of_sigint", "warnings_given", "say", "first_line", "one_line", "clip",
-           "atomic_write", "shown_path", "find_pyproject"]
+           "atomic_write", "shown_path", "find_pyproject", "hold_across_fork"]
 
 
 def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 2) -> None:
@@ -96,6 +100,17 @@ def die_of_sigint() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def hold_across_fork(lock: LockType) -> None:
+    """Take `lock` just before every fork and give it back just after, in the parent and in
+    the child: a child forked while another thread held it (a parse, an index update) would
+    otherwise inherit it held by a thread that does not exist there, and wait forever.
+
+    For a module-level lock held briefly, that takes no other lock while held (a leaf)."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release,
+                            after_in_child=lock.release)
 
 
 def first_line(error: BaseException) -> str:

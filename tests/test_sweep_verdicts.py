@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, runs, sweep, write
 
+from dynfault.sweep.reports import read_run
+
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
 
 
@@ -73,6 +75,10 @@ WORKERS = '''\
         work(1)
         os._exit(0)
 
+    def ends_by_kill():
+        work(3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
     def ignores_term():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         work(2)
@@ -90,6 +96,10 @@ WORKERS = '''\
             time.sleep(1.5)
             p.kill()
             p.join()
+        elif how == "kill":
+            p = multiprocessing.get_context("fork").Process(target=ends_by_kill)
+            p.start()
+            p.join()
         else:
             ctx = multiprocessing.get_context(how)
             p = ctx.Process(target=ends_by_exit)
@@ -99,19 +109,163 @@ WORKERS = '''\
 
 
 @pytest.mark.parametrize("how", [
-    "fork", pytest.param("forkserver", marks=pytest.mark.slow), "spawn",
-    # a fork-context Pool's baseline lost its workers' hits once in ~10 runs under load (see
-    # the closing note of stop 20): run on one Python until that is found
-    pytest.param("pool", marks=pytest.mark.slow),
+    "fork", pytest.param("forkserver", marks=pytest.mark.slow), "spawn", "pool", "kill",
     pytest.param("ignore", marks=pytest.mark.slow)])
 def test_fires_in_workers_count_however_they_end(tmp_path: Path, how: str) -> None:
+    """The baseline finds the site reached only in a worker (its hits recorded as they
+    happen, whether or not the worker writes its report), and the run sees it fire."""
     write(tmp_path, {"app.py": WORKERS})
-    # A process killed by SIGKILL reports no hits: that one's site is found from source.
-    found = ("--paths", "app.py") if how == "ignore" else ()
-    done = sweep(tmp_path, "--timeout", "30", *found, command=[sys.executable, "app.py", how])
+    done = sweep(tmp_path, "--timeout", "30", command=[sys.executable, "app.py", how])
     assert done.returncode in (0, 1), done.stdout + done.stderr
     assert [(r["fault_class"], r["fired"], r["controlled"]) for r in runs(tmp_path)] == [
         ("worker:step", True, False)], done.stdout + done.stderr
+
+
+COUNTED = '''\
+    import multiprocessing
+    import os
+    import signal
+    import sys
+    import time
+    from dynfault import dynamic_fault
+
+    def work(hits):
+        fired = 0
+        for _ in range(hits):
+            if dynamic_fault("worker:step"):
+                fired += 1
+        return fired
+
+    def ends(how, hits, ready):
+        work(hits)
+        if how == "exit":
+            os._exit(0)
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # "ignore": only SIGKILL ends it
+        ready.set()
+        time.sleep(60)
+
+    def busy(n):
+        work(3)
+        started.release()
+        time.sleep(60)
+
+    def keep(semaphore):
+        global started
+        started = semaphore
+
+    if __name__ == "__main__":
+        method, how, hits = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        ctx = multiprocessing.get_context(method)
+        if how == "pool":  # 4 tasks; the with block terminates the idle workers
+            with ctx.Pool(2) as pool:
+                pool.map(work, [hits] * 4)
+        elif how == "terminate":  # both workers busy in a task when terminate() kills them
+            semaphore = ctx.Semaphore(0)
+            with ctx.Pool(2, initializer=keep, initargs=(semaphore,)) as pool:
+                pool.map_async(busy, range(2))
+                for _ in range(2):
+                    assert semaphore.acquire(timeout=30)
+        else:
+            ready = ctx.Event()
+            p = ctx.Process(target=ends, args=(how, hits, ready))
+            p.start()
+            if how == "ignore":
+                assert ready.wait(30)
+                p.terminate()
+                time.sleep(0.3)
+                p.kill()
+            p.join()
+    '''
+
+
+@pytest.mark.parametrize(("method", "how", "hits", "counted", "fired"), [
+    ("fork", "exit", 3, 3, 3), ("forkserver", "exit", 3, 3, 3), ("spawn", "exit", 3, 3, 3),
+    ("fork", "kill", 3, 3, 3), ("spawn", "kill", 3, 3, 3), ("fork", "ignore", 3, 3, 3),
+    ("fork", "pool", 3, 12, 12), ("spawn", "pool", 3, 12, 12), ("fork", "terminate", 3, 6, 6),
+    ("forkserver", "terminate", 3, 6, 6),
+    # past 64 hits a process writes its total at each power of two: one killed after 100 hits
+    # is known to have made 64 (its fires are each written), one that exits reports all 100
+    ("fork", "kill", 100, 64, 100), ("fork", "kill", 130, 128, 130),
+    ("fork", "exit", 100, 100, 100)])
+def test_every_worker_counts_its_hits_and_fires_however_it_ends(
+        tmp_path: Path, method: str, how: str, hits: int, counted: int, fired: int) -> None:
+    write(tmp_path, {"app.py": COUNTED})
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = clean_env(DYNFAULT_CHILD="1", DYNFAULT_SWEEP_DIR=str(reports),
+                    DYNFAULT_ENABLE="class worker:step")
+    done = subprocess.run([sys.executable, "app.py", method, how, str(hits)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    run = read_run(str(reports), str(tmp_path))
+    key = ("app.py", "", 0)
+    assert (run.sites[key].hits, run.fires[key]) == (counted, [fired, 0])
+    assert run.sites[key].site.fault_class == "worker:step"
+
+
+def test_a_record_without_its_report_gives_each_sites_largest_count(tmp_path: Path) -> None:
+    """What a killed process left: its hits lines (names escaped, a torn last line) stand for
+    its report; beside a report of the same name they count nothing (the report has them)."""
+    line = "hits\t{n}\t0\t\t7\tapp\tf\tk\\tab\\\\x\t" + str(tmp_path / "app.py") + "\n"
+    record = "".join(line.format(n=n) for n in (1, 2, 3)) + "own\t0\t\tapp.py\n"
+    (tmp_path / "1-aa.fires").write_text(record + line.format(n=4)[:-9])
+    (tmp_path / "2-bb.fires").write_text(record)
+    (tmp_path / "2-bb.json").write_text('{"pid": 2, "sites": []}')
+    run = read_run(str(tmp_path), cwd=str(tmp_path))
+    key = ("app.py", "", 0)
+    assert (run.sites[key].hits, run.sites[key].fired, run.fires[key]) == (3, 1, [2, 0])
+    assert run.sites[key].site.fault_class == "k\tab\\x"
+    assert (run.sites[key].site.line, run.sites[key].outside, run.processes) == (7, 3, 2)
+    assert list(run.sites) == [key]  # the cut line named no site
+
+
+def test_only_pytests_own_process_takes_sigterm_to_write_its_report(tmp_path: Path) -> None:
+    """A run's pytest writes its report on SIGTERM (a run past its timeout). No other process
+    does, nor a fork of pytest: a Pool's terminate() must end its workers at once, and a
+    handler run in a worker stopped anywhere (holding a lock; or the signal taken by another
+    of its threads while it waits in sem_wait) could hang it."""
+    write(tmp_path, {
+        "probe.py": '''\
+            import os
+            import signal
+
+            def state():
+                return "default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL \\
+                    else "handler"
+
+            def in_a_fork():
+                read, written = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.write(written, state().encode())
+                    os._exit(0)
+                os.waitpid(pid, 0)
+                return os.read(read, 16).decode()
+
+            if __name__ == "__main__":
+                print("probe", state(), in_a_fork())
+            ''',
+        "tests/test_probe.py": '''\
+            from probe import in_a_fork, state
+
+            def test_probe():
+                print("probe", state(), in_a_fork())
+            ''',
+    })
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = clean_env(DYNFAULT_CHILD="1", DYNFAULT_SWEEP_DIR=str(reports),
+                    PYTEST_PLUGINS="dynfault.sweep.child", PYTHONPATH=str(tmp_path))
+    said = []
+    for command in (["probe.py"], ["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                                   "tests"]):
+        done = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        said += [line for line in done.stdout.splitlines() if line.startswith("probe")]
+    assert said == ["probe default default", "probe handler default"]
 
 
 @pytest.mark.slow

@@ -301,6 +301,47 @@ _m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
    "        return f\"crashed (signal {-code})\" if code is not None and code < 0 else \"crashed\"",
    "        return \"crashed\"", [SWH, SW])
 
+# -- pool (stop 30) -------------------------------------------------------------------------------
+VW = "tests/test_sweep_verdicts.py"
+COUNTS = VW + "::test_every_worker_counts_its_hits_and_fires_however_it_ends"
+CHILD = "dynfault/sweep/child.py"
+_m("sweep", "hits-recorded-only-at-exit", CHILD,
+   "    REGISTRY.count_hits(_on_hit)", "    pass", [COUNTS])
+_m("sweep", "hits-recorded-only-to-64", CHILD,
+   "    if hits <= 64 or not hits & (hits - 1):", "    if hits <= 64:", [COUNTS])
+_m("sweep", "hits-record-first-not-largest", "dynfault/sweep/reports.py",
+   "    if old is None or hits > old[0]:", "    if old is None:", [COUNTS])
+_m("sweep", "hits-record-beside-its-report", "dynfault/sweep/reports.py",
+   "        report._add_fires(text, cwd, reported=name[:-len(\".fires\")] in reported)",
+   "        report._add_fires(text, cwd, reported=False)", [COUNTS])
+_m("sweep", "hits-record-cut-line-read", "dynfault/sweep/reports.py",
+   "        for line in lines[:-1]:", "        for line in lines:",
+   [VW + "::test_a_record_without_its_report_gives_each_sites_largest_count"])
+_m("sweep", "report-not-named-after-its-record", CHILD,
+   "    name = f\"{directory}/{_token[0]}\"", "    name = f\"{directory}/{_token[0]}-r\"", [COUNTS])
+_m("sweep", "fork-keeps-the-record-of-its-parent", CHILD,
+   "    _report_pid = _getpid()\n    _new_token()", "    _report_pid = _getpid()", [COUNTS])
+_m("runtime", "plan-bypasses-on-hit", REG,
+   "                        and self.on_hit is None:", "                        and True:",
+   [COUNTS, "tests/test_registry_on_hit.py"])
+_m("runtime", "on-hit-never-installed", REG,
+   "                vars(self)[\"decide\"] = self._decide_and_count", "                pass",
+   [COUNTS, "tests/test_registry_on_hit.py"])
+_m("runtime", "on-hit-for-an-uncounted-hit", REG,
+   "            if site._hits != before and on_hit is not None:",
+   "            if on_hit is not None:", ["tests/test_registry_on_hit.py"])
+_m("sweep", "forked-worker-keeps-sigterm-handler", CHILD,
+   "    _new_token()\n    _default_sigterm()", "    _new_token()",
+   [VW + "::test_only_pytests_own_process_takes_sigterm_to_write_its_report"])
+_m("sweep", "every-process-takes-sigterm", CHILD,
+   "    _stacks_on_signal()\n\n\ndef _stacks_on_signal",
+   "    _stacks_on_signal()\n    _signal.signal(_signal.SIGTERM, _write_and_die)\n\n\ndef _stacks_on_signal",
+   [VW + "::test_only_pytests_own_process_takes_sigterm_to_write_its_report"])
+_m("instrument", "lock-inherited-held-by-a-fork", "dynfault/util.py",
+   "        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release,\n"
+   "                            after_in_child=lock.release)", "        pass",
+   ["tests/test_fork_locks.py"])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

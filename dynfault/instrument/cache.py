@@ -25,7 +25,7 @@ import threading
 import types
 from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
 
-from dynfault.util import atomic_write
+from dynfault.util import atomic_write, hold_across_fork
 from dynfault.version import __version__
 
 __all__ = [
@@ -171,6 +171,7 @@ def fix_filename(code: types.CodeType, filename: str) -> types.CodeType:
 indexes: dict[tuple[str, str | None, str], tuple[str | None, dict[str, Stamp]]] = {}
 _index_dirty: dict[str, dict[str, Stamp]] = {}  # written at exit, merged with other writers'
 _index_lock = threading.Lock()
+hold_across_fork(_index_lock)  # a fork never inherits it held by another thread
 
 
 def index_path(source_path: str, key: str = "") -> str | None:

@@ -28,6 +28,7 @@ from dynfault.instrument.compile import (
     may_have_sites,
 )
 from dynfault.instrument.names import DESCRIPTOR
+from dynfault.util import hold_across_fork
 from dynfault.util import warn as _warn
 
 TYPE_CHECKING = False  # typing and collections.abc would cost every child process
@@ -321,6 +322,7 @@ class ImportHook:
 
 _hook: ImportHook | None = None
 _hook_lock = threading.Lock()
+hold_across_fork(_hook_lock)  # a fork never inherits it held by another thread
 
 
 def _settings(finder: DynfaultFinder) -> tuple[object, ...]:

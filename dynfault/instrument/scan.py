@@ -13,6 +13,7 @@ import threading
 from dynfault.instrument.calls import markers
 from dynfault.instrument.names import kind as site_kind_of
 from dynfault.record import Record
+from dynfault.util import hold_across_fork
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ _IMPORTED = "="
 # once (the runtime function's first call in many threads) can fail with SystemError
 # (python/cpython#106905).
 parse_lock = threading.Lock()
+hold_across_fork(parse_lock)  # a fork never inherits it held by another thread
 
 
 class ScannedSite(Record):

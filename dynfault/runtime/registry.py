@@ -136,6 +136,9 @@ class Registry:
         self.target = self.process  # where control() writes (a test's layer under pytest)
         self.history: dict[str, Entry] = {}
         self.reporting = False
+        # Called (under the lock) with each site whose hit was counted: the sweep's record of
+        # hits as they happen (count_hits()).
+        self.on_hit: Callable[[Site], None] | None = None
         self.slow = False  # any rule, block or report: the runtime function walks frames
         self.awake = False  # has the program asked for its sites yet?
         # (module name, filename) -> the newest namespace and table: a module re-imported while
@@ -355,7 +358,8 @@ class Registry:
             arm: Arm | None
             if len(arms) == 1 and not self.contexts:  # arm_in_force()'s common case, inlined
                 (arm,) = arms.values()
-                if self.lock_free and arm.live and arm.probability is None:
+                if self.lock_free and arm.live and arm.probability is None \
+                        and self.on_hit is None:
                     plan = site._plan = Plan(self, site, arm)
                     return plan.step()
             else:
@@ -562,6 +566,28 @@ class Registry:
                 if arm.live != was:
                     site._live += arm.live - was
                     self._sync(site)
+
+    def count_hits(self, callback: Callable[[Site], None] | None) -> None:
+        """Call `callback(site)` on every hit counted from now on (None: stop). While it is set,
+        this registry's `decide` is one that calls it, and no lock-free plan is made (those of
+        the moment are folded back), so every hit passes there; unset, the hot paths are what
+        they were, without even a test of `on_hit`."""
+        with self.lock:
+            self.on_hit = callback
+            self._retire_all()
+            if callback is None:
+                vars(self).pop("decide", None)
+            else:
+                vars(self)["decide"] = self._decide_and_count
+
+    def _decide_and_count(self, site: Site) -> Effect | None:
+        with self.lock:
+            before = site._hits
+            effect = Registry.decide(self, site)
+            on_hit = self.on_hit
+            if site._hits != before and on_hit is not None:
+                on_hit(site)
+            return effect
 
     def set_reporting(self, on: bool) -> None:
         with self.lock:

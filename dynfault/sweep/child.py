@@ -1,11 +1,15 @@
 """The run side of a sweep: what every Python process of a sweep's run loads.
 
 `dynfault.child` calls `report_to()` at interpreter start when `DYNFAULT_SWEEP_DIR` is set: the
-process then counts every site's hits and writes `<dir>/<pid>-*.json` when it ends (at exit, on
-SIGTERM, or just before the `crash` setting kills it). The same module is a pytest plugin in
-every run (`PYTEST_PLUGINS`): it records which tests reach each site and how long each test
-takes, which tests failed and whether a test's exception escaped from the frame where the site
-fired, and it deselects every test but those named in `DYNFAULT_SWEEP_TESTS` (a targeted run).
+process then counts every site's hits and writes `<dir>/<pid>-<token>.json` when it ends (at
+exit, by `os._exit`, on SIGTERM under pytest, or just before the `crash` setting kills it).
+Hits and fires also go, as they happen, to `<dir>/<pid>-<token>.fires`, which is all the sweep
+has of a process that never ends cleanly (killed, a Pool's terminated worker).
+
+The same module is a pytest plugin in every run (`PYTEST_PLUGINS`): it records which tests
+reach each site and how long each test takes, which tests failed and whether a test's exception
+escaped from the frame where the site fired, and it deselects every test but those named in
+`DYNFAULT_SWEEP_TESTS` (a targeted run).
 
 Every process of a run imports this at start, so it imports only what Python has already
 loaded, and builtins (json is imported only when the report is written).
@@ -54,6 +58,8 @@ Key = tuple[str, str, int]  # record.SiteKey: (filename, kind, index)
 
 _report_dir: str | None = None
 _report_pid = 0
+_token = [""]  # "<pid>-<random>": this process's .fires and .json names (a fork takes its own)
+_hit_counts: dict[object, int] = {}  # site -> its hits in this process, for the .fires record
 # `hits` and `fired` only grow (until reset()): what a test did is the difference between the
 # checkpoints around it. A counter below its last value was reset (by the program): it starts
 # over from there.
@@ -103,6 +109,7 @@ def report_to(directory: str) -> None:
     if _report_dir is not None:
         return
     _report_dir, _report_pid = directory, _getpid()
+    _new_token()
     set_reporting(True)
     _listen_to_fires()
     atexit.register(_write_report)
@@ -119,11 +126,6 @@ def report_to(directory: str) -> None:
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
     _stacks_on_signal()
-    try:
-        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
-            _signal.signal(_signal.SIGTERM, _write_and_die)
-    except ValueError:  # not the main thread
-        pass
 
 
 def _stacks_on_signal() -> None:
@@ -152,10 +154,49 @@ def _note(text: str) -> None:
             pass
 
 
+def _new_token() -> None:
+    _token[0] = f"{_getpid()}-{_urandom(4).hex()}"
+
+
 def _listen_to_fires() -> None:
     from dynfault.runtime.firing import add_fire_listener
+    from dynfault.runtime.sites import REGISTRY
 
     add_fire_listener(_on_fire)
+    REGISTRY.count_hits(_on_hit)
+
+
+def _append(line: str) -> None:
+    """A line of this process's .fires record: one write(2) to a file opened O_APPEND, so it is
+    on disk however the process ends a moment later, whole, after the lines before it."""
+    if _report_dir is None:
+        return
+    try:
+        if _fds[0] < 0:
+            _fds[0] = _open(f"{_report_dir}/{_token[0]}.fires", _WRITE, 0o644)
+        _write(_fds[0], line.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+
+
+def _field(text: str | None) -> str:
+    # a name as one tab-separated field (reports.py reads it back)
+    return "" if text is None else \
+        text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _on_hit(site: Any) -> None:
+    """A site's hit was counted (the registry calls this under its lock): its running total
+    goes to the .fires record at the 1st to 64th hit and then at each power of two, so a
+    process killed at any moment has at least half its hits of every site recorded, at a
+    bounded cost (a loop of a million hits writes 77 lines). The reader takes each site's
+    largest number."""
+    hits = _hit_counts.get(site, 0) + 1
+    _hit_counts[site] = hits
+    if hits <= 64 or not hits & (hits - 1):
+        _append(f"hits\t{hits}\t{site.index}\t{_field(_kind(site))}\t{site.line}\t"
+                f"{_field(site.module)}\t{_field(site.function)}\t"
+                f"{_field(site.fault_class)}\t{_field(site.filename)}\n")
 
 
 def _decided_by_process(site: Any) -> bool:
@@ -172,15 +213,7 @@ def _on_fire(site: Any, frame: FrameType | None, crashing: bool) -> None:
     frame (to judge an escape), and before a crash write the whole report."""
     global _crashing
     own = _decided_by_process(site)
-    if _report_dir is not None:
-        try:
-            if _fds[0] < 0:
-                _fds[0] = _open(f"{_report_dir}/{_getpid()}.fires", _WRITE, 0o644)
-            _write(_fds[0], f"{'own' if own else 'test'}\t{site.index}\t{_kind(site)}\t"
-                            f"{site.filename}\n"
-                   .encode("utf-8", "surrogateescape"))
-        except OSError:
-            pass
+    _append(f"{'own' if own else 'test'}\t{site.index}\t{_kind(site)}\t{site.filename}\n")
     if frame is not None and len(_fired_frames) < _MAX_FRAMES:
         _fired_frames.append(frame)
     if crashing:
@@ -292,7 +325,9 @@ def _after_fork() -> None:
     from dynfault.runtime.sites import sites
 
     _report_pid = _getpid()
-    for table in (_totals, _last, _outside, _peak, _reach, _durations, _pending):
+    _new_token()
+    _default_sigterm()
+    for table in (_totals, _last, _outside, _peak, _reach, _durations, _pending, _hit_counts):
         table.clear()
     del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:], _causes[:]
     del _check_failures[:]
@@ -322,6 +357,26 @@ _real_exit = os._exit
 def pytest_configure(config: Any) -> None:
     global _pytest
     _pytest = True
+    # A pytest run past its timeout gets SIGTERM: its report says which tests ran, failed and
+    # took how long. Only pytest's own process takes the signal so: a process forked from it
+    # goes back to the default (_after_fork), so that a Pool's terminate() ends its workers at
+    # once (their hits and fires are in their .fires records already) instead of running
+    # Python code in a worker stopped anywhere, perhaps holding the lock the handler needs.
+    if _report_dir is None:
+        return
+    try:
+        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+            _signal.signal(_signal.SIGTERM, _write_and_die)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _default_sigterm() -> None:
+    try:
+        if _signal.getsignal(_signal.SIGTERM) is _write_and_die:
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    except ValueError:  # forked from a thread that Python does not take for the main one
+        pass
 
 
 def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
@@ -407,7 +462,7 @@ def _write_report() -> None:
     _report_dir = None
     data = _record()
     # Never fail the program: the sweep counts a missing report as "did not fire".
-    name = f"{directory}/{_getpid()}-{_urandom(4).hex()}"
+    name = f"{directory}/{_token[0]}"  # its .fires record's name: the reader pairs them
     try:
         fd = _open(name + ".tmp", _WRITE | os.O_EXCL, 0o644)
         try:

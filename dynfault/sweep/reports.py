@@ -54,15 +54,30 @@ class RunReport:
         own, other = self.fires.get(key, [0, 0])
         return not own and other > 0
 
-    def _add_fires(self, text: str, cwd: str | None) -> None:
-        for line in text.splitlines():
+    def _add_fires(self, text: str, cwd: str | None, reported: bool = True) -> None:
+        """One process's .fires record: its fires, and (`reported` False: the process wrote no
+        report, it was killed or never ended) its hits as far as it recorded them."""
+        hits: dict[Key, tuple[int, SiteRecord]] = {}
+        fired: dict[Key, int] = {}
+        lines = text.split("\n")
+        for line in lines[:-1]:  # the last is empty, or a line cut short (a full disk)
             who, _, rest = line.partition("\t")
+            if who == "hits":
+                _add_hits(hits, rest, cwd)
+                continue
             index, _, rest = rest.partition("\t")
             kind, _, filename = rest.partition("\t")
             if who not in ("own", "test") or not index.isdigit() or not filename:
                 continue
-            counts = self.fires.setdefault((shown_path(filename, cwd), kind, int(index)), [0, 0])
-            counts[who != "own"] += 1
+            key = (shown_path(filename, cwd), kind, int(index))
+            self.fires.setdefault(key, [0, 0])[who != "own"] += 1
+            fired[key] = fired.get(key, 0) + 1
+        if reported or not hits:
+            return  # its report counts every hit, these only some
+        self.processes += 1
+        for key, (count, site) in hits.items():
+            # which tests made them is not known: never a targeted run
+            self._add_site(site, count, fired.get(key, 0), count, count, [])
 
     def _add_causes(self, causes: object) -> None:
         for cause in causes if isinstance(causes, list) else ():
@@ -101,33 +116,65 @@ class RunReport:
             values = site.as_dict()
             values.update(filename=shown_path(site.filename, cwd), state="disabled")
             site = SiteRecord(**values)  # type: ignore[arg-type]
-            old = self.sites.get(site.key)
-            if old is None:
-                self.sites[site.key] = Baseline(site, site.hits, site.fired, peak, outside,
-                                                tests)
-            else:
-                old.hits += site.hits
-                old.fired += site.fired
-                old.peak = max(old.peak, peak)
-                old.outside += outside
-                old.tests.extend(t for t in tests if t not in old.tests)
+            self._add_site(site, site.hits, site.fired, peak, outside, tests)
+
+    def _add_site(self, site: SiteRecord, hits: int, fired: int, peak: int, outside: int,
+                  tests: list[str]) -> None:
+        old = self.sites.get(site.key)
+        if old is None:
+            self.sites[site.key] = Baseline(site, hits, fired, peak, outside, tests)
+        else:
+            old.hits += hits
+            old.fired += fired
+            old.peak = max(old.peak, peak)
+            old.outside += outside
+            old.tests.extend(t for t in tests if t not in old.tests)
+
+
+def _unescape(field: str) -> str:
+    """A field of a .fires line as child._field wrote it (tab, newline, backslash escaped)."""
+    if "\\" not in field:
+        return field
+    out, escaped = [], False
+    for char in field:
+        if escaped:
+            out.append({"t": "\t", "n": "\n"}.get(char, char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _add_hits(into: dict[Key, tuple[int, SiteRecord]], rest: str, cwd: str | None) -> None:
+    """A `hits` line (N, index, kind, line, module, function, class, filename): the site's
+    running total when it was written; a site's largest is what the process got to."""
+    fields = rest.split("\t")
+    if len(fields) != 8 or not all(f.isdigit() for f in fields[:2] + fields[3:4]) \
+            or not fields[7]:
+        return  # torn or foreign
+    hits, index, line = int(fields[0]), int(fields[1]), int(fields[3])
+    module, function, fault_class, filename = (_unescape(f) for f in fields[4:])
+    site = SiteRecord(module, function, shown_path(filename, cwd), line, fault_class or None,
+                      index)
+    if site.key[1] != _unescape(fields[2]):
+        return
+    old = into.get(site.key)
+    if old is None or hits > old[0]:
+        into[site.key] = (hits, site if old is None else old[1])
 
 
 def read_run(directory: str, cwd: str | None = None) -> RunReport:
     """Every process's report in `directory`, joined (a torn or foreign file is skipped), and
-    every process's fire record, however the process ended."""
+    every process's fire record (`<pid>-<token>.fires`, beside its report of the same name),
+    however the process ended: the hits of one that wrote no report come from its record."""
     report = RunReport()
     try:
         every = sorted(os.listdir(directory))
     except OSError:
         return report
-    for name in every:
-        if name.endswith(".fires"):
-            try:
-                with open(os.path.join(directory, name), "rb") as f:
-                    report._add_fires(f.read().decode("utf-8", "surrogateescape"), cwd)
-            except OSError:
-                continue
+    reported = set()
     for name in (n for n in every if n.endswith(".json")):
         try:
             with open(os.path.join(directory, name), encoding="utf-8") as f:
@@ -136,6 +183,14 @@ def read_run(directory: str, cwd: str | None = None) -> RunReport:
             continue
         if isinstance(record, dict):
             report._add(record, cwd)
+            reported.add(name[:-len(".json")])
+    for name in (n for n in every if n.endswith(".fires")):
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                text = f.read().decode("utf-8", "surrogateescape")
+        except OSError:
+            continue
+        report._add_fires(text, cwd, reported=name[:-len(".fires")] in reported)
     return report
 
 
