@@ -21,7 +21,8 @@ __all__ = ["Ended", "run_command", "child_environment", "check_environment", "ta
 
 REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
 # A run past its timeout gets SIGTERM first (pytest's process writes its report; the others
-# have left their hits in their .fires records as they went), then the reaper kills what is left; the reaper itself gets this much more before it is killed too.
+# have left their hits in their .fires records as they went), then the reaper kills what is
+# left; the reaper itself gets this much more before it is killed too.
 TERM_GRACE = 2.0
 REAPER_GRACE = 5.0
 TAIL_LINES = 12
