@@ -77,6 +77,39 @@ def test_late_is_the_runtimes_late_setting_or_refused_in_one_line(tmp_path: Path
     assert (tmp_path / "data.txt").exists()  # made, then failed
 
 
+def test_an_fs_sweep_fails_os_close_late_with_the_descriptor_really_closed(
+        tmp_path: Path) -> None:
+    # A real close() that fails (EIO of a failed write-back) has released the descriptor
+    # already: the sweep's close fails the same way, so code that handles it by closing again
+    # (or by keeping the number) is what it finds; an early raise would leave the file open.
+    write(tmp_path, {"app.py": '''\
+        import os
+
+        fd = os.open("data.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.close(fd)
+        except OSError:
+            try:
+                os.fstat(fd)
+            except OSError:
+                print("closed, then failed")
+            else:
+                print("failed with the descriptor still open")
+                raise SystemExit(5)
+            raise
+        '''})
+    done = sweep(tmp_path, "--calls", "@fs", "--select", "class call:os.close",
+                 command=[sys.executable, "app.py"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run] = runs(tmp_path)
+    assert re.search(r" oneshot late' ", str(run["reproducer"])), run["reproducer"]
+    assert run["fired"] is True and run["reason"] == "escaped"
+    assert "closed, then failed" in str(run["tail"]), run["tail"]
+    # the other calls of the group keep failing before their call
+    assert orchestrate.rule_words(orchestrate.Options(["true"]))(
+        SiteRecord("m", "f", "m.py", 3, "call:os.fsync", 0)) == ""
+
+
 LOCKS = {
     "conftest.py": '''\
         import pytest

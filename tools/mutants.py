@@ -301,6 +301,11 @@ _m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
    "        return f\"crashed (signal {-code})\" if code is not None and code < 0 else \"crashed\"",
    "        return \"crashed\"", [SWH, SW])
 
+# -- sweep3 (stop 30) ------------------------------------------------------------------------------
+SWO = "tests/test_sweep_options.py"
+_m("sweep", "close-fails-early", "dynfault/instrument/calls.py",
+   "LATE_CALLS = frozenset({\"os.close\"})", "LATE_CALLS: frozenset[str] = frozenset()", [SWO])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

@@ -88,7 +88,7 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
                    "[default: the call's group default, else EIO]")
 @click.option("--late", is_flag=True,
               help="call sites fail after making their call (the effect happened, then the "
-                   "error)")
+                   "error) [default: only os.close, whose real errors come after it closed]")
 @click.option("--all-tests", is_flag=True,
               help="under pytest, run the whole command for every site, not only the tests "
                    "that reach it")

@@ -460,8 +460,8 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
 def rule_words(options: Options) -> Callable[[SiteRecord], str]:
     """What every run's rule says besides its site: --error (else the call's group default,
     `@sqlite`'s sqlite3.OperationalError; EIO, the runtime's own default, goes unsaid) and
-    --late."""
-    from dynfault.instrument.calls import default_error
+    --late (else the call's own default: `os.close` fails after closing, as it really does)."""
+    from dynfault.instrument.calls import default_error, default_late
 
     def words(site: SiteRecord) -> str:
         if options.crash:
@@ -469,11 +469,12 @@ def rule_words(options: Options) -> Callable[[SiteRecord], str]:
         said = []
         error = options.error
         fault_class = site.fault_class or ""
-        if error is None and fault_class.startswith("call:"):
-            error = default_error(fault_class[len("call:"):])
+        name = fault_class[len("call:"):] if fault_class.startswith("call:") else None
+        if error is None and name is not None:
+            error = default_error(name)
         if error is not None and error != "EIO":
             said.append(f"error {error}")
-        if options.late:
+        if options.late or (name is not None and default_late(name)):
             said.append("late")
         return " ".join(said)
 
