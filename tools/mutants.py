@@ -305,6 +305,12 @@ _m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
 SWO = "tests/test_sweep_options.py"
 _m("sweep", "close-fails-early", "dynfault/instrument/calls.py",
    "LATE_CALLS = frozenset({\"os.close\"})", "LATE_CALLS: frozenset[str] = frozenset()", [SWO])
+_m("sweep", "tests-swept", "dynfault/sweep/orchestrate.py",
+   "    if state.options.include_tests:\n        return sites\n    from",
+   "    if True:\n        return sites\n    from", ["tests/test_sweep_testfiles.py"])
+_m("sweep", "test-folders-ignored", "dynfault/sweep/testfiles.py",
+   "    if base == \"conftest.py\" or any(part in TEST_FOLDERS for part in folders):",
+   "    if base == \"conftest.py\":", ["tests/test_sweep_testfiles.py"])
 
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"

@@ -89,6 +89,10 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
 @click.option("--late", is_flag=True,
               help="call sites fail after making their call (the effect happened, then the "
                    "error) [default: only os.close, whose real errors come after it closed]")
+@click.option("--include-tests", "include_tests", is_flag=True,
+              help="sweep the call sites in the project's own tests too (test files as "
+                   "pytest's python_files sees them, conftest.py, helpers under tests/); "
+                   "left out by default: their I/O is the harness's")
 @click.option("--all-tests", is_flag=True,
               help="under pytest, run the whole command for every site, not only the tests "
                    "that reach it")
@@ -117,7 +121,8 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, ...],
           nth: bool, max_nth: int, crash: bool, check: str | None, check_call: str | None,
-          error: str | None, late: bool, all_tests: bool, calls: tuple[str, ...],
+          error: str | None, late: bool, include_tests: bool, all_tests: bool,
+          calls: tuple[str, ...],
           jobs: int | None, timeout: float | None, shard: tuple[int, int] | None,
           baseline: str | None, json_path: str | None, log_dir: str | None,
           junitxml: str | None, html: str | None, merge: bool,
@@ -162,7 +167,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
                           baseline=baseline, calls=names, check_source=source, error=error,
                           late=late, check_call=check_call, junitxml=junitxml, html=html,
                           include=settings.include, exclude_modules=settings.exclude,
-                          root=root)
+                          root=root, include_tests=include_tests)
         _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

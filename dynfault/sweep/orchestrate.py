@@ -86,7 +86,7 @@ class Options:
                  late: bool = False, check_call: str | None = None,
                  junitxml: str | None = None, html: str | None = None,
                  include: Sequence[str] = (), exclude_modules: Sequence[str] = (),
-                 root: str | None = None) -> None:
+                 root: str | None = None, include_tests: bool = False) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
@@ -98,6 +98,7 @@ class Options:
         # `exclude` ([tool.dynfault]); never the test harness nor what is installed.
         self.include, self.exclude_modules = list(include), list(exclude_modules)
         self.root = root
+        self.include_tests = include_tests  # the project's test files' call sites too
 
     def scope(self, cwd: str) -> Scope:
         return Scope(self.include, self.exclude_modules, roots=(self.root or cwd,))
@@ -107,7 +108,8 @@ class Options:
                 "max_nth": self.max_nth if self.nth else None, "check": self.check,
                 "crash": self.crash, "all_tests": self.all_tests, "select": self.select,
                 "exclude": self.exclude, "calls": self.calls, "error": self.error,
-                "late": self.late, "check_call": self.check_call}
+                "late": self.late, "check_call": self.check_call,
+                "include_tests": self.include_tests}
 
 
 def _validate(options: Options) -> None:
@@ -383,7 +385,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     about them; the baseline's report and time."""
     options = state.options
     if options.paths:
-        sites = _static(options.paths, state.cwd)
+        sites = _without_tests(state, _static(options.paths, state.cwd))
         state.seen = list(sites)
         if not sites:
             raise NothingRan("no fault sites under " + " ".join(options.paths)
@@ -399,6 +401,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
         _say(state, f"{plural(len(loaded) - len(every), 'site')} outside the project (not "
                     "under the working directory, or installed) left out; [tool.dynfault] "
                     "include adds their modules")
+    every = _without_tests(state, every)
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
     state.unreached = [s for s in every if not seen.sites[s.key].hits]
@@ -407,6 +410,25 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
                          "dynfault is installed in?); no run made")
     found = f"{plural(len(sites), 'site')} reached, {len(state.unreached)} unreached"
     return sites, found, seen, seconds
+
+
+def _without_tests(state: _Sweep, sites: list[SiteRecord]) -> list[SiteRecord]:
+    """The sites less the call sites in the project's own tests (test files, conftest, helpers
+    beside them: see testfiles), unless --include-tests: the I/O of a fixture or a helper is
+    the harness's, and a fault there fails the test for nothing the project does. A
+    `dynamic_fault()` site stays wherever it is: someone wrote it there to be swept."""
+    if state.options.include_tests:
+        return sites
+    from dynfault.sweep.testfiles import is_test_file, python_files
+
+    patterns = python_files(state.options.root or state.cwd)
+    kept = [s for s in sites if not (s.fault_class or "").startswith("call:")
+            or not is_test_file(s.filename, patterns)]
+    if len(kept) < len(sites):
+        _say(state, f"{plural(len(sites) - len(kept), 'call site')} in the project's tests "
+                    "(test files, conftest.py, helpers under tests/) left out; "
+                    "--include-tests sweeps them")
+    return kept
 
 
 def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
