@@ -78,8 +78,11 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
               help="the site kills its process (SIGKILL) instead of firing: with --check, "
                    "a crash-recovery sweep")
 @click.option("--check", default=None, metavar="CMD",
-              help="a shell command run after every run (no DYNFAULT_* variables); the run "
-                   "fails when it fails")
+              help="a shell command run after every run (no DYNFAULT_* variables but "
+                   "DYNFAULT_SWEEP_SITE and DYNFAULT_SWEEP_RUN, the run it checks); the run "
+                   "fails when it fails. Each run and its check get a TMPDIR of their own: "
+                   "with -j N, a check should look there (or key on DYNFAULT_SWEEP_RUN), not "
+                   "at a path that runs side by side share")
 @click.option("--check-call", "check_call", default=None, metavar="MODULE:FUNCTION",
               help="under pytest, call FUNCTION(node_id) in the test process after each test, "
                    "before its fixtures are torn down; the run fails its check when it raises")
@@ -116,6 +119,9 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
               help="also write the results as JUnit XML: one test case per run")
 @click.option("--html", "html", default=None, metavar="FILE",
               help="also write the results as one self-contained HTML page")
+@click.option("--strict", is_flag=True,
+              help="exit 2 when dynfault warns (a --calls name that made no site, a "
+                   "--select/--exclude that matched none, ...), before any run")
 @click.option("--merge", is_flag=True,
               help="the arguments are shard JSON files: print their joined table")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -125,7 +131,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
           calls: tuple[str, ...],
           jobs: int | None, timeout: float | None, shard: tuple[int, int] | None,
           baseline: str | None, json_path: str | None, log_dir: str | None,
-          junitxml: str | None, html: str | None, merge: bool,
+          junitxml: str | None, html: str | None, strict: bool, merge: bool,
           command: tuple[str, ...]) -> None:
     """Run COMMAND once per fault site with only that site firing; report what broke.
 
@@ -137,7 +143,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
       dynfault sweep --merge shard*.json
 
     Exit status: 1 when any run failed or timed out, 3 when no run was made, 0 otherwise,
-    2 for usage errors.
+    2 for usage errors (and, with --strict, when dynfault warned).
     """
     # Every DynfaultError (a usage error, a sweep that cannot start, exit 3 when nothing ran)
     # is worded and mapped to its exit status by the click group.
@@ -167,7 +173,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
                           baseline=baseline, calls=names, check_source=source, error=error,
                           late=late, check_call=check_call, junitxml=junitxml, html=html,
                           include=settings.include, exclude_modules=settings.exclude,
-                          root=root, include_tests=include_tests)
+                          root=root, include_tests=include_tests, strict=strict)
         _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

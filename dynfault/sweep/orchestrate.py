@@ -58,13 +58,21 @@ from dynfault.sweep.summary import (
 from dynfault.sweep.triage import FAILED, PASSED, TIMED_OUT, Result, judge
 from dynfault.util import atomic_write, shown_path
 
-__all__ = ["Options", "sweep", "merge_files", "SweepFailed", "NothingRan", "DEFAULT_MAX_NTH"]
+__all__ = ["Options", "sweep", "merge_files", "SweepFailed", "NothingRan", "StrictFailed",
+           "DEFAULT_MAX_NTH"]
 
 
 class SweepFailed(DynfaultError):
     """The sweep could not go on: the baseline fails, or --check fails without a fault."""
 
     exit_code = ExitCode.FAILED
+
+
+class StrictFailed(DynfaultError):
+    """--strict, and dynfault warned (a call name that made no site, a query that matched
+    none, ...): the sweep is not what was asked for."""
+
+    exit_code = ExitCode.USAGE
 
 
 class NothingRan(DynfaultError):
@@ -86,7 +94,8 @@ class Options:
                  late: bool = False, check_call: str | None = None,
                  junitxml: str | None = None, html: str | None = None,
                  include: Sequence[str] = (), exclude_modules: Sequence[str] = (),
-                 root: str | None = None, include_tests: bool = False) -> None:
+                 root: str | None = None, include_tests: bool = False,
+                 strict: bool = False) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
@@ -99,6 +108,7 @@ class Options:
         self.include, self.exclude_modules = list(include), list(exclude_modules)
         self.root = root
         self.include_tests = include_tests  # the project's test files' call sites too
+        self.strict = strict  # any dynfault warning fails the sweep (exit 2)
 
     def scope(self, cwd: str) -> Scope:
         return Scope(self.include, self.exclude_modules, roots=(self.root or cwd,))
@@ -235,6 +245,7 @@ class _Sweep:
         self.results: list[Result] = []
         self.unreached: list[SiteRecord] = []
         self.seen: list[SiteRecord] = []  # every site found (what exit 3 still names)
+        self.loaded: list[SiteRecord] = []  # and those outside the project or in its tests
         self.planned = 0
         self.shard_empty = False
         self.interrupted = False
@@ -251,12 +262,17 @@ class _Sweep:
     def execute(self, enable: str, tests: Sequence[str] | None, timeout: float | None,
                 log_name: str, stop: threading.Event | None,
                 identity: tuple[str, int] | None = None) -> _Done | None:
-        """One run and its check; None when it was stopped by Ctrl-C."""
+        """One run and its check; None when it was stopped by Ctrl-C. The run and its check
+        share a TMPDIR of their own, that no other run sees: runs side by side (-j N) never
+        meet in it, and a check that looks there sees only what its own run left."""
         reports = tempfile.mkdtemp(dir=self.scratch)
+        tmpdir = tempfile.mkdtemp(dir=self.scratch, prefix="t")  # short: socket paths
         log = os.path.join(self.logs, log_name)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            ended = run_command(self.options.command, self.environment(enable, reports, tests),
+            env = self.environment(enable, reports, tests)
+            env["TMPDIR"] = tmpdir
+            ended = run_command(self.options.command, env,
                                 timeout, fd, stop, self.cwd,
                                 before_kill=lambda reaper: ask_stacks(reports, reaper))
             if ended.code is None and stop is not None and stop.is_set():
@@ -269,7 +285,7 @@ class _Sweep:
             report = read_run(reports, self.cwd)
             check = None
             if self.options.check is not None:
-                check = self.check(fd, timeout, stop, identity)
+                check = self.check(fd, timeout, stop, identity, tmpdir)
                 if stop is not None and stop.is_set():
                     return None
             if report.check_failures:
@@ -280,15 +296,18 @@ class _Sweep:
         finally:
             os.close(fd)
             shutil.rmtree(reports, ignore_errors=True)
+            shutil.rmtree(tmpdir, ignore_errors=True)
         return _Done(ended.code, ended.seconds, report, check, log, stacks, before)
 
     def check(self, fd: int, timeout: float | None, stop: threading.Event | None,
-              identity: tuple[str, int] | None) -> str:
+              identity: tuple[str, int] | None, tmpdir: str) -> str:
         assert self.options.check is not None
         os.write(fd, f"\n--- dynfault sweep --check: {self.options.check}\n".encode())
         site, run = identity if identity is not None else (None, None)
+        env = check_environment(site, run)
+        env["TMPDIR"] = tmpdir  # the run's own
         ended = run_command(["/bin/sh", "-c", self.options.check],
-                            check_environment(site, run), timeout, fd, stop, self.cwd)
+                            env, timeout, fd, stop, self.cwd)
         verdict = "timed out" if ended.code is None else f"exit {ended.code}"
         os.write(fd, f"--- --check: {verdict}\n".encode())
         return PASSED if ended.code == 0 else TIMED_OUT if ended.code is None else FAILED
@@ -385,7 +404,8 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     about them; the baseline's report and time."""
     options = state.options
     if options.paths:
-        sites = _without_tests(state, _static(options.paths, state.cwd))
+        state.loaded = _static(options.paths, state.cwd)
+        sites = _without_tests(state, state.loaded)
         state.seen = list(sites)
         if not sites:
             raise NothingRan("no fault sites under " + " ".join(options.paths)
@@ -396,6 +416,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
     seen, seconds = _baseline(state, limit)
     loaded = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    state.loaded = loaded
     every = [s for s in loaded if in_project(s, options.include)]
     if len(every) < len(loaded):
         _say(state, f"{plural(len(loaded) - len(every), 'site')} outside the project (not "
@@ -447,7 +468,12 @@ def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
 
 def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) -> None:
     options = state.options
-    sites, found, seen, baseline_seconds = _discover(state)
+    try:
+        sites, found, seen, baseline_seconds = _discover(state)
+    except NothingRan:
+        _unused(state)
+        raise
+    _unused(state)
     chosen = choose(sites, select, exclude)
     if (select or exclude) and not chosen:
         raise NothingRan(f"--select/--exclude leave none of the {plural(len(sites), 'site')}; "
@@ -477,6 +503,19 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
     state.planned, state.phase = len(runs), "runs"
     _say(state, _header(found, runs, state.jobs, timeouts))
     state.interrupted = _run_all(state, runs, timeouts)
+
+
+def _unused(state: _Sweep) -> None:
+    """Warn about what reached nothing (a call name, a query); with --strict, any warning so
+    far stops the sweep here, before its runs: it is not the sweep that was asked for."""
+    from dynfault.sweep.unused import warn_unused
+    from dynfault.util import warnings_given
+
+    options = state.options
+    warn_unused(options.calls, options.select, options.exclude, state.loaded, state.seen)
+    if options.strict and warnings_given():
+        raise StrictFailed(f"--strict: {plural(warnings_given(), 'dynfault warning')} above; "
+                           "no run made")
 
 
 def rule_words(options: Options) -> Callable[[SiteRecord], str]:
@@ -567,6 +606,10 @@ def _finish(state: _Sweep, earlier: list[Result] | None, out: IO[str],
     _write_outputs(state, results)
     if state.interrupted:
         return ExitCode.INTERRUPTED
+    from dynfault.util import warnings_given
+
+    if options.strict and warnings_given():  # a warning while the runs ran
+        return ExitCode.USAGE
     return ExitCode.FAILED if counted else ExitCode.OK
 
 
