@@ -301,6 +301,33 @@ _m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
    "        return f\"crashed (signal {-code})\" if code is not None and code < 0 else \"crashed\"",
    "        return \"crashed\"", [SWH, SW])
 
+# -- sweep3 (stop 30) ------------------------------------------------------------------------------
+SWO = "tests/test_sweep_options.py"
+_m("sweep", "close-fails-early", "dynfault/instrument/calls.py",
+   "LATE_CALLS = frozenset({\"os.close\"})", "LATE_CALLS: frozenset[str] = frozenset()", [SWO])
+_m("sweep", "tests-swept", "dynfault/sweep/orchestrate.py",
+   "    if state.options.include_tests:\n        return sites\n    from",
+   "    if True:\n        return sites\n    from", ["tests/test_sweep_testfiles.py"])
+_m("sweep", "test-folders-ignored", "dynfault/sweep/testfiles.py",
+   "    if base == \"conftest.py\" or any(part in TEST_FOLDERS for part in folders):",
+   "    if base == \"conftest.py\":", ["tests/test_sweep_testfiles.py"])
+_m("sweep", "strict-ignored", "dynfault/sweep/orchestrate.py",
+   "    if options.strict and warnings_given():\n        raise",
+   "    if False:\n        raise", [SWO])
+_m("sweep", "idle-call-unsaid", "dynfault/sweep/unused.py",
+   "            if not name.startswith(\"@\") and f\"call:{name}\" not in made]",
+   "            if False]", [SWO])
+_m("sweep", "runs-share-tmpdir", "dynfault/sweep/orchestrate.py",
+   "            env[\"TMPDIR\"] = tmpdir\n", "", [SWO])
+_m("sweep", "check-in-shared-tmpdir", "dynfault/sweep/orchestrate.py",
+   "        env[\"TMPDIR\"] = tmpdir  # the run's own\n", "", [SWO])
+_m("sweep", "tests-quoted-twice", "dynfault/sweep/child.py",
+   "    return \" \".join(_test_word(test) for test in tests)",
+   "    import shlex\n    return shlex.join(tests)", ["tests/test_sweep_repro.py"])
+_m("sweep", "rule-path-single-quoted", "dynfault/sweep/plan.py",
+   "    if word == value or '\"' in value:", "    if True:",
+   ["tests/test_sweep_repro.py", SW])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

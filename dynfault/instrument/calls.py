@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from dynfault.errors import UsageError
 
-__all__ = ["GROUPS", "GROUP_ERRORS", "check_attributes", "default_error", "expand_calls", "markers",
-           "split_calls"]
+__all__ = ["GROUPS", "GROUP_ERRORS", "LATE_CALLS", "check_attributes", "default_error",
+           "default_late", "expand_calls", "markers", "split_calls"]
 
 # The calls that fail in practice, each for a reason a program should handle: a full or
 # read-only disk (ENOSPC, EROFS, EDQUOT: open, write, flush, fsync, close, mkdir, copy), a
@@ -66,6 +66,23 @@ def default_error(name: str) -> str | None:
     """The error a call site of this calls-list name raises by default in a sweep: an errno name
     or an exception class by dotted name; None for a name in no group (the runtime's EIO)."""
     return _ERROR_OF.get(name)
+
+
+# The calls whose real error comes only after their effect, so a swept site of them fails
+# `late` by default (the call is made, then the error raised). POSIX leaves a descriptor's state
+# after a failed close() unspecified, and Linux (like the BSDs) always releases it: the EIO
+# of a failed write-back is reported with the descriptor already gone, and a program that
+# closes it again closes someone else's. A close that fails before releasing it (EBADF) is a
+# bug, not a fault. fsync, fdatasync and flush stay early: when they fail, what they were to
+# make durable or write out is not (an early raise leaves it unwritten, as the real failure
+# does; a late one would have written it).
+LATE_CALLS = frozenset({"os.close"})
+
+
+def default_late(name: str) -> bool:
+    """Whether a call site of this calls-list name fails after its call by default in a sweep
+    (`late`), the effect made, as its real failure does."""
+    return name in LATE_CALLS
 
 
 def _valid(name: str) -> bool:
