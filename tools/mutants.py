@@ -293,7 +293,8 @@ _m("sweep", "controlled-as-fired", "dynfault/sweep/reports.py",
 _m("sweep", "test-fires-count-as-own", "dynfault/sweep/reports.py",
    "            counts[who != \"own\"] += 1", "            counts[0] += 1", [SWH, SW])
 _m("sweep", "expected-ignores-check", "dynfault/sweep/findings.py",
-   "        and result.check in (None, PASSED)", "", [SWH, SW])
+   "    if result.outcome != FAILED or result.check not in (None, PASSED):",
+   "    if result.outcome != FAILED:", [SWH, SW, "tests/test_sweep_wrapped.py"])
 _m("sweep", "passed-is-a-finding", "dynfault/sweep/findings.py",
    "        if result.outcome != PASSED and not expected(result):",
    "        if not expected(result):", [SWH, SW])
@@ -327,6 +328,18 @@ _m("sweep", "tests-quoted-twice", "dynfault/sweep/child.py",
 _m("sweep", "rule-path-single-quoted", "dynfault/sweep/plan.py",
    "    if word == value or '\"' in value:", "    if True:",
    ["tests/test_sweep_repro.py", SW])
+
+# -- trial21 (stop 30) -----------------------------------------------------------------------------
+SWW = "tests/test_sweep_wrapped.py"
+_m("sweep", "wrapped-is-a-finding", "dynfault/sweep/findings.py",
+   "    return result.reason == FAILED and bool(result.causes) \\\n        and all(injected for _kind, _where, injected in result.causes)",
+   "    return False", [SWW])
+_m("sweep", "one-wrapped-cause-is-enough", "dynfault/sweep/findings.py",
+   "        and all(injected for _kind, _where, injected in result.causes)",
+   "        and any(injected for _kind, _where, injected in result.causes)", [SWW])
+_m("sweep", "no-cause-is-propagation", "dynfault/sweep/findings.py",
+   "    return result.reason == FAILED and bool(result.causes) \\\n",
+   "    return result.reason == FAILED and True \\\n", [SWW])
 
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"

@@ -1,6 +1,8 @@
-"""Judge a trial's sweeps: every run of each project's JSON against verdicts.txt.
+"""Judge a trial's sweeps: every run of each project's JSON against a verdicts file.
 
-    python trials/judge.py OUT_DIR    (OUT_DIR holds filelock.json, diskcache.json, ...)
+    python trials/judge.py OUT_DIR [VERDICTS]
+        OUT_DIR holds filelock.json and .txt, diskcache.*, sqlitedict.* (the scripts' output);
+        VERDICTS defaults to trials/verdicts.txt (verdicts-main.txt: the runs on main)
 
 verdicts.txt has one line per run a person judged by rerunning its reproducer:
     PROJECT FILE:LINE CLASS VERDICT reason...
@@ -116,7 +118,8 @@ def judge(out: str, verdicts: dict[tuple[str, str], tuple[str, str]]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python trials/judge.py OUT_DIR")
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit("usage: python trials/judge.py OUT_DIR [VERDICTS]")
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.exit(judge(sys.argv[1], load_verdicts(os.path.join(here, "verdicts.txt"))))
+    verdicts = sys.argv[2] if len(sys.argv) == 3 else os.path.join(here, "verdicts.txt")
+    sys.exit(judge(sys.argv[1], load_verdicts(verdicts)))
