@@ -22,7 +22,6 @@ import os
 import re
 import sys
 
-
 PROJECTS = ("filelock", "diskcache", "sqlitedict")
 VERDICTS = ("real", "expected", "defect")
 
