@@ -132,7 +132,7 @@ class Site:
 
     __slots__ = ("module", "function", "filename", "line", "fault_class", "index", "_hits",
                  "_fired", "_on", "_bindings", "_arms", "_live", "_seq", "_reg", "_own",
-                 "_plan", "__weakref__")
+                 "_plan", "_receivers", "__weakref__")
 
     def __init__(self, module: str, function: str, filename: str, line: int,
                  fault_class: str | None, index: int, seq: int,
@@ -157,6 +157,9 @@ class Site:
         # The registry's lock-free decision for the one-arm case (dynfault.runtime.plan), or
         # None: then every hit asks the registry under its lock.
         self._plan: Any = None
+        # A `.method` call site that its group narrows to some receivers (`.execute` of
+        # @sqlite): their class names; None for any receiver.
+        self._receivers = _narrowing(fault_class)
 
     @property
     def armed(self) -> bool:
@@ -284,7 +287,12 @@ class Site:
         """A call site, decided when this is called (before the call's arguments are evaluated):
         `fn` itself when the hit does not fire, so the call runs in the user's own frame (a
         `delay` or `pause` stalls first); when it fires, a callable that raises this site's
-        error once the arguments are evaluated (with `late`: makes the call, then raises)."""
+        error once the arguments are evaluated (with `late`: makes the call, then raises).
+        A narrowed site (`.execute` of @sqlite) first looks at the object `fn` is bound to:
+        another receiver's call runs as written, with no hit counted and nothing fired."""
+        narrowed = self._receivers
+        if narrowed is not None and not _receives(fn, narrowed):
+            return fn
         plan = self._plan
         if plan is not None:
             effect = plan.step()
@@ -339,6 +347,30 @@ class Site:
         if self.fault_class is None and self._reg is not None:
             self._reg.name_class(self, fault_class)
         return self.fire_async()
+
+
+def _narrowing(fault_class: str | None) -> tuple[str, ...] | None:
+    """The receivers' class names that the installed hook's groups narrow a `.method` call
+    site to (instrument.calls.receivers), or None: any receiver. The hook is installed before
+    any rewritten module registers a site; it is looked up, never imported, from here."""
+    if fault_class is None or not fault_class.startswith("call:."):
+        return None
+    hook = sys.modules.get("dynfault.instrument.hook")
+    installed = None if hook is None else hook.installed_hook()
+    if installed is None:
+        return None
+    narrowed: tuple[str, ...] | None = installed.finder.receivers.get(fault_class[len("call:"):])
+    return narrowed
+
+
+def _receives(fn: Any, names: tuple[str, ...]) -> bool:
+    """Is `fn` a method bound to an instance of one of the classes `names` names (or of a
+    subclass)? Looked up by name along the MRO: nothing is imported."""
+    receiver = getattr(fn, "__self__", None)
+    if receiver is None:
+        return False
+    return any(f"{klass.__module__}.{klass.__qualname__}" in names
+               for klass in type(receiver).__mro__)
 
 
 def finish(site: Site, effect: Effect, frame: Any) -> bool:

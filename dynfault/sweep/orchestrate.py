@@ -425,7 +425,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     every = _without_tests(state, every)
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
-    state.unreached = [s for s in every if not seen.sites[s.key].hits]
+    state.unreached = _not_this_group(state, [s for s in every if not seen.sites[s.key].hits])
     if not every:
         raise NothingRan("the command loaded no fault sites (does it run the Python that "
                          "dynfault is installed in?); no run made")
@@ -450,6 +450,30 @@ def _without_tests(state: _Sweep, sites: list[SiteRecord]) -> list[SiteRecord]:
                     "(test files, conftest.py, helpers under tests/) left out; "
                     "--include-tests sweeps them")
     return kept
+
+
+def _not_this_group(state: _Sweep, unreached: list[SiteRecord]) -> list[SiteRecord]:
+    """The unreached sites less those of a `.method` that its group narrows to some receivers
+    (`.execute` of @sqlite: sqlite3 connections and cursors): such a site counts no hit on
+    another object, so unreached it is most often another object's method of that name (a
+    library's own `queue.execute`), not the group's call. One line says so; they are neither
+    run nor listed as unreached."""
+    from dynfault.env import split_names
+    from dynfault.instrument.calls import receivers
+
+    narrowed = receivers(split_names(state.options.calls))
+    if not narrowed:
+        return unreached
+    name_of = {s.key: (s.fault_class or "").removeprefix("call:") for s in unreached}
+    foreign = [s for s in unreached if name_of[s.key] in narrowed]
+    if foreign:
+        names = sorted({name_of[s.key] for s in foreign})
+        types = sorted({t for name in names for t in narrowed[name]})
+        _say(state, f"{plural(len(foreign), 'call site')} of {', '.join(names)} never called "
+                    f"on {' or '.join(types)} left out: not the group's calls (another "
+                    "object's method of that name); name the method in --calls to sweep "
+                    "it on any object")
+    return [s for s in unreached if name_of[s.key] not in narrowed]
 
 
 def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
