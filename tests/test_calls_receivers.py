@@ -102,3 +102,18 @@ def test_a_sweep_leaves_another_objects_method_out(tmp_path: Path) -> None:
     assert data["unreached"] == []
     assert ("2 call sites of .execute never called on sqlite3.Connection or sqlite3.Cursor "
             "left out") in done.stderr
+
+
+def test_a_receivers_decisions_are_kept_per_type_and_bounded() -> None:
+    import sqlite3
+
+    from dynfault.runtime.site import Receivers
+
+    narrowed = Receivers(SQLITE)
+    conn = sqlite3.connect(":memory:")
+    assert narrowed.accepts(conn.execute) and narrowed.accepts(conn.cursor().execute)
+    assert not narrowed.accepts(len) and not narrowed.accepts(lambda: None)
+    made = [type(f"C{n}", (), {"execute": lambda self: None}) for n in range(200)]
+    assert not any(narrowed.accepts(kind().execute) for kind in made)
+    assert len(narrowed.known) <= 64  # classes made on the fly do not grow it without end
+    assert narrowed.accepts(conn.execute)

@@ -328,10 +328,10 @@ _m("sweep", "rule-path-single-quoted", "dynfault/sweep/plan.py",
    "    if word == value or '\"' in value:", "    if True:",
    ["tests/test_sweep_repro.py", SW])
 _m("sweep", "receiver-not-checked", "dynfault/runtime/site.py",
-   "        if narrowed is not None and not _receives(fn, narrowed):\n            return fn",
+   "        if narrowed is not None and not narrowed.accepts(fn):\n            return fn",
    "        if False:\n            return fn", ["tests/test_calls_receivers.py"])
 _m("sweep", "receiver-subclass-missed", "dynfault/runtime/site.py",
-   "               for klass in type(receiver).__mro__)", "               for klass in type(receiver).__mro__[:1])",
+   "                for klass in kind.__mro__)", "                for klass in kind.__mro__[:1])",
    ["tests/test_calls_receivers.py"])
 _m("sweep", "named-method-still-narrowed", "dynfault/instrument/calls.py",
    "    return {name: types for name, types in narrowed.items() if name not in wide}",
@@ -339,6 +339,9 @@ _m("sweep", "named-method-still-narrowed", "dynfault/instrument/calls.py",
 _m("sweep", "foreign-sites-listed-unreached", "dynfault/sweep/orchestrate.py",
    "    return [s for s in unreached if name_of[s.key] not in narrowed]", "    return unreached",
    ["tests/test_calls_receivers.py"])
+_m("sweep", "receiver-cache-unbounded", "dynfault/runtime/site.py",
+   "            if len(self.known) >= 64:\n                self.known.clear()\n",
+   "", ["tests/test_calls_receivers.py"])
 
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"

@@ -291,7 +291,7 @@ class Site:
         A narrowed site (`.execute` of @sqlite) first looks at the object `fn` is bound to:
         another receiver's call runs as written, with no hit counted and nothing fired."""
         narrowed = self._receivers
-        if narrowed is not None and not _receives(fn, narrowed):
+        if narrowed is not None and not narrowed.accepts(fn):
             return fn
         plan = self._plan
         if plan is not None:
@@ -349,28 +349,45 @@ class Site:
         return self.fire_async()
 
 
-def _narrowing(fault_class: str | None) -> tuple[str, ...] | None:
-    """The receivers' class names that the installed hook's groups narrow a `.method` call
-    site to (instrument.calls.receivers), or None: any receiver. The hook is installed before
-    any rewritten module registers a site; it is looked up, never imported, from here."""
+def _narrowing(fault_class: str | None) -> Receivers | None:
+    """The receivers that the installed hook's groups narrow a `.method` call site to
+    (instrument.calls.receivers), or None: any receiver. The hook is installed before any
+    rewritten module registers a site; it is looked up, never imported, from here."""
     if fault_class is None or not fault_class.startswith("call:."):
         return None
     hook = sys.modules.get("dynfault.instrument.hook")
     installed = None if hook is None else hook.installed_hook()
     if installed is None:
         return None
-    narrowed: tuple[str, ...] | None = installed.finder.receivers.get(fault_class[len("call:"):])
-    return narrowed
+    names = installed.finder.receivers.get(fault_class[len("call:"):])
+    return None if names is None else Receivers(names)
 
 
-def _receives(fn: Any, names: tuple[str, ...]) -> bool:
-    """Is `fn` a method bound to an instance of one of the classes `names` names (or of a
-    subclass)? Looked up by name along the MRO: nothing is imported."""
-    receiver = getattr(fn, "__self__", None)
-    if receiver is None:
-        return False
-    return any(f"{klass.__module__}.{klass.__qualname__}" in names
-               for klass in type(receiver).__mro__)
+class Receivers:
+    """The classes, by dotted name, whose methods a narrowed call site faults; what it decided
+    per receiver type, so a hit pays one dict lookup (bounded: a program that makes classes
+    on the fly cannot grow it without end)."""
+
+    __slots__ = ("names", "known")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.known: dict[type, bool] = {}
+
+    def accepts(self, fn: Any) -> bool:
+        """Is `fn` a method bound to an instance of one of the classes (or of a subclass)?
+        Looked up by name along the MRO: nothing is imported."""
+        receiver = getattr(fn, "__self__", None)
+        kind = type(receiver)
+        known = self.known.get(kind)
+        if known is None:
+            known = receiver is not None and any(
+                f"{klass.__module__}.{klass.__qualname__}" in self.names
+                for klass in kind.__mro__)
+            if len(self.known) >= 64:
+                self.known.clear()
+            self.known[kind] = known
+        return known
 
 
 def finish(site: Site, effect: Effect, frame: Any) -> bool:
