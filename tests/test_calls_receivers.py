@@ -117,3 +117,16 @@ def test_a_receivers_decisions_are_kept_per_type_and_bounded() -> None:
     assert not any(narrowed.accepts(kind().execute) for kind in made)
     assert len(narrowed.known) <= 64  # classes made on the fly do not grow it without end
     assert narrowed.accepts(conn.execute)
+
+
+def test_list_json_says_which_methods_are_narrowed_to_which_receivers(tmp_path: Path) -> None:
+    write(tmp_path, APP)
+    listed = json.loads(dynfault_cli("list", "--calls", "@sqlite", "--json", "app.py",
+                                     cwd=tmp_path).stdout)
+    assert listed["receivers"][".execute"] == list(SQLITE)
+    assert len([s for s in listed["sites"] if s["fault_class"] == "call:.execute"]) == 3
+    wide = json.loads(dynfault_cli("list", "--calls", "@sqlite,.execute", "--json", "app.py",
+                                   cwd=tmp_path).stdout)
+    assert ".execute" not in wide["receivers"] and ".commit" in wide["receivers"]
+    assert "receivers" not in json.loads(dynfault_cli("list", "--calls", "@fs", "--json",
+                                                      "app.py", cwd=tmp_path).stdout)
