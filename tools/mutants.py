@@ -342,6 +342,9 @@ _m("sweep", "foreign-sites-listed-unreached", "dynfault/sweep/orchestrate.py",
 _m("sweep", "receiver-cache-unbounded", "dynfault/runtime/site.py",
    "            if len(self.known) >= 64:\n                self.known.clear()\n",
    "", ["tests/test_calls_receivers.py"])
+_m("sweep", "paths-without-calls", "dynfault/sweep/orchestrate.py",
+   "    for _, site in scan_paths(paths, warn, split_names(calls)):",
+   "    for _, site in scan_paths(paths, warn):", [SWO])
 
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"

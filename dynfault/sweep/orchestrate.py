@@ -202,13 +202,15 @@ def _writable_file(path: str, option: str) -> None:
                          f"({error.strerror or error})") from None
 
 
-def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
-    """Every site under the paths, found as `list` finds them: from source, importing nothing."""
+def _static(paths: Sequence[str], cwd: str, calls: str = "") -> list[SiteRecord]:
+    """Every site under the paths, found as `list --calls` finds them: from source, importing
+    nothing; the call sites of `calls` too, as every run's hook makes them."""
+    from dynfault.env import split_names
     from dynfault.instrument.listing import scan_paths
     from dynfault.util import warn
 
     found: dict[SiteKey, SiteRecord] = {}
-    for _, site in scan_paths(paths, warn):
+    for _, site in scan_paths(paths, warn, split_names(calls)):
         record = SiteRecord(site.module, site.function, shown_path(site.filename, cwd),
                             site.line, site.fault_class, site.index)
         found.setdefault(record.key, record)
@@ -404,7 +406,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     about them; the baseline's report and time."""
     options = state.options
     if options.paths:
-        state.loaded = _static(options.paths, state.cwd)
+        state.loaded = _static(options.paths, state.cwd, options.calls)
         sites = _without_tests(state, state.loaded)
         state.seen = list(sites)
         if not sites:
