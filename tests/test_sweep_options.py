@@ -262,3 +262,12 @@ def test_runs_side_by_side_have_their_own_tmpdir_so_a_check_blames_only_its_run(
     assert outcome == {"call:os.replace": ("failed", "failed"),
                        "call:os.rename": ("passed", "passed")}, done.stdout
     assert list(shared.iterdir()) == []  # nothing of the runs in the TMPDIR the sweep was given
+
+
+def test_paths_find_the_call_sites_too_so_strict_has_nothing_to_say(tmp_path: Path) -> None:
+    write(tmp_path, SAVE)
+    done = sweep(tmp_path, "--paths", "store.py", "--calls", "os.replace", "--strict",
+                 command=[sys.executable, "app.py"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "made no site" not in done.stderr
+    assert [run["fault_class"] for run in runs(tmp_path)] == ["call:os.replace"]

@@ -328,6 +328,24 @@ _m("sweep", "tests-quoted-twice", "dynfault/sweep/child.py",
 _m("sweep", "rule-path-single-quoted", "dynfault/sweep/plan.py",
    "    if word == value or '\"' in value:", "    if True:",
    ["tests/test_sweep_repro.py", SW])
+_m("sweep", "receiver-not-checked", "dynfault/runtime/site.py",
+   "        if narrowed is not None and not narrowed.accepts(fn):\n            return fn",
+   "        if False:\n            return fn", ["tests/test_calls_receivers.py"])
+_m("sweep", "receiver-subclass-missed", "dynfault/runtime/site.py",
+   "                for klass in kind.__mro__)", "                for klass in kind.__mro__[:1])",
+   ["tests/test_calls_receivers.py"])
+_m("sweep", "named-method-still-narrowed", "dynfault/instrument/calls.py",
+   "    return {name: types for name, types in narrowed.items() if name not in wide}",
+   "    return narrowed", ["tests/test_calls_receivers.py"])
+_m("sweep", "foreign-sites-listed-unreached", "dynfault/sweep/orchestrate.py",
+   "    return [s for s in unreached if name_of[s.key] not in narrowed]", "    return unreached",
+   ["tests/test_calls_receivers.py"])
+_m("sweep", "receiver-cache-unbounded", "dynfault/runtime/site.py",
+   "            if len(self.known) >= 64:\n                self.known.clear()\n",
+   "", ["tests/test_calls_receivers.py"])
+_m("sweep", "paths-without-calls", "dynfault/sweep/orchestrate.py",
+   "    for _, site in scan_paths(paths, warn, split_names(calls)):",
+   "    for _, site in scan_paths(paths, warn):", [SWO])
 
 # -- trial21 (stop 30) -----------------------------------------------------------------------------
 SWW = "tests/test_sweep_wrapped.py"

@@ -202,13 +202,15 @@ def _writable_file(path: str, option: str) -> None:
                          f"({error.strerror or error})") from None
 
 
-def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
-    """Every site under the paths, found as `list` finds them: from source, importing nothing."""
+def _static(paths: Sequence[str], cwd: str, calls: str = "") -> list[SiteRecord]:
+    """Every site under the paths, found as `list --calls` finds them: from source, importing
+    nothing; the call sites of `calls` too, as every run's hook makes them."""
+    from dynfault.env import split_names
     from dynfault.instrument.listing import scan_paths
     from dynfault.util import warn
 
     found: dict[SiteKey, SiteRecord] = {}
-    for _, site in scan_paths(paths, warn):
+    for _, site in scan_paths(paths, warn, split_names(calls)):
         record = SiteRecord(site.module, site.function, shown_path(site.filename, cwd),
                             site.line, site.fault_class, site.index)
         found.setdefault(record.key, record)
@@ -404,7 +406,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     about them; the baseline's report and time."""
     options = state.options
     if options.paths:
-        state.loaded = _static(options.paths, state.cwd)
+        state.loaded = _static(options.paths, state.cwd, options.calls)
         sites = _without_tests(state, state.loaded)
         state.seen = list(sites)
         if not sites:
@@ -425,7 +427,7 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     every = _without_tests(state, every)
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
-    state.unreached = [s for s in every if not seen.sites[s.key].hits]
+    state.unreached = _not_this_group(state, [s for s in every if not seen.sites[s.key].hits])
     if not every:
         raise NothingRan("the command loaded no fault sites (does it run the Python that "
                          "dynfault is installed in?); no run made")
@@ -450,6 +452,30 @@ def _without_tests(state: _Sweep, sites: list[SiteRecord]) -> list[SiteRecord]:
                     "(test files, conftest.py, helpers under tests/) left out; "
                     "--include-tests sweeps them")
     return kept
+
+
+def _not_this_group(state: _Sweep, unreached: list[SiteRecord]) -> list[SiteRecord]:
+    """The unreached sites less those of a `.method` that its group narrows to some receivers
+    (`.execute` of @sqlite: sqlite3 connections and cursors): such a site counts no hit on
+    another object, so unreached it is most often another object's method of that name (a
+    library's own `queue.execute`), not the group's call. One line says so; they are neither
+    run nor listed as unreached."""
+    from dynfault.env import split_names
+    from dynfault.instrument.calls import receivers
+
+    narrowed = receivers(split_names(state.options.calls))
+    if not narrowed:
+        return unreached
+    name_of = {s.key: (s.fault_class or "").removeprefix("call:") for s in unreached}
+    foreign = [s for s in unreached if name_of[s.key] in narrowed]
+    if foreign:
+        names = sorted({name_of[s.key] for s in foreign})
+        types = sorted({t for name in names for t in narrowed[name]})
+        _say(state, f"{plural(len(foreign), 'call site')} of {', '.join(names)} never called "
+                    f"on {' or '.join(types)} left out: not the group's calls (another "
+                    "object's method of that name); name the method in --calls to sweep "
+                    "it on any object")
+    return [s for s in unreached if name_of[s.key] not in narrowed]
 
 
 def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
