@@ -39,7 +39,7 @@ def seen(s: SiteRecord, peak: int, tests: list[str], outside: int = 0) -> Baseli
 def test_enable_text_names_the_site_by_its_place_in_its_file() -> None:
     assert plan.enable_text(site("pkg/a.py", 3, 1), 1) == "file pkg/a.py line 3 site 1 oneshot"
     assert plan.enable_text(site("my dir/x.py", 9, 0), 3, crash=True) == \
-        "file 'my dir/x.py' line 9 site 0 after 2 crash"
+        'file "my dir/x.py" line 9 site 0 after 2 crash'
 
 
 def test_plan_one_run_per_site_or_per_hit_number_with_its_tests() -> None:

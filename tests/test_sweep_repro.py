@@ -97,3 +97,45 @@ def test_a_call_site_reproducer_of_a_pytest_command_fails_again(tmp_path: Path) 
     assert repeated.returncode == 1
     assert "1 failed" in repeated.stdout
     assert "OSError: [Errno 5] dynfault: injected fault at store.py:6" in repeated.stdout
+
+
+def test_a_reproducer_quotes_each_value_once_and_fails_again_through_sh(tmp_path: Path) -> None:
+    # A path with a space in the rule, a parametrized test id with a space and brackets: each
+    # variable's value is one '...' for the shell, never a quote inside a quote ('"'"').
+    write(tmp_path, {
+        "lib dir/store.py": APP["store.py"],
+        "tests/test_store.py": '''\
+            import os
+            import sys
+
+            import pytest
+
+            sys.path.insert(0, "lib dir")
+            from store import save
+
+            @pytest.mark.parametrize("name", ["a b", "c"])
+            def test_save(tmp_path, name):
+                try:
+                    save(str(tmp_path / name), "x")
+                except OSError:
+                    raise RuntimeError("not saved")  # a finding: another error than the fault
+                assert os.path.exists(tmp_path / name)
+            ''',
+    })
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    done, runs = sweep(tmp_path, command=command)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run] = runs
+    line = str(run["reproducer"])
+    assert f"      {line}" in done.stdout.splitlines(), done.stdout  # the line printed
+    assert "'\"'\"'" not in line, line
+    assert line.startswith(
+        "DYNFAULT_ENABLE='file \"lib dir/store.py\" line 6 class call:os.replace site "
+        f"{run['index']} oneshot' DYNFAULT_CALLS=os.replace "
+        "PYTEST_PLUGINS=dynfault.sweep.child DYNFAULT_SWEEP_TESTS='"
+        "\"tests/test_store.py::test_save[a b]\" tests/test_store.py::test_save[c]' "), line
+    repeated = again(tmp_path, line)  # sh -c LINE, plain python: no dynfault run
+    assert repeated.returncode == 1, repeated.stdout + repeated.stderr
+    assert "2 failed" in repeated.stdout
+    assert "OSError: [Errno 5] dynfault: injected fault at lib dir/store.py:6" in repeated.stdout
+    assert "RuntimeError: not saved" in repeated.stdout

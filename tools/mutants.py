@@ -293,7 +293,8 @@ _m("sweep", "controlled-as-fired", "dynfault/sweep/reports.py",
 _m("sweep", "test-fires-count-as-own", "dynfault/sweep/reports.py",
    "            counts[who != \"own\"] += 1", "            counts[0] += 1", [SWH, SW])
 _m("sweep", "expected-ignores-check", "dynfault/sweep/findings.py",
-   "        and result.check in (None, PASSED)", "", [SWH, SW])
+   "    if result.outcome != FAILED or result.check not in (None, PASSED):",
+   "    if result.outcome != FAILED:", [SWH, SW, "tests/test_sweep_wrapped.py"])
 _m("sweep", "passed-is-a-finding", "dynfault/sweep/findings.py",
    "        if result.outcome != PASSED and not expected(result):",
    "        if not expected(result):", [SWH, SW])
@@ -341,6 +342,63 @@ _m("instrument", "lock-inherited-held-by-a-fork", "dynfault/util.py",
    "        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release,\n"
    "                            after_in_child=lock.release)", "        pass",
    ["tests/test_fork_locks.py"])
+
+# -- sweep3 (stop 30) ------------------------------------------------------------------------------
+SWO = "tests/test_sweep_options.py"
+_m("sweep", "close-fails-early", "dynfault/instrument/calls.py",
+   "LATE_CALLS = frozenset({\"os.close\"})", "LATE_CALLS: frozenset[str] = frozenset()", [SWO])
+_m("sweep", "tests-swept", "dynfault/sweep/orchestrate.py",
+   "    if state.options.include_tests:\n        return sites\n    from",
+   "    if True:\n        return sites\n    from", ["tests/test_sweep_testfiles.py"])
+_m("sweep", "test-folders-ignored", "dynfault/sweep/testfiles.py",
+   "    if base == \"conftest.py\" or any(part in TEST_FOLDERS for part in folders):",
+   "    if base == \"conftest.py\":", ["tests/test_sweep_testfiles.py"])
+_m("sweep", "strict-ignored", "dynfault/sweep/orchestrate.py",
+   "    if options.strict and warnings_given():\n        raise",
+   "    if False:\n        raise", [SWO])
+_m("sweep", "idle-call-unsaid", "dynfault/sweep/unused.py",
+   "            if not name.startswith(\"@\") and f\"call:{name}\" not in made]",
+   "            if False]", [SWO])
+_m("sweep", "runs-share-tmpdir", "dynfault/sweep/orchestrate.py",
+   "            env[\"TMPDIR\"] = tmpdir\n", "", [SWO])
+_m("sweep", "check-in-shared-tmpdir", "dynfault/sweep/orchestrate.py",
+   "        env[\"TMPDIR\"] = tmpdir  # the run's own\n", "", [SWO])
+_m("sweep", "tests-quoted-twice", "dynfault/sweep/child.py",
+   "    return \" \".join(_test_word(test) for test in tests)",
+   "    import shlex\n    return shlex.join(tests)", ["tests/test_sweep_repro.py"])
+_m("sweep", "rule-path-single-quoted", "dynfault/sweep/plan.py",
+   "    if word == value or '\"' in value:", "    if True:",
+   ["tests/test_sweep_repro.py", SW])
+_m("sweep", "receiver-not-checked", "dynfault/runtime/site.py",
+   "        if narrowed is not None and not narrowed.accepts(fn):\n            return fn",
+   "        if False:\n            return fn", ["tests/test_calls_receivers.py"])
+_m("sweep", "receiver-subclass-missed", "dynfault/runtime/site.py",
+   "                for klass in kind.__mro__)", "                for klass in kind.__mro__[:1])",
+   ["tests/test_calls_receivers.py"])
+_m("sweep", "named-method-still-narrowed", "dynfault/instrument/calls.py",
+   "    return {name: types for name, types in narrowed.items() if name not in wide}",
+   "    return narrowed", ["tests/test_calls_receivers.py"])
+_m("sweep", "foreign-sites-listed-unreached", "dynfault/sweep/orchestrate.py",
+   "    return [s for s in unreached if name_of[s.key] not in narrowed]", "    return unreached",
+   ["tests/test_calls_receivers.py"])
+_m("sweep", "receiver-cache-unbounded", "dynfault/runtime/site.py",
+   "            if len(self.known) >= 64:\n                self.known.clear()\n",
+   "", ["tests/test_calls_receivers.py"])
+_m("sweep", "paths-without-calls", "dynfault/sweep/orchestrate.py",
+   "    for _, site in scan_paths(paths, warn, split_names(calls)):",
+   "    for _, site in scan_paths(paths, warn):", [SWO])
+
+# -- trial21 (stop 30) -----------------------------------------------------------------------------
+SWW = "tests/test_sweep_wrapped.py"
+_m("sweep", "wrapped-is-a-finding", "dynfault/sweep/findings.py",
+   "    return result.reason == FAILED and bool(result.causes) \\\n        and all(injected for _kind, _where, injected in result.causes)",
+   "    return False", [SWW])
+_m("sweep", "one-wrapped-cause-is-enough", "dynfault/sweep/findings.py",
+   "        and all(injected for _kind, _where, injected in result.causes)",
+   "        and any(injected for _kind, _where, injected in result.causes)", [SWW])
+_m("sweep", "no-cause-is-propagation", "dynfault/sweep/findings.py",
+   "    return result.reason == FAILED and bool(result.causes) \\\n",
+   "    return result.reason == FAILED and True \\\n", [SWW])
 
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"

@@ -75,6 +75,11 @@ def list_sites(as_json_output: bool, enables: tuple[str, ...], enable_files: tup
         document = as_json(records, None, missed)
         if names:
             document["calls"] = list(names)  # what the names and groups expanded to
+            from dynfault.instrument.calls import receivers, split_calls
+
+            narrowed = receivers(split_calls([*config.calls, *calls]))
+            if narrowed:  # the methods whose sites fault only these receivers, at run time
+                document["receivers"] = {name: list(types) for name, types in narrowed.items()}
         click.echo(json.dumps(document, indent=2))
     else:
         for shown, site in found:

@@ -78,8 +78,11 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
               help="the site kills its process (SIGKILL) instead of firing: with --check, "
                    "a crash-recovery sweep")
 @click.option("--check", default=None, metavar="CMD",
-              help="a shell command run after every run (no DYNFAULT_* variables); the run "
-                   "fails when it fails")
+              help="a shell command run after every run (no DYNFAULT_* variables but "
+                   "DYNFAULT_SWEEP_SITE and DYNFAULT_SWEEP_RUN, the run it checks); the run "
+                   "fails when it fails. Each run and its check get a TMPDIR of their own: "
+                   "with -j N, a check should look there (or key on DYNFAULT_SWEEP_RUN), not "
+                   "at a path that runs side by side share")
 @click.option("--check-call", "check_call", default=None, metavar="MODULE:FUNCTION",
               help="under pytest, call FUNCTION(node_id) in the test process after each test, "
                    "before its fixtures are torn down; the run fails its check when it raises")
@@ -88,7 +91,11 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
                    "[default: the call's group default, else EIO]")
 @click.option("--late", is_flag=True,
               help="call sites fail after making their call (the effect happened, then the "
-                   "error)")
+                   "error) [default: only os.close, whose real errors come after it closed]")
+@click.option("--include-tests", "include_tests", is_flag=True,
+              help="sweep the call sites in the project's own tests too (test files as "
+                   "pytest's python_files sees them, conftest.py, helpers under tests/); "
+                   "left out by default: their I/O is the harness's")
 @click.option("--all-tests", is_flag=True,
               help="under pytest, run the whole command for every site, not only the tests "
                    "that reach it")
@@ -112,15 +119,19 @@ class _Shard(click.ParamType):  # type: ignore[type-arg]
               help="also write the results as JUnit XML: one test case per run")
 @click.option("--html", "html", default=None, metavar="FILE",
               help="also write the results as one self-contained HTML page")
+@click.option("--strict", is_flag=True,
+              help="exit 2 when dynfault warns (a --calls name that made no site, a "
+                   "--select/--exclude that matched none, ...), before any run")
 @click.option("--merge", is_flag=True,
               help="the arguments are shard JSON files: print their joined table")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, ...],
           nth: bool, max_nth: int, crash: bool, check: str | None, check_call: str | None,
-          error: str | None, late: bool, all_tests: bool, calls: tuple[str, ...],
+          error: str | None, late: bool, include_tests: bool, all_tests: bool,
+          calls: tuple[str, ...],
           jobs: int | None, timeout: float | None, shard: tuple[int, int] | None,
           baseline: str | None, json_path: str | None, log_dir: str | None,
-          junitxml: str | None, html: str | None, merge: bool,
+          junitxml: str | None, html: str | None, strict: bool, merge: bool,
           command: tuple[str, ...]) -> None:
     """Run COMMAND once per fault site with only that site firing; report what broke.
 
@@ -132,7 +143,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
       dynfault sweep --merge shard*.json
 
     Exit status: 1 when any run failed or timed out, 3 when no run was made, 0 otherwise,
-    2 for usage errors.
+    2 for usage errors (and, with --strict, when dynfault warned).
     """
     # Every DynfaultError (a usage error, a sweep that cannot start, exit 3 when nothing ran)
     # is worded and mapped to its exit status by the click group.
@@ -162,7 +173,7 @@ def sweep(paths: tuple[str, ...], select: tuple[str, ...], exclude: tuple[str, .
                           baseline=baseline, calls=names, check_source=source, error=error,
                           late=late, check_call=check_call, junitxml=junitxml, html=html,
                           include=settings.include, exclude_modules=settings.exclude,
-                          root=root)
+                          root=root, include_tests=include_tests, strict=strict)
         _stop_on_signals()
         status = run_sweep(options, sys.stdout, sys.stderr)
     sys.exit(status)

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from dynfault.errors import UsageError
 
-__all__ = ["GROUPS", "GROUP_ERRORS", "check_attributes", "default_error", "expand_calls", "markers",
-           "split_calls"]
+__all__ = ["GROUPS", "GROUP_ERRORS", "GROUP_RECEIVERS", "LATE_CALLS", "check_attributes",
+           "default_error", "default_late", "expand_calls", "markers", "receivers", "split_calls"]
 
 # The calls that fail in practice, each for a reason a program should handle: a full or
 # read-only disk (ENOSPC, EROFS, EDQUOT: open, write, flush, fsync, close, mkdir, copy), a
@@ -58,6 +58,16 @@ GROUP_ERRORS: dict[str, str] = {
     "@net": "EIO",
     "@sqlite": "sqlite3.OperationalError",
 }
+# The receivers a group's `.method` names mean, where the group knows them: `.execute` of
+# @sqlite is a sqlite3 connection's or cursor's, not a task queue's nor an ORM session's. A
+# site of such a name checks its receiver (the object the method is bound to, evaluated once
+# as the call always does) before it counts a hit or fires: another object's call runs as
+# written and the site stays unreached by it. By dotted class name, matched along the
+# receiver's class's MRO (a Connection subclass, a factory= class, counts), so the check
+# imports nothing.
+GROUP_RECEIVERS: dict[str, tuple[str, ...]] = {
+    "@sqlite": ("sqlite3.Connection", "sqlite3.Cursor"),
+}
 _ERROR_OF = {name: GROUP_ERRORS[group] for group in reversed(GROUPS)
              for name in GROUPS[group]}
 
@@ -66,6 +76,43 @@ def default_error(name: str) -> str | None:
     """The error a call site of this calls-list name raises by default in a sweep: an errno name
     or an exception class by dotted name; None for a name in no group (the runtime's EIO)."""
     return _ERROR_OF.get(name)
+
+
+# The calls whose real error comes only after their effect, so a swept site of them fails
+# `late` by default (the call is made, then the error raised). POSIX leaves a descriptor's state
+# after a failed close() unspecified, and Linux (like the BSDs) always releases it: the EIO
+# of a failed write-back is reported with the descriptor already gone, and a program that
+# closes it again closes someone else's. A close that fails before releasing it (EBADF) is a
+# bug, not a fault. fsync, fdatasync and flush stay early: when they fail, what they were to
+# make durable or write out is not (an early raise leaves it unwritten, as the real failure
+# does; a late one would have written it).
+LATE_CALLS = frozenset({"os.close"})
+
+
+def default_late(name: str) -> bool:
+    """Whether a call site of this calls-list name fails after its call by default in a sweep
+    (`late`), the effect made, as its real failure does."""
+    return name in LATE_CALLS
+
+
+def receivers(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """For each `.method` name that only groups with known receivers bring into a calls list
+    (names, not expanded): the class names its sites are narrowed to. A name also given on its
+    own (`--calls @sqlite,.execute`) or by a group that does not narrow it means any receiver."""
+    narrowed: dict[str, tuple[str, ...]] = {}
+    wide: set[str] = set()
+    for raw in names:
+        name = raw.strip()
+        members = GROUPS.get(name, ()) if name.startswith("@") else (name,)
+        types = GROUP_RECEIVERS.get(name) if name.startswith("@") else None
+        for member in members:
+            if not member.startswith("."):
+                continue
+            if types is None:
+                wide.add(member)
+            else:
+                narrowed[member] = tuple(dict.fromkeys(narrowed.get(member, ()) + types))
+    return {name: types for name, types in narrowed.items() if name not in wide}
 
 
 def _valid(name: str) -> bool:

@@ -19,7 +19,7 @@ import types
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 from dynfault.instrument import cache
-from dynfault.instrument.calls import expand_calls, split_calls
+from dynfault.instrument.calls import expand_calls, receivers, split_calls
 from dynfault.instrument.compile import (
     cached_code,
     compile_plain,
@@ -200,7 +200,10 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
         self.roots = None if roots is None else tuple(sorted({_norm(r) for r in roots}))
         # checked by whoever gave them (install_import_hook, the command line): a child that
         # takes them from DYNFAULT_CALLS imports nothing to check them again
+        calls = tuple(calls)
         self.calls = expand_calls(calls, check=False)
+        # the `.method` names a group narrows to its receivers' types (Site.guard checks them)
+        self.receivers = receivers(calls)
         self.key = cache.calls_key(self.calls)
         self._include = _matcher(self.include)
         self._exclude = _matcher(self.exclude)
@@ -326,7 +329,7 @@ hold_across_fork(_hook_lock)  # a fork never inherits it held by another thread
 
 
 def _settings(finder: DynfaultFinder) -> tuple[object, ...]:
-    return finder.include, finder.exclude, finder.roots, finder.calls
+    return finder.include, finder.exclude, finder.roots, finder.calls, finder.receivers
 
 
 def install_import_hook(include: str | Iterable[str] | None = None,
@@ -347,7 +350,8 @@ def install_import_hook(include: str | Iterable[str] | None = None,
     if calls is None:
         calls = split_calls([os.environ.get("DYNFAULT_CALLS", "")])
     else:
-        calls = expand_calls(calls)  # a name its module does not have: refused here, at once
+        calls = tuple(calls)  # the names as given: the finder expands them and reads groups
+        expand_calls(calls)  # a name its module does not have: refused here, at once
     finder = DynfaultFinder(include, exclude, roots=roots, calls=calls)
     with _hook_lock:
         if _hook is not None and _hook.installed:

@@ -132,7 +132,7 @@ class Site:
 
     __slots__ = ("module", "function", "filename", "line", "fault_class", "index", "_hits",
                  "_fired", "_on", "_bindings", "_arms", "_live", "_seq", "_reg", "_own",
-                 "_plan", "__weakref__")
+                 "_plan", "_receivers", "__weakref__")
 
     def __init__(self, module: str, function: str, filename: str, line: int,
                  fault_class: str | None, index: int, seq: int,
@@ -157,6 +157,9 @@ class Site:
         # The registry's lock-free decision for the one-arm case (dynfault.runtime.plan), or
         # None: then every hit asks the registry under its lock.
         self._plan: Any = None
+        # A `.method` call site that its group narrows to some receivers (`.execute` of
+        # @sqlite): their class names; None for any receiver.
+        self._receivers = _narrowing(fault_class)
 
     @property
     def armed(self) -> bool:
@@ -284,7 +287,12 @@ class Site:
         """A call site, decided when this is called (before the call's arguments are evaluated):
         `fn` itself when the hit does not fire, so the call runs in the user's own frame (a
         `delay` or `pause` stalls first); when it fires, a callable that raises this site's
-        error once the arguments are evaluated (with `late`: makes the call, then raises)."""
+        error once the arguments are evaluated (with `late`: makes the call, then raises).
+        A narrowed site (`.execute` of @sqlite) first looks at the object `fn` is bound to:
+        another receiver's call runs as written, with no hit counted and nothing fired."""
+        narrowed = self._receivers
+        if narrowed is not None and not narrowed.accepts(fn):
+            return fn
         plan = self._plan
         if plan is not None:
             effect = plan.step()
@@ -339,6 +347,47 @@ class Site:
         if self.fault_class is None and self._reg is not None:
             self._reg.name_class(self, fault_class)
         return self.fire_async()
+
+
+def _narrowing(fault_class: str | None) -> Receivers | None:
+    """The receivers that the installed hook's groups narrow a `.method` call site to
+    (instrument.calls.receivers), or None: any receiver. The hook is installed before any
+    rewritten module registers a site; it is looked up, never imported, from here."""
+    if fault_class is None or not fault_class.startswith("call:."):
+        return None
+    hook = sys.modules.get("dynfault.instrument.hook")
+    installed = None if hook is None else hook.installed_hook()
+    if installed is None:
+        return None
+    names = installed.finder.receivers.get(fault_class[len("call:"):])
+    return None if names is None else Receivers(names)
+
+
+class Receivers:
+    """The classes, by dotted name, whose methods a narrowed call site faults; what it decided
+    per receiver type, so a hit pays one dict lookup (bounded: a program that makes classes
+    on the fly cannot grow it without end)."""
+
+    __slots__ = ("names", "known")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.known: dict[type, bool] = {}
+
+    def accepts(self, fn: Any) -> bool:
+        """Is `fn` a method bound to an instance of one of the classes (or of a subclass)?
+        Looked up by name along the MRO: nothing is imported."""
+        receiver = getattr(fn, "__self__", None)
+        kind = type(receiver)
+        known = self.known.get(kind)
+        if known is None:
+            known = receiver is not None and any(
+                f"{klass.__module__}.{klass.__qualname__}" in self.names
+                for klass in kind.__mro__)
+            if len(self.known) >= 64:
+                self.known.clear()
+            self.known[kind] = known
+        return known
 
 
 def finish(site: Site, effect: Effect, frame: Any) -> bool:

@@ -96,9 +96,17 @@ def split_tests(text: str) -> list[str]:
 
 
 def join_tests(tests: list[str]) -> str:
-    import shlex
+    """Words `split_tests` reads back: an id with white space, a quote or a backslash in
+    double quotes, every other as it is (`test_x[1]` too), so the reproducer's one shell quoting
+    of the whole value is the only `'...'` around it."""
+    return " ".join(_test_word(test) for test in tests)
 
-    return shlex.join(tests)
+
+def _test_word(test: str) -> str:
+    if test and not any(c.isspace() or c in "'\"\\" for c in test):
+        return test
+    escaped = test.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def report_to(directory: str) -> None:

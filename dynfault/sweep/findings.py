@@ -2,11 +2,12 @@
 should.
 
 A finding: a failed `--check`, a timeout, a crash, or a failure with an exception other than
-the one the fault raised (a wrong result's AssertionError, a wrapped error, an error raised
-later). Runs whose failing tests raise the same exception type from the same innermost project
+the one the fault raised (a wrong result's AssertionError, an error raised while handling the
+fault). Runs whose failing tests raise the same exception type from the same innermost project
 frame have one cause: a hundred copies of one propagated error read as one line. Expected
-propagation: the fault's own exception reached the test unchanged (`escaped`), and the check,
-if any, passed.
+propagation: the fault's own exception reached the test unchanged (`escaped`), or every failing
+test's exception is the injected one or raised `from` it (`raise RuntimeError(...) from error`,
+a worker thread's error re-raised by its join), and the check, if any, passed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ class Group:
 
 
 def expected(result: Result) -> bool:
-    return result.outcome == FAILED and result.reason == ESCAPED \
-        and result.check in (None, PASSED)
+    if result.outcome != FAILED or result.check not in (None, PASSED):
+        return False
+    if result.reason == ESCAPED:
+        return True
+    # Wrapped by a caller or carried across a thread: the fault reached the test all the same.
+    return result.reason == FAILED and bool(result.causes) \
+        and all(injected for _kind, _where, injected in result.causes)
 
 
 def cause_of(result: Result) -> str:
@@ -75,6 +81,9 @@ def propagations(results: Sequence[Result]) -> list[Group]:
 
 def _propagated(result: Result) -> str:
     injected = [c for c in result.causes if c[2]]
+    if injected and result.reason != ESCAPED:
+        return f"the injected error reached the test as {injected[0][0]} (raised from it, " \
+               "or re-raised away from the site)"
     if injected:
         return f"the injected {injected[0][0]} propagated to the test unchanged"
     kind = result.causes[0][0] if result.causes else "exception"

@@ -58,13 +58,21 @@ from dynfault.sweep.summary import (
 from dynfault.sweep.triage import FAILED, PASSED, TIMED_OUT, Result, judge
 from dynfault.util import atomic_write, shown_path
 
-__all__ = ["Options", "sweep", "merge_files", "SweepFailed", "NothingRan", "DEFAULT_MAX_NTH"]
+__all__ = ["Options", "sweep", "merge_files", "SweepFailed", "NothingRan", "StrictFailed",
+           "DEFAULT_MAX_NTH"]
 
 
 class SweepFailed(DynfaultError):
     """The sweep could not go on: the baseline fails, or --check fails without a fault."""
 
     exit_code = ExitCode.FAILED
+
+
+class StrictFailed(DynfaultError):
+    """--strict, and dynfault warned (a call name that made no site, a query that matched
+    none, ...): the sweep is not what was asked for."""
+
+    exit_code = ExitCode.USAGE
 
 
 class NothingRan(DynfaultError):
@@ -86,7 +94,8 @@ class Options:
                  late: bool = False, check_call: str | None = None,
                  junitxml: str | None = None, html: str | None = None,
                  include: Sequence[str] = (), exclude_modules: Sequence[str] = (),
-                 root: str | None = None) -> None:
+                 root: str | None = None, include_tests: bool = False,
+                 strict: bool = False) -> None:
         self.command, self.paths, self.nth, self.max_nth = list(command), list(paths), nth, max_nth
         self.jobs, self.timeout, self.shard, self.json_path = jobs, timeout, shard, json_path
         self.log_dir, self.check, self.crash, self.all_tests = log_dir, check, crash, all_tests
@@ -98,6 +107,8 @@ class Options:
         # `exclude` ([tool.dynfault]); never the test harness nor what is installed.
         self.include, self.exclude_modules = list(include), list(exclude_modules)
         self.root = root
+        self.include_tests = include_tests  # the project's test files' call sites too
+        self.strict = strict  # any dynfault warning fails the sweep (exit 2)
 
     def scope(self, cwd: str) -> Scope:
         return Scope(self.include, self.exclude_modules, roots=(self.root or cwd,))
@@ -107,7 +118,8 @@ class Options:
                 "max_nth": self.max_nth if self.nth else None, "check": self.check,
                 "crash": self.crash, "all_tests": self.all_tests, "select": self.select,
                 "exclude": self.exclude, "calls": self.calls, "error": self.error,
-                "late": self.late, "check_call": self.check_call}
+                "late": self.late, "check_call": self.check_call,
+                "include_tests": self.include_tests}
 
 
 def _validate(options: Options) -> None:
@@ -190,13 +202,15 @@ def _writable_file(path: str, option: str) -> None:
                          f"({error.strerror or error})") from None
 
 
-def _static(paths: Sequence[str], cwd: str) -> list[SiteRecord]:
-    """Every site under the paths, found as `list` finds them: from source, importing nothing."""
+def _static(paths: Sequence[str], cwd: str, calls: str = "") -> list[SiteRecord]:
+    """Every site under the paths, found as `list --calls` finds them: from source, importing
+    nothing; the call sites of `calls` too, as every run's hook makes them."""
+    from dynfault.env import split_names
     from dynfault.instrument.listing import scan_paths
     from dynfault.util import warn
 
     found: dict[SiteKey, SiteRecord] = {}
-    for _, site in scan_paths(paths, warn):
+    for _, site in scan_paths(paths, warn, split_names(calls)):
         record = SiteRecord(site.module, site.function, shown_path(site.filename, cwd),
                             site.line, site.fault_class, site.index)
         found.setdefault(record.key, record)
@@ -233,6 +247,7 @@ class _Sweep:
         self.results: list[Result] = []
         self.unreached: list[SiteRecord] = []
         self.seen: list[SiteRecord] = []  # every site found (what exit 3 still names)
+        self.loaded: list[SiteRecord] = []  # and those outside the project or in its tests
         self.planned = 0
         self.shard_empty = False
         self.interrupted = False
@@ -249,12 +264,17 @@ class _Sweep:
     def execute(self, enable: str, tests: Sequence[str] | None, timeout: float | None,
                 log_name: str, stop: threading.Event | None,
                 identity: tuple[str, int] | None = None) -> _Done | None:
-        """One run and its check; None when it was stopped by Ctrl-C."""
+        """One run and its check; None when it was stopped by Ctrl-C. The run and its check
+        share a TMPDIR of their own, that no other run sees: runs side by side (-j N) never
+        meet in it, and a check that looks there sees only what its own run left."""
         reports = tempfile.mkdtemp(dir=self.scratch)
+        tmpdir = tempfile.mkdtemp(dir=self.scratch, prefix="t")  # short: socket paths
         log = os.path.join(self.logs, log_name)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            ended = run_command(self.options.command, self.environment(enable, reports, tests),
+            env = self.environment(enable, reports, tests)
+            env["TMPDIR"] = tmpdir
+            ended = run_command(self.options.command, env,
                                 timeout, fd, stop, self.cwd,
                                 before_kill=lambda reaper: ask_stacks(reports, reaper))
             if ended.code is None and stop is not None and stop.is_set():
@@ -267,7 +287,7 @@ class _Sweep:
             report = read_run(reports, self.cwd)
             check = None
             if self.options.check is not None:
-                check = self.check(fd, timeout, stop, identity)
+                check = self.check(fd, timeout, stop, identity, tmpdir)
                 if stop is not None and stop.is_set():
                     return None
             if report.check_failures:
@@ -278,15 +298,18 @@ class _Sweep:
         finally:
             os.close(fd)
             shutil.rmtree(reports, ignore_errors=True)
+            shutil.rmtree(tmpdir, ignore_errors=True)
         return _Done(ended.code, ended.seconds, report, check, log, stacks, before)
 
     def check(self, fd: int, timeout: float | None, stop: threading.Event | None,
-              identity: tuple[str, int] | None) -> str:
+              identity: tuple[str, int] | None, tmpdir: str) -> str:
         assert self.options.check is not None
         os.write(fd, f"\n--- dynfault sweep --check: {self.options.check}\n".encode())
         site, run = identity if identity is not None else (None, None)
+        env = check_environment(site, run)
+        env["TMPDIR"] = tmpdir  # the run's own
         ended = run_command(["/bin/sh", "-c", self.options.check],
-                            check_environment(site, run), timeout, fd, stop, self.cwd)
+                            env, timeout, fd, stop, self.cwd)
         verdict = "timed out" if ended.code is None else f"exit {ended.code}"
         os.write(fd, f"--- --check: {verdict}\n".encode())
         return PASSED if ended.code == 0 else TIMED_OUT if ended.code is None else FAILED
@@ -383,7 +406,8 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     about them; the baseline's report and time."""
     options = state.options
     if options.paths:
-        sites = _static(options.paths, state.cwd)
+        state.loaded = _static(options.paths, state.cwd, options.calls)
+        sites = _without_tests(state, state.loaded)
         state.seen = list(sites)
         if not sites:
             raise NothingRan("no fault sites under " + " ".join(options.paths)
@@ -394,19 +418,64 @@ def _discover(state: _Sweep) -> tuple[list[SiteRecord], str, RunReport | None, f
     limit = None if options.timeout is None else max(60.0, 5 * options.timeout)
     seen, seconds = _baseline(state, limit)
     loaded = sorted((b.site for b in seen.sites.values()), key=lambda s: s.key)
+    state.loaded = loaded
     every = [s for s in loaded if in_project(s, options.include)]
     if len(every) < len(loaded):
         _say(state, f"{plural(len(loaded) - len(every), 'site')} outside the project (not "
                     "under the working directory, or installed) left out; [tool.dynfault] "
                     "include adds their modules")
+    every = _without_tests(state, every)
     state.seen = every
     sites = [s for s in every if seen.sites[s.key].hits]
-    state.unreached = [s for s in every if not seen.sites[s.key].hits]
+    state.unreached = _not_this_group(state, [s for s in every if not seen.sites[s.key].hits])
     if not every:
         raise NothingRan("the command loaded no fault sites (does it run the Python that "
                          "dynfault is installed in?); no run made")
     found = f"{plural(len(sites), 'site')} reached, {len(state.unreached)} unreached"
     return sites, found, seen, seconds
+
+
+def _without_tests(state: _Sweep, sites: list[SiteRecord]) -> list[SiteRecord]:
+    """The sites less the call sites in the project's own tests (test files, conftest, helpers
+    beside them: see testfiles), unless --include-tests: the I/O of a fixture or a helper is
+    the harness's, and a fault there fails the test for nothing the project does. A
+    `dynamic_fault()` site stays wherever it is: someone wrote it there to be swept."""
+    if state.options.include_tests:
+        return sites
+    from dynfault.sweep.testfiles import is_test_file, python_files
+
+    patterns = python_files(state.options.root or state.cwd)
+    kept = [s for s in sites if not (s.fault_class or "").startswith("call:")
+            or not is_test_file(s.filename, patterns)]
+    if len(kept) < len(sites):
+        _say(state, f"{plural(len(sites) - len(kept), 'call site')} in the project's tests "
+                    "(test files, conftest.py, helpers under tests/) left out; "
+                    "--include-tests sweeps them")
+    return kept
+
+
+def _not_this_group(state: _Sweep, unreached: list[SiteRecord]) -> list[SiteRecord]:
+    """The unreached sites less those of a `.method` that its group narrows to some receivers
+    (`.execute` of @sqlite: sqlite3 connections and cursors): such a site counts no hit on
+    another object, so unreached it is most often another object's method of that name (a
+    library's own `queue.execute`), not the group's call. One line says so; they are neither
+    run nor listed as unreached."""
+    from dynfault.env import split_names
+    from dynfault.instrument.calls import receivers
+
+    narrowed = receivers(split_names(state.options.calls))
+    if not narrowed:
+        return unreached
+    name_of = {s.key: (s.fault_class or "").removeprefix("call:") for s in unreached}
+    foreign = [s for s in unreached if name_of[s.key] in narrowed]
+    if foreign:
+        names = sorted({name_of[s.key] for s in foreign})
+        types = sorted({t for name in names for t in narrowed[name]})
+        _say(state, f"{plural(len(foreign), 'call site')} of {', '.join(names)} never called "
+                    f"on {' or '.join(types)} left out: not the group's calls (another "
+                    "object's method of that name); name the method in --calls to sweep "
+                    "it on any object")
+    return [s for s in unreached if name_of[s.key] not in narrowed]
 
 
 def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
@@ -425,7 +494,12 @@ def in_project(site: SiteRecord, include: Sequence[str] = ()) -> bool:
 
 def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) -> None:
     options = state.options
-    sites, found, seen, baseline_seconds = _discover(state)
+    try:
+        sites, found, seen, baseline_seconds = _discover(state)
+    except NothingRan:
+        _unused(state)
+        raise
+    _unused(state)
     chosen = choose(sites, select, exclude)
     if (select or exclude) and not chosen:
         raise NothingRan(f"--select/--exclude leave none of the {plural(len(sites), 'site')}; "
@@ -457,11 +531,24 @@ def _phases(state: _Sweep, select: Sequence[Query], exclude: Sequence[Query]) ->
     state.interrupted = _run_all(state, runs, timeouts)
 
 
+def _unused(state: _Sweep) -> None:
+    """Warn about what reached nothing (a call name, a query); with --strict, any warning so
+    far stops the sweep here, before its runs: it is not the sweep that was asked for."""
+    from dynfault.sweep.unused import warn_unused
+    from dynfault.util import warnings_given
+
+    options = state.options
+    warn_unused(options.calls, options.select, options.exclude, state.loaded, state.seen)
+    if options.strict and warnings_given():
+        raise StrictFailed(f"--strict: {plural(warnings_given(), 'dynfault warning')} above; "
+                           "no run made")
+
+
 def rule_words(options: Options) -> Callable[[SiteRecord], str]:
     """What every run's rule says besides its site: --error (else the call's group default,
     `@sqlite`'s sqlite3.OperationalError; EIO, the runtime's own default, goes unsaid) and
-    --late."""
-    from dynfault.instrument.calls import default_error
+    --late (else the call's own default: `os.close` fails after closing, as it really does)."""
+    from dynfault.instrument.calls import default_error, default_late
 
     def words(site: SiteRecord) -> str:
         if options.crash:
@@ -469,11 +556,12 @@ def rule_words(options: Options) -> Callable[[SiteRecord], str]:
         said = []
         error = options.error
         fault_class = site.fault_class or ""
-        if error is None and fault_class.startswith("call:"):
-            error = default_error(fault_class[len("call:"):])
+        name = fault_class[len("call:"):] if fault_class.startswith("call:") else None
+        if error is None and name is not None:
+            error = default_error(name)
         if error is not None and error != "EIO":
             said.append(f"error {error}")
-        if options.late:
+        if options.late or (name is not None and default_late(name)):
             said.append("late")
         return " ".join(said)
 
@@ -544,6 +632,10 @@ def _finish(state: _Sweep, earlier: list[Result] | None, out: IO[str],
     _write_outputs(state, results)
     if state.interrupted:
         return ExitCode.INTERRUPTED
+    from dynfault.util import warnings_given
+
+    if options.strict and warnings_given():  # a warning while the runs ran
+        return ExitCode.USAGE
     return ExitCode.FAILED if counted else ExitCode.OK
 
 

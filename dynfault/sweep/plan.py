@@ -48,9 +48,19 @@ def enable_text(site: SiteRecord, nth: int, crash: bool = False, more: str = "")
     # `site N` counts within the site's kind (SPEC 1): a call site's class names its kind, so
     # it and a dynamic_fault() site sharing a line and an index stay apart.
     kind = site_kind(site.fault_class)
-    kind = f" class {quote(kind)}" if kind else ""
-    return (f"file {quote(site.filename)} line {site.line}{kind} site {site.index}{after} "
+    kind = f" class {_word(kind)}" if kind else ""
+    return (f"file {_word(site.filename)} line {site.line}{kind} site {site.index}{after} "
             f"{'crash' if crash else 'oneshot'}{extra}")
+
+
+def _word(value: str) -> str:
+    """A control-language word for `value`, in double quotes when it needs quoting and holds
+    none: the reproducer single-quotes the whole rule for the shell, and a `'` inside would
+    come out as `'"'"'`."""
+    word = quote(value)
+    if word == value or '"' in value:
+        return word
+    return f'"{value}"'
 
 
 def reproducer(enable: str, command: Sequence[str], tests: Sequence[str] | None = None,
