@@ -268,7 +268,9 @@ class _Sweep:
         share a TMPDIR of their own, that no other run sees: runs side by side (-j N) never
         meet in it, and a check that looks there sees only what its own run left."""
         reports = tempfile.mkdtemp(dir=self.scratch)
-        tmpdir = tempfile.mkdtemp(dir=self.scratch, prefix="t")  # short: socket paths
+        # Beside the scratch folder, not in it: a program's own paths under $TMPDIR (pytest's
+        # tmp_path, a unix socket's, at most 107 bytes) grow by as little as can be.
+        tmpdir = tempfile.mkdtemp(prefix="dynfault-")
         log = os.path.join(self.logs, log_name)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
