@@ -400,6 +400,20 @@ _m("sweep", "no-cause-is-propagation", "dynfault/sweep/findings.py",
    "    return result.reason == FAILED and bool(result.causes) \\\n",
    "    return result.reason == FAILED and True \\\n", [SWW])
 
+# -- lead (stop 30): fired frames let go ------------------------------------------------------
+LT = "tests/test_sweep_lifetimes.py"
+_m("sweep", "frames-kept-past-collections", "dynfault/sweep/child.py",
+   "    if _release_frames not in gc.callbacks:\n        gc.callbacks.append(_release_frames)",
+   "    pass", [LT])
+_m("sweep", "frames-kept-past-the-test", "dynfault/sweep/child.py",
+   "def _test_ended(nodeid: str) -> None:\n    _release_frames()\n",
+   "def _test_ended(nodeid: str) -> None:\n", [LT], equivalent=True,
+   why="in a targeted run every test reaches the site and fires, and each fire lets go first; "
+       "the test's end is the backstop for a test that fires nothing")
+_m("sweep", "frames-dropped-while-held", "dynfault/sweep/child.py",
+   "if sys.getrefcount(frame) > 3]", "if sys.getrefcount(frame) > 99]",
+   [LT])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

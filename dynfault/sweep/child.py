@@ -222,11 +222,32 @@ def _on_fire(site: Any, frame: FrameType | None, crashing: bool) -> None:
     global _crashing
     own = _decided_by_process(site)
     _append(f"{'own' if own else 'test'}\t{site.index}\t{_kind(site)}\t{site.filename}\n")
+    _release_frames()
     if frame is not None and len(_fired_frames) < _MAX_FRAMES:
+        if not _fired_frames:
+            _watch_collections()
         _fired_frames.append(frame)
     if crashing:
         _crashing = True
         _write_report()
+
+
+def _release_frames(*_gc_info: object) -> None:
+    """Let go of every fired frame that nothing but this list holds: its call has returned and
+    no traceback refers to it, so no error can be judged against it any more, and keeping it
+    would keep its locals alive (an object whose finaliser cleans up, as sqlitedict's, would
+    outlive its test). Called at each fire, at the start of every garbage collection and at
+    each test's end, so objects die as they would without the sweep, or at the next of those."""
+    if _fired_frames:
+        # 3: the list's reference, the comprehension's and getrefcount's argument
+        _fired_frames[:] = [frame for frame in _fired_frames if sys.getrefcount(frame) > 3]
+
+
+def _watch_collections() -> None:
+    import gc  # imported by the interpreter at start-up: no cost
+
+    if _release_frames not in gc.callbacks:
+        gc.callbacks.append(_release_frames)
 
 
 def _escaped(error: BaseException | None) -> bool:
@@ -411,6 +432,7 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
 
 
 def _test_ended(nodeid: str) -> None:
+    _release_frames()
     started = _test[1]
     assert isinstance(started, float)
     _durations[nodeid] = time.monotonic() - started
@@ -469,6 +491,7 @@ def _write_report() -> None:
         _test_ended(str(_test[0]))
     _report_dir = None
     data = _record()
+    del _fired_frames[:]  # judged already: the program's objects die as they would alone
     # Never fail the program: the sweep counts a missing report as "did not fire".
     name = f"{directory}/{_token[0]}"  # its .fires record's name: the reader pairs them
     try:
