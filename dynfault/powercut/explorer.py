@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dynfault.powercut.journal import Journal, JournalError, Op, read_journal
+from dynfault.powercut.journal import Journal, JournalError, read_journal
 from dynfault.powercut.minimize import Finding, classify, fix_hint, minimize, reproducer
 from dynfault.powercut.model import MODELS, History, State
+from dynfault.powercut.result import Result, Vulnerability
 from dynfault.powercut.states import (
     DEFAULT_MAX_STATES,
     Candidate,
@@ -24,7 +25,6 @@ from dynfault.powercut.states import (
     find_state,
     reachable,
 )
-from dynfault.record import Record
 
 __all__ = ["Vulnerability", "Result", "explore_journal", "explore_history", "explore_callable",
            "explore_in_process", "materialize_state",
@@ -33,54 +33,6 @@ __all__ = ["Vulnerability", "Result", "explore_journal", "explore_history", "exp
 ENV_NAMES = ("DYNFAULT_POWERCUT_DIR", "DYNFAULT_POWERCUT_DIRS", "DYNFAULT_POWERCUT_ACKED",
              "DYNFAULT_POWERCUT_STATE")
 Check = Callable[[State], bool]  # True: consistent
-
-
-class Vulnerability(Record):
-    """A group of minimal failing states with the same kind and source lines."""
-
-    __slots__ = ("kind", "ops", "models", "failing", "checked", "state", "fix", "reproducer")
-    kind: str
-    ops: tuple[Op, ...]
-    models: tuple[str, ...]
-    failing: int
-    checked: int
-    state: str
-    fix: str
-    reproducer: str
-
-    def __init__(self, kind: str, ops: tuple[Op, ...], models: tuple[str, ...], failing: int,
-                 checked: int, state: str, fix: str, reproducer: str) -> None:
-        self._init(kind=kind, ops=ops, models=models, failing=failing, checked=checked,
-                   state=state, fix=fix, reproducer=reproducer)
-
-    @property
-    def key(self) -> tuple[object, ...]:
-        """What `--baseline` compares: the kind and the source lines."""
-        return (self.kind,) + tuple((op.kind, op.filename, op.line) for op in self.ops)
-
-
-class Result:
-    """What an exploration found. `assert_consistent()` fails with the table."""
-
-    def __init__(self, journal: Journal, models: list[str], check: str | None) -> None:
-        self.journal, self.models, self.check = journal, models, check
-        self.vulnerabilities: list[Vulnerability] = []
-        self.flaky: list[dict[str, str]] = []
-        self.checked = self.inconsistent = self.skipped = 0
-        self.seconds = 0.0
-        self.minimal: dict[str, State] = {}  # vulnerability state id -> its minimal state
-
-    @property
-    def opaque(self) -> list[dict[str, str]]:
-        return self.journal.opaque
-
-    def __bool__(self) -> bool:
-        return not self.vulnerabilities
-
-    def assert_consistent(self) -> None:
-        if self.vulnerabilities:
-            from dynfault.powercut.report import table
-            raise AssertionError("power-cut vulnerabilities:\n" + table(self))
 
 
 def _relative(directory: str, cwd: str) -> str:
