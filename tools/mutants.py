@@ -301,6 +301,23 @@ _m("sweep", "crash-signal-unnamed", "dynfault/sweep/findings.py",
    "        return f\"crashed (signal {-code})\" if code is not None and code < 0 else \"crashed\"",
    "        return \"crashed\"", [SWH, SW])
 
+# -- pc3 (stop 30) -----------------------------------------------------------------------------
+PCS = "tests/test_powercut_side_files.py"
+PCR = "dynfault/powercut/record.py"
+
+_m("powercut", "side-file-kept-after-fork", PCR,
+   "        if rec.side >= 0:  # the parent's side file is the parent's: the child opens its own\n            _real_close(rec.side)\n            rec.side = -1",
+   "        pass", [PCS])
+_m("powercut", "side-file-offset-from-zero", PCR,
+   "            self.side_at = _fstat(self.side).st_size  # a pid used again appends",
+   "            self.side_at = 0", [PCS])
+_m("powercut", "exclusive-open-says-existed", PCR,
+   "                super().__init__(file, mode, closefd, _exclusive)\n                existed = False",
+   "                super().__init__(file, mode, closefd, _exclusive)", ["tests/test_powercut_record.py"])
+_m("powercut", "side-files-never-folded", "dynfault/powercut/snapshot.py",
+   "    fold_side_files(journal)\n    opaque = opaque_files(journal)",
+   "    opaque = opaque_files(journal)", [PCS])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"
