@@ -318,6 +318,23 @@ _m("powercut", "side-files-never-folded", "dynfault/powercut/snapshot.py",
    "    fold_side_files(journal)\n    opaque = opaque_files(journal)",
    "    opaque = opaque_files(journal)", [PCS])
 
+PCA = "tests/test_powercut_absent_dir.py"
+_m("powercut", "absent-dir-refused", "dynfault/cli/powercut.py",
+   "        if not os.path.lexists(full) and not os.path.isdir(os.path.dirname(full)):",
+   "        if not os.path.lexists(full):", [PCA])
+_m("powercut", "absent-dir-shown-unmade", "dynfault/powercut/model.py",
+   "            if root is None or root in missing:", "            if root is None:", [PCA])
+_m("powercut", "creation-lost-named-never-made", "dynfault/powercut/model.py",
+   "made is not None and made in lost else", "made is not None and made not in lost else", [PCA])
+_m("powercut", "absent-dir-parent-fsync-unseen", PCR,
+   "        if full in self.parents:\n            return full\n", "", [PCA])
+_m("powercut", "absent-dir-kept-between-states", "dynfault/powercut/explorer.py",
+   "            if root in self.history.absent:  # made again only if the state holds it",
+   "            if False:", [PCA])
+_m("powercut", "absent-dir-always-made", "dynfault/powercut/explorer.py",
+   "        if root not in history.absent:\n            os.makedirs(dest, exist_ok=True)",
+   "        os.makedirs(dest, exist_ok=True)", [PCA])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

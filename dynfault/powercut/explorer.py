@@ -48,8 +48,11 @@ def state_dirs(journal: Journal, base: str) -> list[str]:
 
 
 def _make(state: State, history: History, dests: list[str]) -> None:
-    for dest in dests:
-        os.makedirs(dest, exist_ok=True)
+    """The state's tree under `dests`: a --dir absent before the run only if the state
+    made it."""
+    for root, dest in zip(history.roots, dests):
+        if root not in history.absent:
+            os.makedirs(dest, exist_ok=True)
     state.materialize(history.roots, dests)
 
 
@@ -146,8 +149,11 @@ class _InProcess:
                 for root, dest in zip(self.history.roots, self.dests):
                     if path.startswith(root + "/"):
                         keep.add(os.path.join(dest, path[len(root) + 1:]))
-        for dest in self.dests:
-            _clear(dest, keep)
+        for root, dest in zip(self.history.roots, self.dests):
+            if root in self.history.absent:  # made again only if the state holds it
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                _clear(dest, keep)
         state.materialize(self.history.roots, self.dests)
         try:
             self.check(Path(self.dests[0]), list(state.acked))

@@ -95,9 +95,12 @@ def _fields_of(code: CodeType) -> tuple[bool, str, str]:
 class Recorder:
     """What one process records: the directories, the journal's descriptor, the file ids."""
 
-    def __init__(self, journal: str, dirs: Sequence[str], ack: str | None) -> None:
+    def __init__(self, journal: str, dirs: Sequence[str], ack: str | None,
+                 absent: Sequence[str] = ()) -> None:
         self.journal = journal
         self.dirs = [d.rstrip(os.sep) or os.sep for d in dirs]
+        # The parent of a --dir the run makes: its fsync is what makes that mkdir durable.
+        self.parents = {os.path.dirname(d.rstrip(os.sep)) for d in absent}
         self.skip = journal  # the journal itself is never recorded
         self.fd = _real_open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                              | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -146,6 +149,8 @@ class Recorder:
             else os.path.normpath(name)
         if full == self.skip:
             return None
+        if full in self.parents:
+            return full
         for d in self.dirs:
             if full == d or full.startswith(d + os.sep) or d == os.sep:
                 return full
@@ -765,7 +770,8 @@ def start() -> None:
     if not journal or _rec is not None:
         return
     header = _read_header(journal)
-    _rec = Recorder(journal, [str(d) for d in header.get("dirs") or []], header.get("ack"))
+    _rec = Recorder(journal, [str(d) for d in header.get("dirs") or []], header.get("ack"),
+                    [str(d) for d in header.get("absent") or []])
     _patch()
     if _rec.ack_re is not None:
         _stdout_through_recorder()
@@ -797,8 +803,9 @@ def recording(dirs: Sequence[str | os.PathLike[str]], journal: str,
     from dynfault.powercut.snapshot import begin_journal, end_journal
 
     names = [os.path.abspath(os.fspath(d)) for d in dirs]
+    absent = [d for d in names if not _lexists(d)]
     begin_journal(journal, names, os.getcwd(), [sys.argv[0] if sys.argv else "python"], ack)
-    _rec = Recorder(os.path.abspath(journal), names, ack)
+    _rec = Recorder(os.path.abspath(journal), names, ack, absent)
     _patch()
     code = 1
     try:

@@ -90,6 +90,9 @@ def table(result: Result) -> str:
         lines.append(f"{vulnerability.kind:<13} {', '.join(vulnerability.models):<18} "
                      f"{vulnerability.failing}/{vulnerability.checked} states failing")
         lines.extend(f"    {op_text(op, cwd)}" for op in vulnerability.ops)
+        minimal = result.minimal.get(vulnerability.state)
+        if minimal is not None and minimal.notes:  # a --dir the run makes is missing
+            lines.append(f"    state: {'; '.join(minimal.notes)}")
         lines.append(f"    fix: {vulnerability.fix}")
         lines.append(f"    reproduce: {vulnerability.reproducer}")
     for flaky in result.flaky:

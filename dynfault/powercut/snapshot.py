@@ -51,10 +51,15 @@ def _read(path: str) -> bytes | None:
 def begin_journal(journal: str, dirs: Sequence[str], cwd: str, command: Sequence[str],
                   ack: str | None) -> None:
     """Write the header and the snapshot of `dirs`; each snapshot file's inode gets its id
-    ("0:n") and its "inode", so every recording process names it alike."""
+    ("0:n") and its "inode", so every recording process names it alike. A directory that does
+    not exist yet (the program makes it) is named in the header's "absent"."""
     journal = os.path.abspath(journal)
-    lines = [_line({"powercut": 1, "dirs": list(dirs), "cwd": cwd, "command": list(command),
-                    "ack": ack})]
+    header: dict[str, object] = {"powercut": 1, "dirs": list(dirs), "cwd": cwd,
+                                 "command": list(command), "ack": ack}
+    absent = [d for d in dirs if not os.path.lexists(d)]
+    if absent:
+        header["absent"] = absent
+    lines = [_line(header)]
     count = 0
     for directory in dirs:
         for path, kind in walk(directory, journal):
