@@ -335,6 +335,13 @@ _m("powercut", "absent-dir-always-made", "dynfault/powercut/explorer.py",
    "        if root not in history.absent:\n            os.makedirs(dest, exist_ok=True)",
    "        os.makedirs(dest, exist_ok=True)", [PCA])
 
+PCJ = "tests/test_powercut_journal_example.py"
+_m("powercut", "fixed-journal-cuts-the-newline", "examples/journal.py",
+   "        cut = (data if zero < 0 else data[:zero]).rfind(b\"\\n\") + 1",
+   "        cut = max(0, (data if zero < 0 else data[:zero]).rfind(b\"\\n\"))", [PCJ])
+_m("powercut", "fixed-journal-keeps-zeros", "examples/journal.py",
+   "        zero = data.find(b\"\\0\")", "        zero = -1", [PCJ])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"
