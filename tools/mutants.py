@@ -342,6 +342,13 @@ _m("powercut", "fixed-journal-cuts-the-newline", "examples/journal.py",
 _m("powercut", "fixed-journal-keeps-zeros", "examples/journal.py",
    "        zero = data.find(b\"\\0\")", "        zero = -1", [PCJ])
 
+_m("powercut", "settings-kill-check-ignores-acks", "examples/settings.py",
+   "            acked = f.read().splitlines()\n    except FileNotFoundError:",
+   "            acked = []\n    except FileNotFoundError:", ["tests/test_powercut_settings.py"])
+_m("powercut", "settings-kill-check-leaves-state", "examples/settings.py",
+   "            if os.path.exists(path):\n                os.unlink(path)", "            pass",
+   ["tests/test_powercut_settings.py"])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"
