@@ -314,6 +314,9 @@ _m("powercut", "side-file-offset-from-zero", PCR,
 _m("powercut", "exclusive-open-says-existed", PCR,
    "                super().__init__(file, mode, closefd, _exclusive)\n                existed = False",
    "                super().__init__(file, mode, closefd, _exclusive)", ["tests/test_powercut_record.py"])
+_m("powercut", "recorded-buffer-not-io-opens", PCR,
+   "        buffering = blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE",
+   "        buffering = io.DEFAULT_BUFFER_SIZE", ["tests/test_powercut_record.py"])
 _m("powercut", "side-files-never-folded", "dynfault/powercut/snapshot.py",
    "    fold_side_files(journal)\n    opaque = opaque_files(journal)",
    "    opaque = opaque_files(journal)", [PCS])

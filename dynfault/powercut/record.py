@@ -428,8 +428,9 @@ def _stack(raw: RecordingFileIO, mode: str, buffering: int, binary: bool, updati
     if buffering == 1 or (buffering < 0 and raw.isatty()):
         buffering = -1
         line_buffering = True
-    if buffering < 0:
-        buffering = io.DEFAULT_BUFFER_SIZE
+    if buffering < 0:  # as io.open: the file's block size (its writes reach the OS alike)
+        blksize = getattr(raw, "_blksize", 0)
+        buffering = blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE
     if buffering == 0:
         if binary:
             return raw
