@@ -157,10 +157,15 @@ class Recorder:
         return None
 
     # -- lines --------------------------------------------------------------------------------
-    def where(self) -> str:
+    def where(self, up: int = 0) -> str:
         """The innermost frame of the user's code, as the line's JSON fields (each code
-        object's escaped names are made once)."""
-        frame: FrameType | None = sys._getframe(2)
+        object's escaped names are made once). `up`: how many of the recorder's own frames
+        lie for certain above the caller of `line` (each frame the walk touches is made into
+        a frame object, which costs more than the rest of a journal line)."""
+        try:
+            frame: FrameType | None = sys._getframe(2 + up)
+        except ValueError:  # a shallower stack than the caller knows of
+            frame = sys._getframe(2)
         codes = self.codes
         outer = frame
         while frame is not None:
@@ -182,10 +187,11 @@ class Recorder:
                        for name, value in fields.items())
         self.line(kind, body, data)
 
-    def line(self, kind: str, body: str, data: Any = None) -> None:
+    def line(self, kind: str, body: str, data: Any = None, up: int = 0) -> None:
         """One journal line: `body` its fields as JSON text (",name":value...); `data` (a
-        write's bytes) inline as base64 when short, else in the side file."""
-        head = f'{{"op":"{kind}","pid":{self.pid},{self.where()}{body}'
+        write's bytes) inline as base64 when short, else in the side file; `up` as `where`
+        takes it."""
+        head = f'{{"op":"{kind}","pid":{self.pid},{self.where(up)}{body}'
         if data is None:
             out = (head + "}\n").encode()
         elif len(data) >= SIDE:
@@ -258,14 +264,15 @@ class Recorder:
         key = (st.st_dev, st.st_ino)
         if created:
             file = self.new_id(key)
-            self.line("create",
-                      f',"path":{_esc(path)},"file":"{file}","inode":"{key[0]}-{key[1]}"')
+            self.line("create",  # up 1: bind's caller is __init__ or _os_open
+                      f',"path":{_esc(path)},"file":"{file}","inode":"{key[0]}-{key[1]}"',
+                      None, 1)
         else:
             file = self.known(key, path)
         named = f',"file":"{file}","path":{_esc(path)}'
         self.fds[fd] = (path, file, named)
         if truncated:
-            self.line("truncate", named + ',"size":0')
+            self.line("truncate", named + ',"size":0', None, 1)
 
     def file_of(self, path: str) -> str | None:
         """The id of the regular file at `path` now (for an operation by name)."""
@@ -285,7 +292,9 @@ class Recorder:
             return
         if offset is None:
             offset = os.lseek(fd, 0, os.SEEK_CUR) - len(data)
-        self.line("write", f'{bound[2]},"offset":{offset}', data)
+        # up 2: wrote is called by the interposed write functions alone, each called by the
+        # program (or by the C buffer the program called)
+        self.line("write", f'{bound[2]},"offset":{offset}', data, 2)
 
     def stdout(self, data: Any) -> None:
         """Lines of fd 1 that match --ack become acknowledgements, as they reach the OS."""
@@ -594,7 +603,7 @@ def _two_names(kind: str) -> Any:
             real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
             op = "link" if kind == "link" else "rename"
             if a is not None and b is not None:
-                rec.line(op, f',"path":{_esc(a)},"dest":{_esc(b)}')
+                rec.line(op, f',"path":{_esc(a)},"dest":{_esc(b)}', None, 1)
             elif b is not None:
                 _moved_in(rec, b)
             elif op == "rename":
