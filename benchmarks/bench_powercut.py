@@ -13,8 +13,15 @@ states checked per second on examples/settings.py, in-process and through the co
 Workloads:
   save       the hand-made atomic save: open a temporary file, json.dump, os.replace (3 journal
              lines a save)
-  buffered   many small f.write() calls to one file (the buffer reaches the OS every 8 KiB)
-  os.write   many small os.write() calls, each one journal line (the worst case)
+  buffered   many small f.write() calls to one file (the buffer reaches the OS once a block,
+             4 KiB on most file systems, as io.open sizes it; each of those writes keeps its
+             bytes in the process's side file, not base64 in the journal)
+  os.write   many small os.write() calls of 100 bytes, each one journal line, written in the
+             order it reached the OS (the worst case: about 8-14x, and it stays so, since a
+             line per operation, ordered across processes, is what the journal is)
+
+The figures leave out what happens once the program has exited: folding the side files into
+the journal (`snapshot.end_journal`) and the opaque-file check.
 """
 
 from __future__ import annotations

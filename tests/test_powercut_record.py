@@ -6,6 +6,7 @@ through them), each with the exact lines it must leave."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import clean_env, python
 
-from dynfault.powercut.snapshot import begin_journal
+from dynfault.powercut.snapshot import begin_journal, fold_side_files
 
 PRELUDE = ("import os, io, sys, json, pickle, shutil, tempfile; from pathlib import Path; "
            "d = os.environ['D']\n")
@@ -37,6 +38,7 @@ def record(tmp_path: Path, code: str, files: dict[str, bytes] | None = None,
         D=str(data), OUT=str(tmp_path), DYNFAULT_POWERCUT_JOURNAL=str(journal)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+    fold_side_files(str(journal))  # what end_journal does first: writes of 1 KiB and more
     lines = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
     return [_plain(entry, str(data)) for entry in lines if entry.get("op") != "snapshot"], \
         proc.stdout, lines
@@ -284,3 +286,27 @@ def test_an_sqlite_database_is_named_opaque(tmp_path: Path) -> None:
     found = opaque_files(str(tmp_path / "j" / "journal.jsonl"))
     assert found == [{"path": str(tmp_path / "d" / "db"),
                       "reason": "an SQLite database, written from C by sqlite3"}]
+
+
+def test_a_buffered_file_reaches_the_os_in_the_pieces_a_plain_run_writes(
+        tmp_path: Path) -> None:
+    """The recorder's buffer is the one io.open chooses (the file's block size, not
+    io.DEFAULT_BUFFER_SIZE), so the writes recorded are the writes the program makes when it
+    is not recorded (on a 4096-byte block file system: 4092 bytes at a time, not 8184)."""
+    code = ("with open(d + '/a', 'wb') as f:\n"
+            "    for i in range(300):\n"
+            "        f.write(b'record %04d %s\\n' % (i, b'y' * 80))\n")
+    ops, _, _ = record(tmp_path, code)
+    sizes: list[int] = []
+
+    class Raw(io.FileIO):  # what a plain open's buffer hands its raw file, as strace shows it
+        def write(self, b: Any, /) -> int:
+            sizes.append(len(b))
+            return super().write(b)
+
+    raw = Raw(tmp_path / "plain", "w")
+    with io.BufferedWriter(raw, raw._blksize) as f:  # type: ignore[attr-defined]
+        for i in range(300):
+            f.write(b"record %04d %s\n" % (i, b"y" * 80))
+    assert [len(entry["data"]) for entry in ops if entry["op"] == "write"] == sizes
+    assert len(sizes) > 1

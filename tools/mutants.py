@@ -414,6 +414,57 @@ _m("sweep", "frames-dropped-while-held", "dynfault/sweep/child.py",
    "if sys.getrefcount(frame) > 3]", "if sys.getrefcount(frame) > 99]",
    [LT])
 
+# -- pc3 (stop 30) -----------------------------------------------------------------------------
+PCS = "tests/test_powercut_side_files.py"
+PCR = "dynfault/powercut/record.py"
+
+_m("powercut", "side-file-kept-after-fork", PCR,
+   "        if rec.side >= 0:  # the parent's side file is the parent's: the child opens its own\n            _real_close(rec.side)\n            rec.side = -1",
+   "        pass", [PCS])
+_m("powercut", "side-file-offset-from-zero", PCR,
+   "            self.side_at = _fstat(self.side).st_size  # a pid used again appends",
+   "            self.side_at = 0", [PCS])
+_m("powercut", "exclusive-open-says-existed", PCR,
+   "                super().__init__(file, mode, closefd, _exclusive)\n                existed = False",
+   "                super().__init__(file, mode, closefd, _exclusive)", ["tests/test_powercut_record.py"])
+_m("powercut", "recorded-buffer-not-io-opens", PCR,
+   "        buffering = blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE",
+   "        buffering = io.DEFAULT_BUFFER_SIZE", ["tests/test_powercut_record.py"])
+_m("powercut", "side-files-never-folded", "dynfault/powercut/snapshot.py",
+   "    fold_side_files(journal)\n    opaque = opaque_files(journal)",
+   "    opaque = opaque_files(journal)", [PCS])
+
+PCA = "tests/test_powercut_absent_dir.py"
+_m("powercut", "absent-dir-refused", "dynfault/cli/powercut.py",
+   "        if not os.path.lexists(full) and not os.path.isdir(os.path.dirname(full)):",
+   "        if not os.path.lexists(full):", [PCA])
+_m("powercut", "absent-dir-shown-unmade", "dynfault/powercut/model.py",
+   "            if root is None or root in missing:", "            if root is None:", [PCA])
+_m("powercut", "creation-lost-named-never-made", "dynfault/powercut/model.py",
+   "made is not None and made in lost else", "made is not None and made not in lost else", [PCA])
+_m("powercut", "absent-dir-parent-fsync-unseen", PCR,
+   "        if full in self.parents:\n            return full\n", "", [PCA])
+_m("powercut", "absent-dir-kept-between-states", "dynfault/powercut/explorer.py",
+   "            if root in self.history.absent:  # made again only if the state holds it",
+   "            if False:", [PCA])
+_m("powercut", "absent-dir-always-made", "dynfault/powercut/explorer.py",
+   "        if root not in history.absent:\n            os.makedirs(dest, exist_ok=True)",
+   "        os.makedirs(dest, exist_ok=True)", [PCA])
+
+PCJ = "tests/test_powercut_journal_example.py"
+_m("powercut", "fixed-journal-cuts-the-newline", "examples/journal.py",
+   "        cut = (data if zero < 0 else data[:zero]).rfind(b\"\\n\") + 1",
+   "        cut = max(0, (data if zero < 0 else data[:zero]).rfind(b\"\\n\"))", [PCJ])
+_m("powercut", "fixed-journal-keeps-zeros", "examples/journal.py",
+   "        zero = data.find(b\"\\0\")", "        zero = -1", [PCJ])
+
+_m("powercut", "settings-kill-check-ignores-acks", "examples/settings.py",
+   "            acked = f.read().splitlines()\n    except FileNotFoundError:",
+   "            acked = []\n    except FileNotFoundError:", ["tests/test_powercut_settings.py"])
+_m("powercut", "settings-kill-check-leaves-state", "examples/settings.py",
+   "            if os.path.exists(path):\n                os.unlink(path)", "            pass",
+   ["tests/test_powercut_settings.py"])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

@@ -34,12 +34,13 @@ def _dirs(given: tuple[str, ...]) -> list[str]:
     dirs: list[str] = []
     for name in given:
         full = os.path.normpath(os.path.abspath(name))
-        if not os.path.lexists(full):
-            # A directory the program makes itself is not recorded as absent yet: the states
-            # and the check's copies are built on each --dir existing.
-            raise UsageError(f"--dir {name}: does not exist (create it first: mkdir -p "
-                             f"{shlex.quote(name)})")
-        if not os.path.isdir(full):
+        if not os.path.lexists(full) and not os.path.isdir(os.path.dirname(full)):
+            # A --dir the program makes itself is recorded as absent (its mkdir is an
+            # operation like any other); one whose parent is missing is a typo, most likely.
+            parent = os.path.dirname(os.path.normpath(name))
+            raise UsageError(f"--dir {name}: its parent {parent} does not exist "
+                             f"(mkdir -p {shlex.quote(parent)})")
+        if os.path.lexists(full) and not os.path.isdir(full):
             raise UsageError(f"--dir {name}: not a directory")
         for other in dirs:
             if full == other or full.startswith(other.rstrip(os.sep) + os.sep) \

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from os import PathLike
     from pathlib import Path
 
-    from dynfault.powercut.explorer import Result
+    from dynfault.powercut.result import Result
 
 __all__ = ["explore", "ack"]
 

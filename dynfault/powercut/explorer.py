@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dynfault.powercut.journal import Journal, JournalError, Op, read_journal
+from dynfault.powercut.journal import Journal, JournalError, read_journal
 from dynfault.powercut.minimize import Finding, classify, fix_hint, minimize, reproducer
 from dynfault.powercut.model import MODELS, History, State
+from dynfault.powercut.result import Result, Vulnerability
 from dynfault.powercut.states import (
     DEFAULT_MAX_STATES,
     Candidate,
@@ -24,7 +25,6 @@ from dynfault.powercut.states import (
     find_state,
     reachable,
 )
-from dynfault.record import Record
 
 __all__ = ["Vulnerability", "Result", "explore_journal", "explore_history", "explore_callable",
            "explore_in_process", "materialize_state",
@@ -33,54 +33,6 @@ __all__ = ["Vulnerability", "Result", "explore_journal", "explore_history", "exp
 ENV_NAMES = ("DYNFAULT_POWERCUT_DIR", "DYNFAULT_POWERCUT_DIRS", "DYNFAULT_POWERCUT_ACKED",
              "DYNFAULT_POWERCUT_STATE")
 Check = Callable[[State], bool]  # True: consistent
-
-
-class Vulnerability(Record):
-    """A group of minimal failing states with the same kind and source lines."""
-
-    __slots__ = ("kind", "ops", "models", "failing", "checked", "state", "fix", "reproducer")
-    kind: str
-    ops: tuple[Op, ...]
-    models: tuple[str, ...]
-    failing: int
-    checked: int
-    state: str
-    fix: str
-    reproducer: str
-
-    def __init__(self, kind: str, ops: tuple[Op, ...], models: tuple[str, ...], failing: int,
-                 checked: int, state: str, fix: str, reproducer: str) -> None:
-        self._init(kind=kind, ops=ops, models=models, failing=failing, checked=checked,
-                   state=state, fix=fix, reproducer=reproducer)
-
-    @property
-    def key(self) -> tuple[object, ...]:
-        """What `--baseline` compares: the kind and the source lines."""
-        return (self.kind,) + tuple((op.kind, op.filename, op.line) for op in self.ops)
-
-
-class Result:
-    """What an exploration found. `assert_consistent()` fails with the table."""
-
-    def __init__(self, journal: Journal, models: list[str], check: str | None) -> None:
-        self.journal, self.models, self.check = journal, models, check
-        self.vulnerabilities: list[Vulnerability] = []
-        self.flaky: list[dict[str, str]] = []
-        self.checked = self.inconsistent = self.skipped = 0
-        self.seconds = 0.0
-        self.minimal: dict[str, State] = {}  # vulnerability state id -> its minimal state
-
-    @property
-    def opaque(self) -> list[dict[str, str]]:
-        return self.journal.opaque
-
-    def __bool__(self) -> bool:
-        return not self.vulnerabilities
-
-    def assert_consistent(self) -> None:
-        if self.vulnerabilities:
-            from dynfault.powercut.report import table
-            raise AssertionError("power-cut vulnerabilities:\n" + table(self))
 
 
 def _relative(directory: str, cwd: str) -> str:
@@ -96,8 +48,11 @@ def state_dirs(journal: Journal, base: str) -> list[str]:
 
 
 def _make(state: State, history: History, dests: list[str]) -> None:
-    for dest in dests:
-        os.makedirs(dest, exist_ok=True)
+    """The state's tree under `dests`: a --dir absent before the run only if the state
+    made it."""
+    for root, dest in zip(history.roots, dests):
+        if root not in history.absent:
+            os.makedirs(dest, exist_ok=True)
     state.materialize(history.roots, dests)
 
 
@@ -194,8 +149,11 @@ class _InProcess:
                 for root, dest in zip(self.history.roots, self.dests):
                     if path.startswith(root + "/"):
                         keep.add(os.path.join(dest, path[len(root) + 1:]))
-        for dest in self.dests:
-            _clear(dest, keep)
+        for root, dest in zip(self.history.roots, self.dests):
+            if root in self.history.absent:  # made again only if the state holds it
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                _clear(dest, keep)
         state.materialize(self.history.roots, self.dests)
         try:
             self.check(Path(self.dests[0]), list(state.acked))

@@ -11,8 +11,8 @@ from dynfault.powercut.report import op_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dynfault.powercut.explorer import Result
     from dynfault.powercut.model import State
+    from dynfault.powercut.result import Result
 
 __all__ = ["page"]
 

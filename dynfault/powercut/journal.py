@@ -87,14 +87,16 @@ class Snapshot(Record):
 
 
 class Journal:
-    """A whole journal: `header` (dirs, cwd, command, ack), `snapshot`, `ops`, `end`
-    (returncode and opaque files; None when the run did not finish writing it)."""
+    """A whole journal: `header` (dirs, cwd, command, ack; `absent`: the dirs that did not
+    exist before the run), `snapshot`, `ops`, `end` (returncode and opaque files; None when the
+    run did not finish writing it)."""
 
     def __init__(self, path: str, dirs: list[str], cwd: str, command: list[str],
                  ack: str | None, snapshot: list[Snapshot], ops: list[Op],
-                 end: dict[str, object] | None) -> None:
+                 end: dict[str, object] | None, absent: list[str] | None = None) -> None:
         self.path, self.dirs, self.cwd, self.command, self.ack = path, dirs, cwd, command, ack
         self.snapshot, self.ops, self.end = snapshot, ops, end
+        self.absent = absent or []
 
     @property
     def opaque(self) -> list[dict[str, str]]:
@@ -160,6 +162,14 @@ def _snapshot(entry: dict[str, object], where: str) -> Snapshot:
                     _str(entry, "target", where))
 
 
+def _absent(first: dict[str, object], dirs: list[str], name: str) -> list[str]:
+    absent = first.get("absent", [])
+    if not isinstance(absent, list) or not all(isinstance(d, str) and d in dirs
+                                                for d in absent):
+        raise JournalError(f"{name}: line 1: 'absent' must list some of the 'dirs'")
+    return [str(d) for d in absent]
+
+
 def _header(first: object, name: str) -> tuple[list[str], str, list[str], str | None]:
     if not isinstance(first, dict) or first.get("powercut") != 1:
         raise JournalError(f"{name} is not a powercut journal (its first line is not "
@@ -198,6 +208,7 @@ def read_journal(path: str | os.PathLike[str]) -> Journal:
     if not entries:
         raise JournalError(f"{name} is not a powercut journal (it is empty)")
     dirs, cwd, command, ack = _header(entries[0][1], name)
+    absent = _absent(entries[0][1], dirs, name)  # type: ignore[arg-type]  # a dict: _header
     snapshot: list[Snapshot] = []
     ops: list[Op] = []
     end: dict[str, object] | None = None
@@ -217,7 +228,7 @@ def read_journal(path: str | os.PathLike[str]) -> Journal:
             ops.append(_op(len(ops), entry, where))
         else:
             raise JournalError(f"{where}: neither an operation nor the end line")
-    return Journal(name, dirs, cwd, command, ack, snapshot, ops, end)
+    return Journal(name, dirs, cwd, command, ack, snapshot, ops, end, absent)
 
 
 class JournalBuilder:
@@ -225,10 +236,12 @@ class JournalBuilder:
     the source that `at()` names last (app.py, main at first); `save(path)` writes it."""
 
     def __init__(self, dirs: list[str], cwd: str = "/", command: list[str] | None = None,
-                 ack: str | None = None) -> None:
+                 ack: str | None = None, absent: list[str] | None = None) -> None:
         self.lines: list[dict[str, object]] = [
             {"powercut": 1, "dirs": dirs, "cwd": cwd, "command": command or ["true"],
              "ack": ack}]
+        if absent:
+            self.lines[0]["absent"] = absent
         self._ids = 0
         self.files: dict[str, str] = {}  # path -> the file id it names now
         self.filename, self.function = "app.py", "main"
@@ -284,6 +297,9 @@ class JournalBuilder:
     def unlink(self, path: str, *, line: int = 0) -> None:
         self.files.pop(path, None)
         self.op("unlink", line, path=path)
+
+    def mkdir(self, path: str, *, line: int = 0) -> None:
+        self.op("mkdir", line, path=path)
 
     def ack(self, text: str, *, line: int = 0) -> None:
         self.op("ack", line, text=text)

@@ -136,6 +136,8 @@ def fix_hint(finding: Finding) -> str:
         return f"os.fsync(f.fileno()) after line {finding.ops[-2].line}"
     if first.kind in DATA_OPS:
         return f"os.fsync(f.fileno()) before line {last.line}"
+    if first.kind == "mkdir":  # its name lives in the directory above it
+        return f"fsync the parent directory after line {first.line}"
     if first.kind in NAME_OPS:
         return f"fsync the directory after line {first.line}"
     return "fsync before the acknowledgement"

@@ -1,6 +1,10 @@
 """The file system a journal describes, replayed up to a crash point with some operations lost,
 and the persistence models that say which losses a power cut can cause.
 
+A `--dir` that did not exist before the run (the header's "absent") exists in a state only when
+its mkdir is in it: a state where the crash came first says "never made", one where that mkdir
+was lost "creation lost" (its notes, shown after the description; the id does not change).
+
 A state is the snapshot, then the journal's first `k` operations (the crash comes after them),
 leaving out the `lost` ones and keeping only the first bytes of a `torn` write. Operations are
 resolved against the whole run first: a rename moves the inode its source named at that moment
@@ -75,21 +79,23 @@ class State:
     """One crash state: its description, and what it holds (entries by absolute path in the
     run, files' bytes, the acknowledgements made before the crash)."""
 
-    __slots__ = ("k", "lost", "torn", "entries", "data", "acked", "_key")
+    __slots__ = ("k", "lost", "torn", "entries", "data", "acked", "notes", "_key")
 
     def __init__(self, k: int, lost: tuple[int, ...], torn: Torn | None,
-                 entries: dict[str, tuple[str, bytes]], acked: tuple[str, ...]) -> None:
+                 entries: dict[str, tuple[str, bytes]], acked: tuple[str, ...],
+                 notes: tuple[str, ...] = ()) -> None:
         self.k, self.lost, self.torn = k, lost, torn
-        self.entries, self.acked = entries, acked
+        self.entries, self.acked, self.notes = entries, acked, notes
         self._key: str | None = None
 
     @property
     def description(self) -> str:
-        return describe(self.k, self.lost, self.torn)
+        """The stable words, then the notes (a `--dir` never made, or its creation lost)."""
+        return "; ".join((describe(self.k, self.lost, self.torn),) + self.notes)
 
     @property
     def id(self) -> str:
-        return state_id(self.description)
+        return state_id(describe(self.k, self.lost, self.torn))
 
     @property
     def key(self) -> str:
@@ -111,6 +117,9 @@ class State:
         for path in sorted(self.entries):
             kind, payload = self.entries[path]
             for root, dest in zip(dirs, dests):
+                if path == root:  # a --dir absent before the run, made in this state
+                    os.makedirs(dest, exist_ok=True)
+                    break
                 if path.startswith(root + "/"):
                     where = os.path.join(dest, path[len(root) + 1:])
                     if kind == "dir":
@@ -130,6 +139,10 @@ class History:
         self.journal = journal
         self.ops = journal.ops
         self.roots = [d.rstrip("/") or "/" for d in journal.dirs]
+        absent = {d.rstrip("/") or "/" for d in journal.absent}
+        self.absent = [r for r in self.roots if r in absent]  # made by the run, if at all
+        self.made_by = {r: next((op.seq for op in self.ops if op.kind == "mkdir"
+                                 and op.path == r), None) for r in self.absent}
         self.named: dict[int, Entry | None] = {}      # what the op's path named before it
         self.replaces: set[int] = set()               # renames over an existing file
         self.alias: dict[str, str] = {}               # a file id an "open" bound -> the inode's
@@ -237,15 +250,32 @@ class History:
                     inodes.setdefault(op.file or "", bytearray())
                 _apply_name(entries, op, self.named.get(op.seq))
         return State(k, tuple(sorted(skip)), torn, self._visible(entries, inodes),
-                     tuple(acked))
+                     tuple(acked), self._notes(entries, skip))
+
+    def _notes(self, entries: dict[str, Entry], lost: set[int]) -> tuple[str, ...]:
+        """What a state says of each absent --dir it does not hold."""
+        notes = []
+        for root in self.absent:
+            if entries.get(root, ("",))[0] != "dir":
+                made = self.made_by[root]
+                how = "creation lost" if made is not None and made in lost else "never made"
+                notes.append(f"--dir {_short(root, self.journal.cwd)} {how}")
+        return tuple(notes)
 
     def _visible(self, entries: dict[str, Entry],
                  inodes: dict[str, bytearray]) -> dict[str, tuple[str, bytes]]:
-        """The entries reachable from a root: a name whose directory was lost is gone too."""
+        """The entries reachable from a root: a name whose directory was lost is gone too,
+        and so is everything under a --dir absent before the run that the state never made
+        (one made shows as an entry of its own)."""
         shown: dict[str, tuple[str, bytes]] = {}
+        missing = {r for r in self.absent if entries.get(r, ("",))[0] != "dir"}
         for path in sorted(entries):
+            if path in self.absent:
+                if path not in missing:
+                    shown[path] = ("dir", b"")
+                continue
             root = next((r for r in self.roots if path.startswith(r + "/")), None)
-            if root is None:
+            if root is None or root in missing:
                 continue
             parent = os.path.dirname(path)
             if parent != root and shown.get(parent, ("",))[0] != "dir":
@@ -256,6 +286,11 @@ class History:
             else:
                 shown[path] = (kind, value.encode("utf-8", "surrogateescape"))
         return shown
+
+
+def _short(path: str, cwd: str) -> str:
+    rel = os.path.relpath(path, cwd)
+    return path if rel == ".." or rel.startswith("../") else rel
 
 
 def _name_dirs(op: Op) -> set[str]:

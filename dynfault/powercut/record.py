@@ -11,6 +11,10 @@ of `io.FileIO` under the C buffers, so writes made by library code (`json.dump`,
 
 Each operation is one JSON line, appended with one `os.write` on an O_APPEND descriptor after
 the operation returned (the line order in the file is the order the operations reached the OS).
+A write of `SIDE` bytes or more keeps its bytes in a side file of its process,
+`JOURNAL.PID.data`, and its line says where (`"blob":[offset,length]`): base64 inline would cost
+that process a third more bytes and an encoding; `snapshot.end_journal` folds them back into the
+journal as base64 once the run is over, so what readers see has one form.
 A file is named by an id per inode: this process's table by (device, inode), and for a file
 another process created, the id of the last journal line that names its inode (create, open and
 snapshot lines carry an "inode" field), so a parent and its children name the same file alike.
@@ -66,6 +70,9 @@ _fstat = os.fstat
 _getpid = os.getpid
 _esc = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C, and fast
 _b64 = binascii.b2a_base64
+_MISS = object()
+_EXCL = os.O_EXCL
+SIDE = 1024  # a write of this many bytes or more goes to the side file
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -88,14 +95,21 @@ def _fields_of(code: CodeType) -> tuple[bool, str, str]:
 class Recorder:
     """What one process records: the directories, the journal's descriptor, the file ids."""
 
-    def __init__(self, journal: str, dirs: Sequence[str], ack: str | None) -> None:
+    def __init__(self, journal: str, dirs: Sequence[str], ack: str | None,
+                 absent: Sequence[str] = ()) -> None:
         self.journal = journal
         self.dirs = [d.rstrip(os.sep) or os.sep for d in dirs]
+        # The parent of a --dir the run makes: its fsync is what makes that mkdir durable.
+        self.parents = {os.path.dirname(d.rstrip(os.sep)) for d in absent}
         self.skip = journal  # the journal itself is never recorded
         self.fd = _real_open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                              | getattr(os, "O_CLOEXEC", 0), 0o600)
         self.lock = threading.RLock()
-        self.fds: dict[int, tuple[str, str | None]] = {}  # fd -> (path, file id; None: a dir)
+        # fd -> (path, file id (None: a directory), the fields a write line names it by)
+        self.fds: dict[int, tuple[str, str | None, str]] = {}
+        self.paths: dict[str, str | None] = {}            # absolute path -> under()'s answer
+        self.side = -1                                    # the side file's fd, once opened
+        self.side_at = 0                                  # where the next blob goes in it
         self.inodes: dict[tuple[int, int], str] = {}      # (dev, ino) -> file id
         self.seen: set[str] = set()                       # ids this process bound
         self.count = 0
@@ -110,7 +124,18 @@ class Recorder:
 
     # -- paths --------------------------------------------------------------------------------
     def under(self, path: Any, dir_fd: int | None = None) -> str | None:
-        """The normalized absolute path when it lies under a recorded directory, else None."""
+        """The normalized absolute path when it lies under a recorded directory, else None
+        (an absolute path's answer is kept: a program opens the same names again and again)."""
+        if dir_fd is None and type(path) is str and path[:1] == "/":
+            found = self.paths.get(path, _MISS)
+            if found is _MISS:
+                if len(self.paths) > 4096:
+                    self.paths.clear()
+                found = self.paths[path] = self.resolve(path, None)
+            return found  # type: ignore[return-value]
+        return self.resolve(path, dir_fd)
+
+    def resolve(self, path: Any, dir_fd: int | None) -> str | None:
         try:
             name = os.fsdecode(os.fspath(path))
         except TypeError:
@@ -124,18 +149,25 @@ class Recorder:
             else os.path.normpath(name)
         if full == self.skip:
             return None
+        if full in self.parents:
+            return full
         for d in self.dirs:
             if full == d or full.startswith(d + os.sep) or d == os.sep:
                 return full
         return None
 
     # -- lines --------------------------------------------------------------------------------
-    def where(self) -> str:
+    def where(self, up: int = 0) -> str:
         """The innermost frame of the user's code, as the line's JSON fields (each code
-        object's escaped names are made once)."""
-        frame: FrameType | None = sys._getframe(2)
+        object's escaped names are made once). `up`: how many of the recorder's own frames
+        lie for certain above the caller of `line` (each frame the walk touches is made into
+        a frame object, which costs more than the rest of a journal line)."""
+        try:
+            frame: FrameType | None = sys._getframe(2 + up)
+        except ValueError:  # a shallower stack than the caller knows of
+            frame = sys._getframe(2)
         codes = self.codes
-        outer = sys._getframe(2)
+        outer = frame
         while frame is not None:
             code = frame.f_code
             known = codes.get(code)
@@ -145,24 +177,40 @@ class Recorder:
                 return f"{known[1]}{frame.f_lineno}{known[2]}"
             outer = frame
             frame = frame.f_back
-        known = _fields_of(outer.f_code)
-        return f"{known[1]}{outer.f_lineno}{known[2]}"
+        known = _fields_of(outer.f_code)  # type: ignore[union-attr]
+        return f"{known[1]}{outer.f_lineno}{known[2]}"  # type: ignore[union-attr]
 
     def emit(self, kind: str, fields: dict[str, Any], data: Any = None) -> None:
-        """One journal line, built as bytes: `data` (a write's bytes) goes in as base64
-        without passing through a JSON string."""
-        head = [f'{{"op":"{kind}","pid":{self.pid},{self.where()}']
-        for name, value in fields.items():
-            text = "null" if value is None else _esc(value) if isinstance(value, str) \
-                else str(value)
-            head.append(f',"{name}":{text}')
-        encoded = "".join(head).encode()
+        """One journal line of these fields (the operations that are rare)."""
+        body = "".join(f',"{name}":' + ("null" if value is None else _esc(value)
+                                         if isinstance(value, str) else str(value))
+                       for name, value in fields.items())
+        self.line(kind, body, data)
+
+    def line(self, kind: str, body: str, data: Any = None, up: int = 0) -> None:
+        """One journal line: `body` its fields as JSON text (",name":value...); `data` (a
+        write's bytes) inline as base64 when short, else in the side file; `up` as `where`
+        takes it."""
+        head = f'{{"op":"{kind}","pid":{self.pid},{self.where(up)}{body}'
         if data is None:
-            out = encoded + b"}\n"
+            out = (head + "}\n").encode()
+        elif len(data) >= SIDE:
+            out = (head + self.blob(data) + "}\n").encode()
         else:
-            out = encoded + b',"data":"' + _b64(data, newline=False) + b'"}\n'
-        while out:  # a regular file takes it whole; the loop is for a full disk's short write
-            out = out[_real_write(self.fd, out):]
+            out = head.encode() + b',"data":"' + _b64(data, newline=False) + b'"}\n'
+        _write_all(self.fd, out)
+
+    def blob(self, data: Any) -> str:
+        """`data` appended to this process's side file; the field that says where."""
+        if self.side < 0:
+            self.side = _real_open(f"{self.journal}.{self.pid}.data", os.O_WRONLY
+                                   | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                                   0o600)
+            self.side_at = _fstat(self.side).st_size  # a pid used again appends
+        at = self.side_at
+        _write_all(self.side, data)
+        self.side_at = at + len(data)
+        return f',"blob":[{at},{len(data)}]'
 
     # -- file ids -----------------------------------------------------------------------------
     def lookup(self, key: tuple[int, int]) -> str | None:
@@ -202,26 +250,29 @@ class Recorder:
             self.seen.discard(file)
         if file not in self.seen:
             self.seen.add(file)
-            self.emit("open", {"path": path, "file": file, "inode": f"{key[0]}-{key[1]}"})
+            self.line("open", f',"path":{_esc(path)},"file":"{file}","inode":"{key[0]}-{key[1]}"')
         return file
 
     def bind(self, fd: int, path: str, created: bool, truncated: bool) -> None:
         """Name the file `fd` opened at `path`; record its creation or truncation."""
         st = _fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            self.fds[fd] = (path, None)
+            self.fds[fd] = (path, None, "")
             return
         if not stat.S_ISREG(st.st_mode):
             return
         key = (st.st_dev, st.st_ino)
         if created:
             file = self.new_id(key)
-            self.emit("create", {"path": path, "file": file, "inode": f"{key[0]}-{key[1]}"})
+            self.line("create",  # up 1: bind's caller is __init__ or _os_open
+                      f',"path":{_esc(path)},"file":"{file}","inode":"{key[0]}-{key[1]}"',
+                      None, 1)
         else:
             file = self.known(key, path)
-        self.fds[fd] = (path, file)
+        named = f',"file":"{file}","path":{_esc(path)}'
+        self.fds[fd] = (path, file, named)
         if truncated:
-            self.emit("truncate", {"file": file, "path": path, "size": 0})
+            self.line("truncate", named + ',"size":0', None, 1)
 
     def file_of(self, path: str) -> str | None:
         """The id of the regular file at `path` now (for an operation by name)."""
@@ -235,12 +286,15 @@ class Recorder:
 
     # -- what the interposed functions call ---------------------------------------------------
     def wrote(self, fd: int, data: Any, offset: int | None) -> None:
+        """A write of `data` (bytes, or a memoryview of bytes) that reached fd's file."""
         bound = self.fds.get(fd)
         if bound is None or bound[1] is None or not data:
             return
         if offset is None:
             offset = os.lseek(fd, 0, os.SEEK_CUR) - len(data)
-        self.emit("write", {"file": bound[1], "path": bound[0], "offset": offset}, data)
+        # up 2: wrote is called by the interposed write functions alone, each called by the
+        # program (or by the C buffer the program called)
+        self.line("write", f'{bound[2]},"offset":{offset}', data, 2)
 
     def stdout(self, data: Any) -> None:
         """Lines of fd 1 that match --ack become acknowledgements, as they reach the OS."""
@@ -258,19 +312,30 @@ class RecordingFileIO(io.FileIO):
     """`io.FileIO` whose writes and truncations under a recorded directory are journaled."""
 
     def __init__(self, file: Any, mode: str = "r", closefd: bool = True,
-                 opener: Any = None) -> None:
+                 opener: Any = None, path: Any = _MISS) -> None:
         rec = _rec
-        path = None if rec is None or isinstance(file, int) else rec.under(file)
-        existed = path is None or _lexists(path)
-        super().__init__(file, mode, closefd, opener)
-        self._fdn = self.fileno()
+        if path is _MISS:  # `_open` passes the path it checked; others are checked here
+            path = None if rec is None or isinstance(file, int) else rec.under(file)
         if rec is None or path is None:
+            super().__init__(file, mode, closefd, opener)
+            self._fdn = self.fileno()
             return
+        existed = True
+        if "w" in mode and opener is None:
+            # O_EXCL first: whether it creates the file comes with the open (no stat)
+            try:
+                super().__init__(file, mode, closefd, _exclusive)
+                existed = False
+            except FileExistsError:
+                super().__init__(file, mode, closefd, opener)
+        else:
+            existed = "r" in mode or "x" not in mode and _lexists(path)
+            super().__init__(file, mode, closefd, opener)
+        self._fdn = fd = self.fileno()
         with rec.lock:
-            if self._fdn in rec.fds:  # the opener went through os.open, which bound it
+            if fd in rec.fds:  # the opener went through os.open, which bound it
                 return
-            writing = any(c in mode for c in "wxa+")
-            rec.bind(self._fdn, path, created=writing and not existed,
+            rec.bind(fd, path, created=not existed and "r" not in mode,
                      truncated=existed and "w" in mode)
 
     def write(self, b: Any, /) -> int:
@@ -280,9 +345,13 @@ class RecordingFileIO(io.FileIO):
         with rec.lock:
             n = super().write(b)
             if n:
+                if type(b) is not bytes:
+                    b = memoryview(b).cast("B")
+                if n < len(b):
+                    b = b[:n]
                 if self._fdn == 1 and rec.ack_re is not None:
-                    rec.stdout(memoryview(b).cast("B")[:n])
-                rec.wrote(self._fdn, memoryview(b).cast("B")[:n], None)
+                    rec.stdout(b)
+                rec.wrote(self._fdn, b, None)
             return n
 
     def truncate(self, size: int | None = None) -> int:
@@ -293,7 +362,7 @@ class RecordingFileIO(io.FileIO):
             result = super().truncate(size)
             bound = rec.fds.get(self._fdn)
             if bound is not None and bound[1] is not None:
-                rec.emit("truncate", {"file": bound[1], "path": bound[0], "size": result})
+                rec.line("truncate", f'{bound[2]},"size":{result}')
             return result
 
     def close(self) -> None:
@@ -303,13 +372,32 @@ class RecordingFileIO(io.FileIO):
         super().close()
 
 
-def _split_mode(mode: str) -> tuple[bool, bool] | None:
-    """(binary, updating) for a mode `open` accepts, else None (the real open says why not)."""
-    if not isinstance(mode, str) or not set(mode) <= set("rwxabt+") \
+def _exclusive(path: Any, flags: int) -> int:
+    """The opener of a "w" open: it fails on a file that exists (then the open is made
+    again as asked), so a success means the file was created."""
+    return _real_open(path, flags | _EXCL, 0o666)
+
+
+_MODES: dict[str, tuple[bool, bool, str] | None] = {}
+
+
+def _split_mode(mode: str) -> tuple[bool, bool, str] | None:
+    """(binary, updating, the raw layer's mode) for a mode `open` accepts, else None (the
+    real open says why not); each mode string's answer is kept."""
+    if type(mode) is not str:
+        return None
+    found = _MODES.get(mode, _MISS)
+    if found is not _MISS:
+        return found  # type: ignore[return-value]
+    if not set(mode) <= set("rwxabt+") \
             or len(mode) != len(set(mode)) or sum(c in mode for c in "rwxa") != 1 \
             or ("b" in mode and "t" in mode):
-        return None
-    return "b" in mode, "+" in mode
+        shape = None
+    else:
+        shape = "b" in mode, "+" in mode, mode.replace("t", "").replace("b", "")
+    if len(_MODES) < 64:
+        _MODES[mode] = shape
+    return shape
 
 
 def _open(file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None,
@@ -319,17 +407,22 @@ def _open(file: Any, mode: str = "r", buffering: int = -1, encoding: str | None 
     under a recorded directory (or a descriptor the recorder knows)."""
     rec = _rec
     shape = _split_mode(mode)
-    wanted = rec is not None and shape is not None and (
-        rec.fds.get(file) is not None if isinstance(file, int) else rec.under(file) is not None)
-    if not wanted or shape is None:
+    path = None
+    if rec is not None and shape is not None:
+        if isinstance(file, int):
+            path = rec.fds[file][0] if rec.fds.get(file) is not None else None
+        else:
+            path = rec.under(file)
+    if path is None or shape is None:
         opened = _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
         if rec is not None and rec.fds and not isinstance(file, int):
             rec.fds.pop(opened.fileno(), None)  # a number reused after an unseen close
         return opened
-    binary, updating = shape
+    binary, updating, raw_mode = shape
     if binary and (encoding is not None or errors is not None or newline is not None):
         return _real["open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
-    raw = RecordingFileIO(file, mode.replace("t", "").replace("b", ""), closefd, opener)
+    raw = RecordingFileIO(file, raw_mode, closefd, opener,
+                          None if isinstance(file, int) else path)
     try:
         return _stack(raw, mode, buffering, binary, updating, encoding, errors, newline)
     except BaseException:
@@ -344,8 +437,9 @@ def _stack(raw: RecordingFileIO, mode: str, buffering: int, binary: bool, updati
     if buffering == 1 or (buffering < 0 and raw.isatty()):
         buffering = -1
         line_buffering = True
-    if buffering < 0:
-        buffering = io.DEFAULT_BUFFER_SIZE
+    if buffering < 0:  # as io.open: the file's block size (its writes reach the OS alike)
+        blksize = getattr(raw, "_blksize", 0)
+        buffering = blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE
     if buffering == 0:
         if binary:
             return raw
@@ -389,10 +483,13 @@ def _os_write(fd: int, data: Any) -> int:
         return int(_real["write"](fd, data))
     with rec.lock:
         n = int(_real["write"](fd, data))
-        view = memoryview(data).cast("B")[:n]
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")
+        if n < len(data):
+            data = data[:n]
         if fd == 1 and rec.ack_re is not None:
-            rec.stdout(view)
-        rec.wrote(fd, view, None)
+            rec.stdout(data)
+        rec.wrote(fd, data, None)
     return n
 
 
@@ -423,9 +520,9 @@ def _os_ftruncate(fd: int, length: int) -> None:
         return _real["ftruncate"](fd, length)  # type: ignore[no-any-return]
     with rec.lock:
         _real["ftruncate"](fd, length)
-        path, file = rec.fds[fd]
+        file, named = rec.fds[fd][1:]
         if file is not None:
-            rec.emit("truncate", {"file": file, "path": path, "size": length})
+            rec.line("truncate", f'{named},"size":{length}')
     return None
 
 
@@ -452,7 +549,7 @@ def _barrier(kind: str) -> Any:
             return _real[kind](fd)  # type: ignore[no-any-return]
         with rec.lock:
             _real[kind](fd)
-            path, file = rec.fds[number]
+            path, file = rec.fds[number][:2]
             rec.emit(kind, {"path": path, "file": file})
         return None
     barrier.__name__ = barrier.__qualname__ = kind
@@ -506,7 +603,7 @@ def _two_names(kind: str) -> Any:
             real(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
             op = "link" if kind == "link" else "rename"
             if a is not None and b is not None:
-                rec.emit(op, {"path": a, "dest": b})
+                rec.line(op, f',"path":{_esc(a)},"dest":{_esc(b)}', None, 1)
             elif b is not None:
                 _moved_in(rec, b)
             elif op == "rename":
@@ -648,6 +745,9 @@ def _after_fork() -> None:
         rec.pid = _getpid()
         rec.lock = threading.RLock()
         rec.seen = set()  # the child names the files it uses again, under its own pid
+        if rec.side >= 0:  # the parent's side file is the parent's: the child opens its own
+            _real_close(rec.side)
+            rec.side = -1
 
 
 def _read_header(journal: str) -> dict[str, Any]:
@@ -657,6 +757,16 @@ def _read_header(journal: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("powercut") != 1:
         raise ValueError(f"{journal} is not a powercut journal")
     return header
+
+
+def _write_all(fd: int, data: Any) -> None:
+    """All of `data` written to fd (a regular file takes it whole; the loop is for a full
+    disk's short write)."""
+    n = _real_write(fd, data)
+    if n < len(data):
+        view = memoryview(data)[n:]
+        while view:
+            view = view[_real_write(fd, view):]
 
 
 def _real_open_file(path: str) -> Any:
@@ -670,7 +780,8 @@ def start() -> None:
     if not journal or _rec is not None:
         return
     header = _read_header(journal)
-    _rec = Recorder(journal, [str(d) for d in header.get("dirs") or []], header.get("ack"))
+    _rec = Recorder(journal, [str(d) for d in header.get("dirs") or []], header.get("ack"),
+                    [str(d) for d in header.get("absent") or []])
     _patch()
     if _rec.ack_re is not None:
         _stdout_through_recorder()
@@ -702,8 +813,9 @@ def recording(dirs: Sequence[str | os.PathLike[str]], journal: str,
     from dynfault.powercut.snapshot import begin_journal, end_journal
 
     names = [os.path.abspath(os.fspath(d)) for d in dirs]
+    absent = [d for d in names if not _lexists(d)]
     begin_journal(journal, names, os.getcwd(), [sys.argv[0] if sys.argv else "python"], ack)
-    _rec = Recorder(os.path.abspath(journal), names, ack)
+    _rec = Recorder(os.path.abspath(journal), names, ack, absent)
     _patch()
     code = 1
     try:
@@ -713,4 +825,6 @@ def recording(dirs: Sequence[str | os.PathLike[str]], journal: str,
         rec, _rec = _rec, None
         _unpatch()
         _real_close(rec.fd)
+        if rec.side >= 0:
+            _real_close(rec.side)
         end_journal(journal, code)

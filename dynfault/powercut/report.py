@@ -1,58 +1,16 @@
-"""What an exploration found, for people (the table) and programs (the JSON of SPEC §9, the
-same bytes for every `--replay` of one journal apart from "timing"), and `--baseline`."""
+"""What an exploration found, for programs (the JSON of SPEC §9, the same bytes for every
+`--replay` of one journal apart from "timing"), and `--baseline`; the table people read is
+`result.table`, named here too."""
 
 from __future__ import annotations
 
 import json
-import os
 
-from dynfault.powercut.journal import JournalError, Op
+from dynfault.powercut.journal import JournalError
+from dynfault.powercut.result import Result, Vulnerability, op_text, table
 from dynfault.record import JSON_VERSION
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from dynfault.powercut.explorer import Result, Vulnerability
-
 __all__ = ["table", "to_dict", "to_json", "load_baseline", "new_since", "op_text"]
-
-
-def _short(path: str | None, cwd: str) -> str:
-    if not path:
-        return ""
-    rel = os.path.relpath(path, cwd)
-    return path if rel.startswith("..") else rel
-
-
-def op_text(op: Op, cwd: str) -> str:
-    what = f"{op.kind} {_short(op.path, cwd)}"
-    if op.kind in ("rename", "link") and op.dest:
-        what += f" -> {_short(op.dest, cwd)}"
-    elif op.kind == "ack":
-        what = f"ack {op.text!r}"
-    elif op.kind == "write":
-        what += f" ({len(op.data)} bytes at {op.offset})"
-    return f"{_short(op.filename, cwd)}:{op.line} {op.function} {what}"
-
-
-def table(result: Result) -> str:
-    cwd = result.journal.cwd
-    count = len(result.vulnerabilities)
-    lines = [f"dynfault powercut: {count} vulnerabilit{'y' if count == 1 else 'ies'}, "
-             f"{result.checked} states checked ({', '.join(result.models)}), "
-             f"{result.inconsistent} inconsistent, {result.skipped} left over --max-states"]
-    for vulnerability in result.vulnerabilities:
-        lines.append(f"{vulnerability.kind:<13} {', '.join(vulnerability.models):<18} "
-                     f"{vulnerability.failing}/{vulnerability.checked} states failing")
-        lines.extend(f"    {op_text(op, cwd)}" for op in vulnerability.ops)
-        lines.append(f"    fix: {vulnerability.fix}")
-        lines.append(f"    reproduce: {vulnerability.reproducer}")
-    for flaky in result.flaky:
-        lines.append(f"flaky: state {flaky['state']} ({flaky['description']}) failed once, "
-                     "then passed")
-    for opaque in result.opaque:
-        lines.append(f"opaque: {opaque['path']} ({opaque['reason']}) was left out")
-    lines.append(f"journal: {result.journal.path}")
-    return "\n".join(lines)
 
 
 def _vulnerability(v: Vulnerability) -> dict[str, object]:

@@ -1,14 +1,17 @@
 """A journal's first and last lines: the header and the directories' snapshot before the run,
-and after it the end line with the files the journal does not explain (opaque)."""
+and after it the end line with the files the journal does not explain (opaque). Before the end
+line, the bytes the recorders kept in side files (`JOURNAL.PID.data`, a write's
+`"blob":[offset,length]`) are folded back into the journal as base64 "data"."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 
-__all__ = ["begin_journal", "end_journal", "walk", "opaque_files"]
+__all__ = ["begin_journal", "end_journal", "fold_side_files", "walk", "opaque_files"]
 
 _SQLITE = b"SQLite format 3\x00"
 
@@ -48,10 +51,15 @@ def _read(path: str) -> bytes | None:
 def begin_journal(journal: str, dirs: Sequence[str], cwd: str, command: Sequence[str],
                   ack: str | None) -> None:
     """Write the header and the snapshot of `dirs`; each snapshot file's inode gets its id
-    ("0:n") and its "inode", so every recording process names it alike."""
+    ("0:n") and its "inode", so every recording process names it alike. A directory that does
+    not exist yet (the program makes it) is named in the header's "absent"."""
     journal = os.path.abspath(journal)
-    lines = [_line({"powercut": 1, "dirs": list(dirs), "cwd": cwd, "command": list(command),
-                    "ack": ack})]
+    header: dict[str, object] = {"powercut": 1, "dirs": list(dirs), "cwd": cwd,
+                                 "command": list(command), "ack": ack}
+    absent = [d for d in dirs if not os.path.lexists(d)]
+    if absent:
+        header["absent"] = absent
+    lines = [_line(header)]
     count = 0
     for directory in dirs:
         for path, kind in walk(directory, journal):
@@ -114,8 +122,61 @@ def opaque_files(journal: str) -> list[dict[str, str]]:
     return found
 
 
+# A recorder's line with its bytes in a side file: the pid comes first, the blob last (a
+# string's quotes are escaped, so `"blob":[` is never inside one).
+_BLOB = re.compile(rb'^(\{"op":"[a-z]+","pid":(\d+),.*),"blob":\[(\d+),(\d+)\]\}$', re.M)
+
+
+def _side_files(journal: str) -> dict[bytes, str]:
+    """The side files of `journal`, by the pid (as the line spells it) that wrote each."""
+    folder, base = os.path.split(journal)
+    found: dict[bytes, str] = {}
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return found
+    for name in names:
+        pid = name[len(base) + 1:-len(".data")]
+        if name.startswith(base + ".") and name.endswith(".data") and pid.isdigit():
+            found[pid.encode()] = os.path.join(folder, name)
+    return found
+
+
+def fold_side_files(journal: str) -> None:
+    """Each `"blob":[offset,length]` replaced by its bytes as base64 "data"; the side files
+    removed. A blob whose bytes are missing stays (reading the journal then names the line)."""
+    sides = _side_files(journal)
+    if not sides:
+        return
+    data: dict[bytes, bytes] = {}
+    for pid, path in sides.items():
+        data[pid] = _read(path) or b""
+
+    def inline(match: re.Match[bytes]) -> bytes:
+        side = data.get(match[2], b"")
+        at, length = int(match[3]), int(match[4])
+        if at + length > len(side):
+            return match[0]
+        return (match[1] + b',"data":"' + base64.b64encode(side[at:at + length]) + b'"}')
+
+    with open(journal, "rb") as f:
+        text = f.read()
+    folded = _BLOB.sub(inline, text)
+    if folded != text:
+        with open(journal + ".folding", "wb") as out:
+            out.write(folded)
+        os.replace(journal + ".folding", journal)
+    for path in sides.values():
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def end_journal(journal: str, returncode: int) -> list[dict[str, str]]:
-    """Append the end line (the return code, the opaque files) and return the opaque files."""
+    """Fold the side files in, append the end line (the return code, the opaque files) and
+    return the opaque files."""
+    fold_side_files(journal)
     opaque = opaque_files(journal)
     with open(journal, "ab") as f:
         f.write(_line({"end": True, "returncode": returncode, "opaque": opaque}))
