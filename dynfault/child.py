@@ -10,6 +10,14 @@ a sweep's run starts its reporter, and the hook goes in over exactly the modules
 DYNFAULT_SCOPE, the module set of the whole run. The .pth line catches what this raises (a bad
 DYNFAULT_ENABLE): one line on stderr, never a traceback, and the program runs uninstrumented.
 
+Most children never reach a site, and the runtime, the parser and applying the rules cost a
+child ~10 ms: so unless there are call sites or a control socket (which need them from the
+start), the start is deferred (`dynfault.startup.defer`) until something first needs the
+runtime: the hook going in (a module that may have sites), the package root's API or the
+pytest plugin. A sweep's reporter is set up at once (exit handler, signals) and hooked to the
+runtime then; a child that never needs it reports no site, written without json. A bad
+DYNFAULT_ENABLE is then reported, in the same one line, when it is found.
+
 The main script is rewritten too, as `__main__`: python compiles `python app.py`'s file itself,
 past every import hook, so an audit hook on `cpython.run_file` (raised just before, once site
 and sys.path[0] are ready) runs the rewritten code instead and ends the process as python would
@@ -42,19 +50,54 @@ def _start() -> None:
         start()
     if not env.hook_wanted():
         return
-    from dynfault.startup import start as apply_environment
+    from dynfault import startup
 
-    error = apply_environment().error
-    if error is not None:
-        raise error
+    calls = os.environ.get(env.DYNFAULT_CALLS)
     report_dir = os.environ.get(env.DYNFAULT_SWEEP_DIR)
-    if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-        from dynfault.sweep.child import report_to
+    if calls or os.environ.get(env.DYNFAULT_CONTROL, "").strip():
+        # Call sites can be anywhere (then the whole hook at once), and a control socket
+        # serves from the start: the environment is applied now.
+        error = startup.start().error
+        if error is not None:
+            raise error
+        if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
+            from dynfault.sweep.child import report_to
 
-        report_to(report_dir)
-    # call sites can be anywhere: then the whole hook at once
-    install_hook(lazily=not os.environ.get(env.DYNFAULT_CALLS))
+            report_to(report_dir)
+    else:
+        if report_dir:  # its runtime part waits with the start
+            from dynfault.sweep.child import report_to
+
+            report_to(report_dir, connect_now=False)
+        # The rules wait until the runtime is needed: most children never need it.
+        startup.serve_control()  # none: as the start would have found at start-up
+        startup.defer(_started)
+    install_hook(lazily=not calls)
     _rewrite_main()
+
+
+_failed: list[bool] = []  # the deferred start failed: no hook in this process
+
+
+def _started(result: Any) -> None:
+    """The deferred start is made: hook up a sweep's report, or, if the environment was bad,
+    say so in one line (as the .pth line would have at start-up) and leave the program
+    uninstrumented."""
+    error = result.error
+    if error is None:
+        if os.environ.get(env.DYNFAULT_SWEEP_DIR):
+            from dynfault.sweep.child import connect
+
+            connect()
+        return
+    _failed.append(True)
+    _remove_bootstrap()
+    lines = str(error).splitlines()
+    try:
+        sys.stderr.write("dynfault: child process not instrumented: %s\n"
+                         % (lines[0][:200] if lines else type(error).__name__))
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def install_hook(lazily: bool) -> None:
@@ -77,7 +120,12 @@ def ensure_hook() -> bool:
 
 
 def _install_hook() -> Any:
-    """The import hook over DYNFAULT_SCOPE's modules; its finder."""
+    """The import hook over DYNFAULT_SCOPE's modules; its finder (None: the deferred start
+    failed, and this process stays uninstrumented)."""
+    from dynfault.startup import start
+
+    if start().error is not None or _failed:  # the start goes first: rules before any site
+        return None
     from dynfault.instrument.hook import install_import_hook
 
     include, exclude, roots = env.scope_from_environment().hook_arguments()
@@ -121,7 +169,8 @@ class _Bootstrap:
         except OSError:
             return spec
         _remove_bootstrap()
-        return _install_hook().find_spec(fullname, path, target)
+        finder = _install_hook()
+        return spec if finder is None else finder.find_spec(fullname, path, target)
 
     def invalidate_caches(self) -> None:
         pass
@@ -188,6 +237,8 @@ def _main_code(path: str) -> CodeType | None:
             return None  # no site: nothing of the hook is needed
         if _remove_bootstrap():  # it still stood: the main script has sites
             _install_hook()
+        if _failed:
+            return None
         from dynfault.instrument.compile import may_have_sites
         from dynfault.instrument.hook import code_for_path, installed_hook
 
@@ -276,5 +327,5 @@ def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
             sys.modules[run_name] = saved_module
 
 
-if "dynfault.cli.run" not in sys.modules:  # the process of `dynfault run` instruments itself
+if "dynfault.cli.launch" not in sys.modules:  # the process of `dynfault run` instruments itself
     _start()

@@ -5,22 +5,29 @@ Who calls `start()` decides how an error is reported: the package root (`import 
 program, at the first use of its API) raises it; `dynfault run` and the pytest plugin word it as
 their usage errors; a child process's bootstrap prints one line. Nothing is applied when there is
 an error, and the runtime is imported only when there is something to apply.
+
+A child process (`dynfault.child`) defers its start: most children never need the runtime, and
+applying DYNFAULT_ENABLE would load it (and the parser) at every interpreter start. The start is
+made, from the environment as the child would have made it, the first time anything needs it:
+`start()` or `started()` (the package root's API, the pytest plugin) or the hook going in (a
+module that may have sites).
 """
 
 from __future__ import annotations
 
 import os
+from _thread import RLock  # not threading: its import is what a child must not pay
 
 import dynfault.env as env
-from dynfault.errors import DynfaultError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dynfault.config import Sourced
+    from dynfault.errors import DynfaultError
 
-__all__ = ["Started", "start", "started", "serve_control"]
+__all__ = ["Started", "start", "started", "serve_control", "defer"]
 
 
 class Started:
@@ -39,12 +46,22 @@ class Started:
         return f"Started(applied={self.applied!r}, error={self.error!r})"
 
 
-_done: list[Started] = []  # this process's start, once made
+_done: list[Started] = []  # this process's start, once made (and its deferred calls done)
+# A deferred start: each called with it once it is made. Threads may need the runtime at once:
+# one makes the start, under the lock, and the others wait until its calls are done too (a
+# sweep's reporter must count from the first hit); a forked child renews the lock, which
+# another thread may have held at the fork.
+_deferred: list[Callable[[Started], object]] = []
+_made: list[Started] = []  # the start, from the moment it is made
+_lock = [RLock()]
 
 
 def started() -> Started | None:
-    """This process's start, if it was made."""
-    return _done[0] if _done else None
+    """This process's start, if it was made (a deferred start is made now: it stands for one
+    made when the process started)."""
+    if not _done and _deferred:
+        return start()
+    return _done[0] if _done else (_made[0] if _made else None)
 
 
 def start(sources: Sequence[Sourced] | None = None, *, serve: bool = True) -> Started:
@@ -54,12 +71,35 @@ def start(sources: Sequence[Sourced] | None = None, *, serve: bool = True) -> St
     result's `error`, and then nothing was applied."""
     if _done:
         return _done[0]
-    result = _start(sources, serve)
-    _done.append(result)
+    with _lock[0]:
+        if _made:  # made already (here: a deferred call needs the start it is part of)
+            return _made[0]
+        if _deferred:
+            sources, serve = None, True  # the child's own start: the environment's
+        result = _start(sources, serve)
+        _made.append(result)
+        then, _deferred[:] = list(_deferred), []
+        for call in then:
+            call(result)
+        _done.append(result)
     return result
 
 
+def defer(then: Callable[[Started], object]) -> None:
+    """Make this process's start when something first needs it, not now; `then(result)` is
+    called once it is made (a child prints its error, a sweep's reporter connects)."""
+    if not _deferred and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_renew_lock)
+    _deferred.append(then)
+
+
+def _renew_lock() -> None:
+    _lock[0] = RLock()
+
+
 def _start(sources: Sequence[Sourced] | None, serve: bool) -> Started:
+    from dynfault.errors import DynfaultError
+
     environ = os.environ
     try:
         if environ.get(env.DYNFAULT_SEED, "").strip():

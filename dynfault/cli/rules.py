@@ -8,10 +8,11 @@ The order, first to last (for each setting the last matching command wins): pypr
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not collections.abc nor typing: every `dynfault run` loads this
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dynfault.config import Config, Sourced
 
 __all__ = ["gather", "project_config"]

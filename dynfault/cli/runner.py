@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import types
-from collections.abc import Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
-from typing import NoReturn
 
 from dynfault.errors import UsageError
+
+TYPE_CHECKING = False  # not collections.abc nor typing: every `dynfault run` loads this
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
 
 __all__ = ["RunError", "NoSource", "NoModule", "Program", "script_program", "module_program",
            "main_program", "run_program", "load", "print_exception", "finish_interrupted"]
