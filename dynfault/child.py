@@ -26,35 +26,40 @@ forkserver child re-runs the main script as `__mp_main__` through `runpy.run_pat
 wraps for that name alone.
 """
 
-from __future__ import annotations
-
 import os
 import sys
-
-import dynfault.env as env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CodeType
     from typing import Any
+
+    from dynfault.startup import Started
 else:
     Any = object
+
+# The variables read at every start, spelled as dynfault.env names them: neither that module
+# nor `from __future__` is imported here (each ~0.1 ms of every child's start; a test holds the
+# spellings to dynfault.env's).
+_CHILD, _CALLS, _CONTROL = "DYNFAULT_CHILD", "DYNFAULT_CALLS", "DYNFAULT_CONTROL"
+_SWEEP_DIR, _POWERCUT_JOURNAL = "DYNFAULT_SWEEP_DIR", "DYNFAULT_POWERCUT_JOURNAL"
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _start() -> None:
-    if os.environ.get(env.DYNFAULT_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
+    environ = os.environ
+    if environ.get(_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
         from dynfault.powercut.record import start
 
         start()
-    if not env.hook_wanted():
+    calls = environ.get(_CALLS)
+    if not (environ.get(_CHILD) or calls):  # dynfault.env.hook_wanted()
         return
     from dynfault import startup
 
-    calls = os.environ.get(env.DYNFAULT_CALLS)
-    report_dir = os.environ.get(env.DYNFAULT_SWEEP_DIR)
-    if calls or os.environ.get(env.DYNFAULT_CONTROL, "").strip():
+    report_dir = environ.get(_SWEEP_DIR)
+    if calls or environ.get(_CONTROL, "").strip():
         # Call sites can be anywhere (then the whole hook at once), and a control socket
         # serves from the start: the environment is applied now.
         error = startup.start().error
@@ -79,13 +84,13 @@ def _start() -> None:
 _failed: list[bool] = []  # the deferred start failed: no hook in this process
 
 
-def _started(result: Any) -> None:
+def _started(result: "Started") -> None:
     """The deferred start is made: hook up a sweep's report, or, if the environment was bad,
     say so in one line (as the .pth line would have at start-up) and leave the program
     uninstrumented."""
     error = result.error
     if error is None:
-        if os.environ.get(env.DYNFAULT_SWEEP_DIR):
+        if os.environ.get(_SWEEP_DIR):
             from dynfault.sweep.child import connect
 
             connect()
@@ -126,6 +131,7 @@ def _install_hook() -> Any:
 
     if start().error is not None or _failed:  # the start goes first: rules before any site
         return None
+    import dynfault.env as env
     from dynfault.instrument.hook import install_import_hook
 
     include, exclude, roots = env.scope_from_environment().hook_arguments()
@@ -228,12 +234,12 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     raise SystemExit(0)  # python has run the program: it must not run the file again
 
 
-def _main_code(path: str) -> CodeType | None:
+def _main_code(path: str) -> "CodeType | None":
     """The rewritten code of a main script with sites, else None."""
     try:
         with open(path, "rb") as f:
             source = f.read()
-        if _MARKER not in source and not os.environ.get(env.DYNFAULT_CALLS):
+        if _MARKER not in source and not os.environ.get(_CALLS):
             return None  # no site: nothing of the hook is needed
         if _remove_bootstrap():  # it still stood: the main script has sites
             _install_hook()
@@ -300,7 +306,7 @@ def _wrap_run_path() -> None:
     runpy.run_path = run_path
 
 
-def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
+def _run_as(code: "CodeType", path: str, init_globals: dict[str, Any] | None,
             run_name: str) -> dict[str, Any]:
     """What runpy.run_path does for a script: a temporary module `run_name`, sys.argv[0] the
     path, and a copy of its globals returned."""

@@ -45,7 +45,8 @@ def test_a_bad_enable_in_a_child_is_the_api_error_once_the_runtime_is_needed(
     lines = proc.stderr.splitlines()
     assert lines[0] == ("dynfault: child process not instrumented: DYNFAULT_ENABLE: unknown "
                         "word '((' at column 7")
-    assert lines[-1] == "dynfault.errors.ControlError: DYNFAULT_ENABLE: unknown word '((' at column 7"
+    assert lines[-1] == ("dynfault.errors.ControlError: DYNFAULT_ENABLE: unknown word '((' at "
+                         "column 7")
 
 
 def test_a_child_that_never_needs_the_runtime_applies_nothing(tmp_path: Path) -> None:

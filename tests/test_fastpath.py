@@ -159,7 +159,11 @@ def test_other_commands_and_completion_go_to_click(monkeypatch: pytest.MonkeyPat
     for words in (["check", "race"], ["-V", "run", "x.py"], ["list"], [], ["sweep", "x"]):
         assert run_arguments(words) is None
     assert run_arguments(["run", "x.py"]) is not None
-    monkeypatch.setenv("_DYNFAULT_COMPLETE", "bash_source")
+    from dynfault.cli import fastpath
+    from dynfault.cli.main import COMPLETE_VAR
+
+    assert fastpath.COMPLETE_VAR == COMPLETE_VAR
+    monkeypatch.setenv(COMPLETE_VAR, "bash_source")
     assert run_arguments(["run", "x.py"]) is None
 
 

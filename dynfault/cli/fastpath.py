@@ -19,26 +19,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
-__all__ = ["console", "run_arguments", "flat", "say"]
+__all__ = ["console", "run_arguments"]
 
-COMPLETE_VAR = "_DYNFAULT_COMPLETE"  # click's shell completion (dynfault.cli.main)
+COMPLETE_VAR = "_DYNFAULT_COMPLETE"  # click's shell completion (dynfault.cli.main's)
 # run's options that take a value -> launch()'s argument; the flags
 _VALUED = {"--enable": "enables", "--enable-file": "enable_files", "--include": "includes",
            "--exclude": "excludes", "--calls": "calls", "--report-json": "report_json"}
 _FLAGS = {"--report": "report", "--strict": "strict"}
-
-
-def flat(text: str) -> str:
-    """A multi-line message as one line."""
-    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
-
-
-def say(message: str) -> None:
-    try:
-        sys.stderr.write(f"{message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def run_arguments(words: "Sequence[str]") -> "dict[str, object] | None":
@@ -94,12 +81,13 @@ def console() -> None:
     if arguments is None:
         from dynfault.cli.main import main
 
-        main()
+        main()  # it exits
+        return
     _run(arguments)
 
 
 def _run(arguments: "dict[str, object]") -> "NoReturn":
-    from dynfault.cli.launch import launch
+    from dynfault.cli.launch import flat, launch, say
 
     try:
         launch(**arguments)  # type: ignore[arg-type]

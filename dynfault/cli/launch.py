@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from dynfault.runtime.registry import Entry
 
 __all__ = ["launch", "program_words", "UnknownOption", "OWN_OPTIONS", "apply_rules",
-           "write_stderr"]
+           "write_stderr", "flat", "say"]
 
 OWN_OPTIONS = ("--enable", "--enable-file", "--include", "--exclude", "--calls", "--report",
                "--report-json", "--strict", "--help", "-h")
@@ -167,6 +167,19 @@ class _AtExit:
             if not atomic_write(self.json_path, data.encode("utf-8")):
                 write_stderr(f"dynfault: --report-json: cannot write {self.json_path}\n")
         return warnings_given() + len(missed) + len(idle)
+
+
+def flat(text: str) -> str:
+    """A multi-line message as one line (the click group and the fast path word errors so)."""
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def say(message: str) -> None:
+    try:
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def write_stderr(text: str) -> None:

@@ -20,17 +20,17 @@ from typing import Any, NoReturn
 
 import click
 
-from dynfault.cli.fastpath import COMPLETE_VAR
-from dynfault.cli.fastpath import flat as _flat
-from dynfault.cli.fastpath import say as _say
+from dynfault.cli.launch import flat as _flat
+from dynfault.cli.launch import say as _say
 from dynfault.errors import DynfaultError, ExitCode
 from dynfault.version import __version__
 
 __all__ = ["main", "DynfaultGroup", "ENVIRONMENT_HELP", "COMPLETE_VAR"]
 
-# Shell completion is click's: `eval "$(_DYNFAULT_COMPLETE=bash_source dynfault)"`. Named
-# (COMPLETE_VAR) because under `python -m dynfault` click would derive the variable from
-# "python -m dynfault".
+# Shell completion is click's: `eval "$(_DYNFAULT_COMPLETE=bash_source dynfault)"`. Named here
+# because under `python -m dynfault` click would derive the variable from "python -m dynfault"
+# (the fast path, dynfault.cli.fastpath, leaves a command line with it set to click).
+COMPLETE_VAR = "_DYNFAULT_COMPLETE"
 
 ENVIRONMENT_HELP = (
     ("DYNFAULT_ENABLE", "commands applied at start, in every process"),
