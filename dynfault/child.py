@@ -11,8 +11,8 @@ DYNFAULT_SCOPE, the module set of the whole run. The .pth line catches what this
 DYNFAULT_ENABLE): one line on stderr, never a traceback, and the program runs uninstrumented.
 
 Most children never reach a site, and the runtime, the parser and applying the rules cost a
-child ~10 ms: so unless there are call sites or a control socket (which need them from the
-start), the start is deferred (`dynfault.startup.defer`) until something first needs the
+child ~10 ms: so unless there are call sites, a control socket or a seed (which need them from
+the start), the start is deferred (`dynfault.startup.defer`) until something first needs the
 runtime: the hook going in (a module that may have sites), the package root's API or the
 pytest plugin. A sweep's reporter is set up at once (exit handler, signals) and hooked to the
 runtime then; a child that never needs it reports no site, written without json. A bad
@@ -43,6 +43,7 @@ else:
 # spellings to dynfault.env's).
 _CHILD, _CALLS, _CONTROL = "DYNFAULT_CHILD", "DYNFAULT_CALLS", "DYNFAULT_CONTROL"
 _SWEEP_DIR, _POWERCUT_JOURNAL = "DYNFAULT_SWEEP_DIR", "DYNFAULT_POWERCUT_JOURNAL"
+_SEED = "DYNFAULT_SEED"
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -59,9 +60,10 @@ def _start() -> None:
     from dynfault import startup
 
     report_dir = environ.get(_SWEEP_DIR)
-    if calls or environ.get(_CONTROL, "").strip():
-        # Call sites can be anywhere (then the whole hook at once), and a control socket
-        # serves from the start: the environment is applied now.
+    if calls or environ.get(_CONTROL, "").strip() or environ.get(_SEED, "").strip():
+        # Call sites can be anywhere (then the whole hook at once), a control socket serves
+        # from the start, and a bad seed must stop the child before its program starts (as a
+        # sweep tells it): the environment is applied now.
         error = startup.start().error
         if error is not None:
             raise error

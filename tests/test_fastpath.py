@@ -187,3 +187,46 @@ def test_the_script_entry_point_is_the_fast_path() -> None:
         script = Path(sys.executable).parent / "dynfault"
         if script.exists():
             assert "dynfault.cli.fastpath" in script.read_text()
+
+
+# -- a plain script's code, kept beside its bytecode (no compile() on the next run) ---------------
+
+def _run_plain(folder: Path, *words: str) -> tuple[int, str, str]:
+    done = python("-m", "dynfault", "run", *words, cwd=folder,
+                  env={k: v for k, v in clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"})
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_plain_script_runs_from_its_kept_code_and_an_edit_is_seen(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text("print('one')\n")
+    assert _run_plain(tmp_path, "app.py") == (0, "one\n", "")
+    (kept,) = (tmp_path / "__pycache__").glob("app.*.dynfault-main.pyc")
+    assert _run_plain(tmp_path, "app.py") == (0, "one\n", "")
+    stat = script.stat()
+    script.write_text("print('two')\n")  # same size, and the clock put back: still seen
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _run_plain(tmp_path, "app.py") == (0, "two\n", "")
+    kept.write_bytes(kept.read_bytes()[:-3] + b"bad")  # damaged: compiled again, never trusted
+    assert _run_plain(tmp_path, "app.py") == (0, "two\n", "")
+
+
+def test_a_copied_folder_runs_its_own_path(tmp_path: Path) -> None:
+    import shutil
+
+    first = write(tmp_path / "a", {"app.py": "print(__file__)\nraise SystemExit(1 / 0)\n"})
+    done = _run_plain(first, "app.py")
+    assert done[0] == 1 and f'File "{first / "app.py"}"' in done[2]
+    assert list((first / "__pycache__").glob("app.*.dynfault-main.pyc"))
+    second = tmp_path / "b"
+    shutil.copytree(first, second)  # its kept code too, made for the other path
+    code, stdout, stderr = _run_plain(second, "app.py")
+    assert (code, stdout) == (1, f"{second / 'app.py'}\n")
+    assert f'File "{second / "app.py"}"' in stderr and str(first) not in stderr
+
+
+def test_no_code_is_kept_where_python_writes_no_bytecode(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("print('one')\n")
+    done = python("-B", "-m", "dynfault", "run", "app.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "one\n")
+    assert not (tmp_path / "__pycache__").exists()

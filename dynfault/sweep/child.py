@@ -120,6 +120,7 @@ def report_to(directory: str, connect_now: bool = True) -> None:
     os._exit = _exit
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
+    _stacks_on_signal()  # every process of a run, the runtime or not: it may hang all the same
     try:
         if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
             _signal.signal(_signal.SIGTERM, _write_and_die)
@@ -128,9 +129,8 @@ def report_to(directory: str, connect_now: bool = True) -> None:
 
 
 def connect() -> None:
-    """Hook the report up to the runtime (loading it): disabled sites count their hits, every
-    fire is heard, and the sweep's signal asks for the stacks. (A process that never needs the
-    runtime has no site to hang on: it pays for none of it, not even its stacks file.)"""
+    """Hook the report up to the runtime (loading it): disabled sites count their hits, and
+    every fire is heard."""
     if _connected or _report_dir is None:
         return
     from dynfault.runtime.sites import set_reporting
@@ -138,7 +138,6 @@ def connect() -> None:
     _connected.append(True)
     set_reporting(True)
     _listen_to_fires()
-    _stacks_on_signal()
 
 
 _connected: list[bool] = []
@@ -324,7 +323,7 @@ def _after_fork() -> None:
     if _fds[0] >= 0:
         _close(_fds[0])
         _fds[0] = -1
-    if _report_dir is not None and _connected:
+    if _report_dir is not None:
         _stacks_on_signal()
 
 
