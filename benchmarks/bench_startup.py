@@ -5,7 +5,7 @@ The click floor is what `import click` adds to plain start-up: click - pass. `ru
 of it (issue 24, goal <= 15%) is ((run - plain) - floor) / floor for the click path
 (`startup.dynfault_run_click`, `python -m dynfault.cli.main run`, which pays the floor) and
 (run - plain) / floor for the fast path (`startup.dynfault_run`, which never imports click: all
-it adds is its own). A child process of `run` (DYNFAULT_CHILD set) and one of a sweep's run (a
+it adds is its own, and `python -m`'s: `startup.dash_m` shows that part). A child process of `run` (DYNFAULT_CHILD set) and one of a sweep's run (a
 rule and a report directory besides) each cost at most 3 ms over plain python: child - pass,
 sweep_child - pass. Each value is one whole process, measured as its CPU time (user + system,
 from the kernel's accounting of the child), so other work on the machine does not count.
@@ -61,6 +61,9 @@ def cases(workdir: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     python = sys.executable
     found = {
         "startup.plain": ([python, str(hello)], {}),
+        # what any `python -m` costs before its module runs (runpy; on 3.11 importlib.util,
+        # contextlib and collections too): the word after it only sets the folder
+        "startup.dash_m": ([python, "-m", "hello", str(hello)], {}),
         "startup.click": ([python, "-c", "import click"], {}),
         "startup.import_dynfault": ([python, "-c", "import dynfault"], {}),
         "startup.pass": ([python, "-c", "pass"], {}),
@@ -84,6 +87,7 @@ def shares(m: dict[str, float]) -> dict[str, float]:
              "sweep_child": m["startup.sweep_child"] - m["startup.pass"], "floor": floor}
     if "startup.dynfault_run" in m:
         found["run_share"] = (m["startup.dynfault_run"] - m["startup.plain"]) / floor
+        found["run_own_share"] = (m["startup.dynfault_run"] - m["startup.dash_m"]) / floor
     if "startup.dynfault_run_click" in m:
         found["run_click_share"] = (
             m["startup.dynfault_run_click"] - m["startup.plain"] - floor) / floor
@@ -118,6 +122,9 @@ def interleaved(rounds: int) -> None:
         print(f"dynfault run hello.py (fast path), all it adds, of the click floor: "
               f"{figures['run_share']:.0%} ({figures['run_share'] * floor:+.2f} ms over "
               f"{floor:.2f} ms; goal <= 15%)")
+        own = figures["run_own_share"]
+        print(f"  of which dynfault's own (beyond any `python -m`): {own:.0%} "
+              f"({own * floor:+.2f} ms)")
     if "run_click_share" in figures:
         print(f"dynfault run hello.py through click, own share of the click floor: "
               f"{figures['run_click_share']:.0%} ({figures['run_click_share'] * floor:+.2f} ms "
