@@ -193,7 +193,8 @@ def test_the_script_entry_point_is_the_fast_path() -> None:
 
 def _run_plain(folder: Path, *words: str) -> tuple[int, str, str]:
     done = python("-m", "dynfault", "run", *words, cwd=folder,
-                  env={k: v for k, v in clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"})
+                  env={k: v for k, v in clean_env().items()
+                       if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")})
     return done.returncode, done.stdout, done.stderr
 
 
