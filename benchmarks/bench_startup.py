@@ -7,8 +7,9 @@ of it (issue 24, goal <= 15%) is ((run - plain) - floor) / floor for the click p
 (run - plain) / floor for the fast path (`startup.dynfault_run`, which never imports click: all
 it adds is its own, and `python -m`'s: `startup.dash_m` shows that part). A child process of
 `run` (DYNFAULT_CHILD set) and one of a sweep's run (a rule and a report directory besides)
-each cost at most 3 ms over plain python: child - pass, sweep_child - pass. Each value is one whole process, measured as its CPU time (user + system,
-from the kernel's accounting of the child), so other work on the machine does not count.
+each cost at most 3 ms over plain python: child - pass, sweep_child - pass. Each value is one
+whole process, measured as its CPU time (user + system, from the kernel's accounting of the
+child), so other work on the machine does not count.
 
     python benchmarks/bench_startup.py -o startup.json [pyperf options]
     python benchmarks/bench_startup.py --interleaved [ROUNDS]   # the goals, as differences
