@@ -144,7 +144,7 @@ threading.Thread(target=startup.start, daemon=True).start()
 entered.wait(10)
 pid = os.fork()  # another thread holds the start's lock now
 if pid == 0:
-    started = startup.started()  # must not wait for a thread that is not in this process
+    started = startup.start()  # must not wait for a thread that is not in this process
     os._exit(0 if started is not None and started.error is None else 3)
 for _ in range(200):
     done, status = os.waitpid(pid, os.WNOHANG)
