@@ -45,8 +45,8 @@ print(json.dumps({"seconds": time.process_time() - t0, "lines": source.count(b"\
 REAL = ("argparse.py", "typing.py", "inspect.py", "subprocess.py", "tarfile.py", "shutil.py")
 
 
-def cpu(command: list[str], env: dict[str, str]) -> float:
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+def cpu(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench_instrument: {' '.join(command)} failed")
@@ -54,13 +54,13 @@ def cpu(command: list[str], env: dict[str, str]) -> float:
 
 
 def interleaved(commands: dict[str, tuple[list[str], dict[str, str]]],
-                rounds: int) -> dict[str, float]:
+                rounds: int, cwd: Path | None = None) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in commands}
     for command, env in commands.values():  # warm-up: caches, page cache
-        cpu(command, env)
+        cpu(command, env, cwd)
     for _ in range(rounds):
         for name, (command, env) in commands.items():
-            times[name].append(cpu(command, env))
+            times[name].append(cpu(command, env, cwd))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -122,7 +122,7 @@ def startup(workdir: Path, rounds: int) -> dict[str, float]:
         "click": ([py, "-c", "import click"], env),
         "run": ([py, "-m", "dynfault", "run", str(hello)], env),
         "run_click": ([py, "-m", "dynfault.cli.main", "run", str(hello)], env),
-    }, rounds)
+    }, rounds, cwd=workdir)  # a folder of no project: no pyproject.toml above it to read
     # the floor is what `import click` adds to plain start-up, not all of it
     floor = medians["click"] - medians["plain"]
     return {

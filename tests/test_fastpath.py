@@ -231,3 +231,50 @@ def test_no_code_is_kept_where_python_writes_no_bytecode(tmp_path: Path) -> None
     done = python("-B", "-m", "dynfault", "run", "app.py", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, "one\n")
     assert not (tmp_path / "__pycache__").exists()
+
+
+# -- a project that names dynfault only as a dependency: its pyproject.toml is not parsed -------
+
+HOLDS = [  # each gives tool.dynfault a key
+    '[tool.dynfault]\nenable = ["class k"]\n',
+    '[ tool . "dynfault" ]\ncalls = ["os.fsync"]\n',
+    "[tool.'dynfault']\ninclude = ['app']\n",
+    '[tool]\ndynfault = { enable = "class k" }\n',
+    '[tool]\n"dynfault".enable = "class k"\n',
+    'tool.dynfault.enable = "class k"\n',
+    'tool = { dynfault = { enable = "class k" } }\n',
+    '[tool.dynfault.extra]\nx = 1\n',
+    '[tool]\ndynfault   .   enable = "class k"\n',
+]
+PASSES = [  # dynfault named, never as tool.dynfault's key
+    '[project]\nname = "app"\ndependencies = ["dynfault>=0.2", "click"]\n',
+    '[project]\ndependencies = [\n  "dynfault[redis] >= 0.2",\n  \'dynfault\',\n]\n',
+    '[project.optional-dependencies]\ntest = ["dynfault"]\n',
+    '[project]\nname = "dynfault"\ndescription = "uses dynfault"\n',
+    '[tool.other]\nplugins = ["dynfault"]\n',
+]
+
+
+@pytest.mark.parametrize("text", HOLDS + PASSES)
+def test_only_a_file_that_cannot_configure_dynfault_goes_unparsed(text: str,
+                                                                 tmp_path: Path) -> None:
+    import tomllib
+
+    from dynfault.cli.rules import may_hold_table
+
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text)
+    holds = "dynfault" in tomllib.loads(text).get("tool", {})
+    assert holds == (text in HOLDS)
+    assert may_hold_table(str(path)) == holds
+
+
+def test_run_in_a_project_that_depends_on_dynfault_loads_no_toml_reader(project: Path) -> None:
+    probe = "import sys\nprint('tomllib' in sys.modules, 'dynfault.config' in sys.modules)\n"
+    write(project, {"probe.py": probe, "pyproject.toml": PASSES[0]})
+    done = python("-m", "dynfault", "run", "probe.py", cwd=project)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "False False\n", "")
+    # a table is still read, and applied
+    write(project, {"pyproject.toml": PASSES[0] + HOLDS[0].replace("class k", "class k oneshot")})
+    assert "1 site: 1 fired" in _outcome(["--report", "app.py"], project, False, {})[2]
+    assert _same(["--report", "app.py"], project)

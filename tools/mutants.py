@@ -325,6 +325,8 @@ _m("startup", "fast-error-exit-1", FAST,
 _m("startup", "child-starts-at-once", "dynfault/child.py",
    "        startup.defer(_started)", "        startup.defer(_started)\n        startup.start()",
    [IMPORTS_T])
+_m("startup", "toml-key-after-dot-missed", "dynfault/cli/rules.py",
+   "        if follows in (b\"=\", b\".\"):", "        if follows == b\"=\":", [FAST_T])
 _m("startup", "seeded-child-deferred", "dynfault/child.py",
    " or environ.get(_SEED, \"\").strip():", ":", ["tests/test_sweep_find.py"])
 _m("startup", "deferred-error-silent", "dynfault/child.py",

@@ -205,7 +205,7 @@ def _settings(enables: "Sequence[str]", enable_files: "Sequence[str]", includes:
     (no option, no project file, no DYNFAULT_ENABLE, _FILE or _CALLS): no reader is loaded."""
     from dynfault.cli.rules import project_config
 
-    config = project_config()
+    config = project_config(quick=True)
     environ = os.environ
     if config.path is None and not (enables or enable_files or includes or excludes or calls
                                     or environ.get("DYNFAULT_ENABLE_FILE")
