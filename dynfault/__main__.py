@@ -1,8 +1,6 @@
 """`python -m dynfault`: the same program as the `dynfault` script."""
 
-from __future__ import annotations
-
-from dynfault.cli.main import main
+from dynfault.cli.fastpath import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -10,6 +10,14 @@ a sweep's run starts its reporter, and the hook goes in over exactly the modules
 DYNFAULT_SCOPE, the module set of the whole run. The .pth line catches what this raises (a bad
 DYNFAULT_ENABLE): one line on stderr, never a traceback, and the program runs uninstrumented.
 
+Most children never reach a site, and the runtime, the parser and applying the rules cost a
+child ~10 ms: so unless there are call sites, a control socket or a seed (which need them from
+the start), the start is deferred (`dynfault.startup.defer`) until something first needs the
+runtime: the hook going in (a module that may have sites), the package root's API or the
+pytest plugin. A sweep's reporter is set up at once (exit handler, signals) and hooked to the
+runtime then; a child that never needs it reports no site, written without json. A bad
+DYNFAULT_ENABLE is then reported, in the same one line, when it is found.
+
 The main script is rewritten too, as `__main__`: python compiles `python app.py`'s file itself,
 past every import hook, so an audit hook on `cpython.run_file` (raised just before, once site
 and sys.path[0] are ready) runs the rewritten code instead and ends the process as python would
@@ -18,43 +26,85 @@ forkserver child re-runs the main script as `__mp_main__` through `runpy.run_pat
 wraps for that name alone.
 """
 
-from __future__ import annotations
-
 import os
 import sys
-
-import dynfault.env as env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CodeType
     from typing import Any
+
+    from dynfault.startup import Started
 else:
     Any = object
+
+# The variables read at every start, spelled as dynfault.env names them: neither that module
+# nor `from __future__` is imported here (each ~0.1 ms of every child's start; a test holds the
+# spellings to dynfault.env's).
+_CHILD, _CALLS, _CONTROL = "DYNFAULT_CHILD", "DYNFAULT_CALLS", "DYNFAULT_CONTROL"
+_SWEEP_DIR, _POWERCUT_JOURNAL = "DYNFAULT_SWEEP_DIR", "DYNFAULT_POWERCUT_JOURNAL"
+_SEED = "DYNFAULT_SEED"
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _start() -> None:
-    if os.environ.get(env.DYNFAULT_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
+    environ = os.environ
+    if environ.get(_POWERCUT_JOURNAL):  # `dynfault powercut`: record file ops
         from dynfault.powercut.record import start
 
         start()
-    if not env.hook_wanted():
+    calls = environ.get(_CALLS)
+    if not (environ.get(_CHILD) or calls):  # dynfault.env.hook_wanted()
         return
-    from dynfault.startup import start as apply_environment
+    from dynfault import startup
 
-    error = apply_environment().error
-    if error is not None:
-        raise error
-    report_dir = os.environ.get(env.DYNFAULT_SWEEP_DIR)
-    if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
-        from dynfault.sweep.child import report_to
+    report_dir = environ.get(_SWEEP_DIR)
+    if calls or environ.get(_CONTROL, "").strip() or environ.get(_SEED, "").strip():
+        # Call sites can be anywhere (then the whole hook at once), a control socket serves
+        # from the start, and a bad seed must stop the child before its program starts (as a
+        # sweep tells it): the environment is applied now.
+        error = startup.start().error
+        if error is not None:
+            raise error
+        if report_dir:  # a run of `dynfault sweep`: write what this process's sites did
+            from dynfault.sweep.child import report_to
 
-        report_to(report_dir)
-    # call sites can be anywhere: then the whole hook at once
-    install_hook(lazily=not os.environ.get(env.DYNFAULT_CALLS))
+            report_to(report_dir)
+    else:
+        if report_dir:  # its runtime part waits with the start
+            from dynfault.sweep.child import report_to
+
+            report_to(report_dir, connect_now=False)
+        # The rules wait until the runtime is needed: most children never need it.
+        startup.serve_control()  # none: as the start would have found at start-up
+        startup.defer(_started)
+    install_hook(lazily=not calls)
     _rewrite_main()
+
+
+_failed: list[bool] = []  # the deferred start failed: no hook in this process
+
+
+def _started(result: "Started") -> None:
+    """The deferred start is made: hook up a sweep's report, or, if the environment was bad,
+    say so in one line (as the .pth line would have at start-up) and leave the program
+    uninstrumented."""
+    error = result.error
+    if error is None:
+        if os.environ.get(_SWEEP_DIR):
+            from dynfault.sweep.child import connect
+
+            connect()
+        return
+    _failed.append(True)
+    _remove_bootstrap()
+    lines = str(error).splitlines()
+    try:
+        sys.stderr.write("dynfault: child process not instrumented: %s\n"
+                         % (lines[0][:200] if lines else type(error).__name__))
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def install_hook(lazily: bool) -> None:
@@ -77,7 +127,13 @@ def ensure_hook() -> bool:
 
 
 def _install_hook() -> Any:
-    """The import hook over DYNFAULT_SCOPE's modules; its finder."""
+    """The import hook over DYNFAULT_SCOPE's modules; its finder (None: the deferred start
+    failed, and this process stays uninstrumented)."""
+    from dynfault.startup import start
+
+    if start().error is not None or _failed:  # the start goes first: rules before any site
+        return None
+    import dynfault.env as env
     from dynfault.instrument.hook import install_import_hook
 
     include, exclude, roots = env.scope_from_environment().hook_arguments()
@@ -121,7 +177,8 @@ class _Bootstrap:
         except OSError:
             return spec
         _remove_bootstrap()
-        return _install_hook().find_spec(fullname, path, target)
+        finder = _install_hook()
+        return spec if finder is None else finder.find_spec(fullname, path, target)
 
     def invalidate_caches(self) -> None:
         pass
@@ -179,15 +236,17 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     raise SystemExit(0)  # python has run the program: it must not run the file again
 
 
-def _main_code(path: str) -> CodeType | None:
+def _main_code(path: str) -> "CodeType | None":
     """The rewritten code of a main script with sites, else None."""
     try:
         with open(path, "rb") as f:
             source = f.read()
-        if _MARKER not in source and not os.environ.get(env.DYNFAULT_CALLS):
+        if _MARKER not in source and not os.environ.get(_CALLS):
             return None  # no site: nothing of the hook is needed
         if _remove_bootstrap():  # it still stood: the main script has sites
             _install_hook()
+        if _failed:
+            return None
         from dynfault.instrument.compile import may_have_sites
         from dynfault.instrument.hook import code_for_path, installed_hook
 
@@ -249,7 +308,7 @@ def _wrap_run_path() -> None:
     runpy.run_path = run_path
 
 
-def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
+def _run_as(code: "CodeType", path: str, init_globals: dict[str, Any] | None,
             run_name: str) -> dict[str, Any]:
     """What runpy.run_path does for a script: a temporary module `run_name`, sys.argv[0] the
     path, and a copy of its globals returned."""
@@ -276,5 +335,5 @@ def _run_as(code: CodeType, path: str, init_globals: dict[str, Any] | None,
             sys.modules[run_name] = saved_module
 
 
-if "dynfault.cli.run" not in sys.modules:  # the process of `dynfault run` instruments itself
+if "dynfault.cli.launch" not in sys.modules:  # the process of `dynfault run` instruments itself
     _start()

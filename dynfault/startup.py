@@ -5,22 +5,26 @@ Who calls `start()` decides how an error is reported: the package root (`import 
 program, at the first use of its API) raises it; `dynfault run` and the pytest plugin word it as
 their usage errors; a child process's bootstrap prints one line. Nothing is applied when there is
 an error, and the runtime is imported only when there is something to apply.
+
+A child process (`dynfault.child`) defers its start: most children never need the runtime, and
+applying DYNFAULT_ENABLE would load it (and the parser) at every interpreter start. The start is
+made, from the environment as the child would have made it, the first time anything needs it:
+`start()` or `started()` (the package root's API, the pytest plugin) or the hook going in (a
+module that may have sites).
 """
 
-from __future__ import annotations
-
 import os
+from _thread import RLock  # not threading: its import is what a child must not pay
 
-import dynfault.env as env
-from dynfault.errors import DynfaultError
-
+# Neither dynfault.env nor `from __future__` at import: every child process imports this.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dynfault.config import Sourced
+    from dynfault.errors import DynfaultError
 
-__all__ = ["Started", "start", "started", "serve_control"]
+__all__ = ["Started", "start", "started", "serve_control", "defer"]
 
 
 class Started:
@@ -29,7 +33,7 @@ class Started:
 
     __slots__ = ("applied", "error", "serving")
 
-    def __init__(self, applied: Sequence[Sourced] = (), error: DynfaultError | None = None,
+    def __init__(self, applied: "Sequence[Sourced]" = (), error: "DynfaultError | None" = None,
                  serving: bool = False) -> None:
         self.applied: tuple[Sourced, ...] = tuple(applied)
         self.error = error
@@ -39,27 +43,61 @@ class Started:
         return f"Started(applied={self.applied!r}, error={self.error!r})"
 
 
-_done: list[Started] = []  # this process's start, once made
+_done: list[Started] = []  # this process's start, once made (and its deferred calls done)
+# A deferred start: each called with it once it is made. Threads may need the runtime at once:
+# one makes the start, under the lock, and the others wait until its calls are done too (a
+# sweep's reporter must count from the first hit); a forked child renews the lock, which
+# another thread may have held at the fork.
+_deferred: "list[Callable[[Started], object]]" = []
+_made: list[Started] = []  # the start, from the moment it is made
+_lock = [RLock()]
 
 
-def started() -> Started | None:
-    """This process's start, if it was made."""
-    return _done[0] if _done else None
+def started() -> "Started | None":
+    """This process's start, if it was made (a deferred start is made now: it stands for one
+    made when the process started)."""
+    if not _done and _deferred:
+        return start()
+    return _done[0] if _done else (_made[0] if _made else None)
 
 
-def start(sources: Sequence[Sourced] | None = None, *, serve: bool = True) -> Started:
+def start(sources: "Sequence[Sourced] | None" = None, *, serve: bool = True) -> Started:
     """Apply the environment (or `sources`, the command lists a caller has merged and checked)
     once in this process, and start the control socket of DYNFAULT_CONTROL (unless `serve` is
     False). Later calls return what the first one did. Never raises a user's mistake: it is the
     result's `error`, and then nothing was applied."""
     if _done:
         return _done[0]
-    result = _start(sources, serve)
-    _done.append(result)
+    with _lock[0]:
+        if _made:  # made already (here: a deferred call needs the start it is part of)
+            return _made[0]
+        if _deferred:
+            sources, serve = None, True  # the child's own start: the environment's
+        result = _start(sources, serve)
+        _made.append(result)
+        then, _deferred[:] = list(_deferred), []
+        for call in then:
+            call(result)
+        _done.append(result)
     return result
 
 
-def _start(sources: Sequence[Sourced] | None, serve: bool) -> Started:
+def defer(then: "Callable[[Started], object]") -> None:
+    """Make this process's start when something first needs it, not now; `then(result)` is
+    called once it is made (a child prints its error, a sweep's reporter connects)."""
+    if not _deferred and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_renew_lock)
+    _deferred.append(then)
+
+
+def _renew_lock() -> None:
+    _lock[0] = RLock()
+
+
+def _start(sources: "Sequence[Sourced] | None", serve: bool) -> Started:
+    import dynfault.env as env
+    from dynfault.errors import DynfaultError
+
     environ = os.environ
     try:
         if environ.get(env.DYNFAULT_SEED, "").strip():
@@ -87,7 +125,7 @@ def serve_control() -> bool:
     whether it is set. The package root calls this at import, so that a program that only
     imports dynfault can be reached by `dynfault ctl`."""
     if not _serving:
-        value = os.environ.get(env.DYNFAULT_CONTROL, "").strip()
+        value = os.environ.get("DYNFAULT_CONTROL", "").strip()  # dynfault.env's name
         _serving.append(bool(value))
         if value:
             from dynfault.ctl import start as serve
@@ -96,7 +134,9 @@ def serve_control() -> bool:
     return _serving[0]
 
 
-def _environment_sources() -> list[Sourced]:
+def _environment_sources() -> "list[Sourced]":
+    import dynfault.env as env
+
     environ = os.environ
     if not (environ.get(env.DYNFAULT_ENABLE, "").strip() or environ.get(env.DYNFAULT_ENABLE_FILE)):
         return []  # the common case: no parser, no runtime

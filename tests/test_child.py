@@ -24,12 +24,36 @@ def test_a_child_gets_the_hook(tmp_path: Path) -> None:
 
 
 def test_a_bad_enable_in_a_child_prints_one_line_and_the_program_runs(tmp_path: Path) -> None:
-    proc = python("-c", "print('ran')", cwd=tmp_path,
+    # The rules wait until the runtime is needed (SPEC §6 as amended): a module that may have
+    # sites is imported, the bad value is found then, said once, and nothing is rewritten.
+    write(tmp_path, {"marked.py": "# dynamic_fault\nX = 1\n"})
+    proc = python("-c", "print('ran'); import marked, sys; print(hasattr(marked, '_dynfault_s0'),"
+                  " 'dynfault.instrument.hook' in sys.modules)", cwd=tmp_path,
                   env=child_env(tmp_path, DYNFAULT_ENABLE="bogus (("))
     assert proc.returncode == 0
-    assert proc.stdout == "ran\n"
+    assert proc.stdout == "ran\nFalse False\n"
     assert proc.stderr == ("dynfault: child process not instrumented: DYNFAULT_ENABLE: unknown "
                            "word '((' at column 7\n")
+
+
+def test_a_bad_enable_in_a_child_is_the_api_error_once_the_runtime_is_needed(
+        tmp_path: Path) -> None:
+    proc = python("-c", "print('ran')\nimport dynfault\ndynfault.sites()", cwd=tmp_path,
+                  env=child_env(tmp_path, DYNFAULT_ENABLE="bogus (("))
+    assert proc.returncode == 1
+    assert proc.stdout == "ran\n"
+    lines = proc.stderr.splitlines()
+    assert lines[0] == ("dynfault: child process not instrumented: DYNFAULT_ENABLE: unknown "
+                        "word '((' at column 7")
+    assert lines[-1] == ("dynfault.errors.ControlError: DYNFAULT_ENABLE: unknown word '((' at "
+                         "column 7")
+
+
+def test_a_child_that_never_needs_the_runtime_applies_nothing(tmp_path: Path) -> None:
+    # a bad value, never looked at: the program runs as under plain python
+    proc = python("-c", "import sys; print('dynfault.runtime.sites' in sys.modules)", cwd=tmp_path,
+                  env=child_env(tmp_path, DYNFAULT_ENABLE="bogus (("))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "False\n", "")
 
 
 # -- one module set in every process (SPEC §2) ----------------------------------------------------

@@ -92,6 +92,10 @@ def test_a_fresh_venv_with_the_wheel_types_runs_and_uninstalls(wheel: Path,
 
     script = _run(str(venv / "bin" / "dynfault"), "check", "race oneshot", cwd=tmp_path)
     assert (script.returncode, script.stdout) == (0, "ok: 1 command\n")
+    # the script's `run` takes the fast path: the program finds no click loaded
+    (tmp_path / "probe.py").write_text("import sys\nprint('click' in sys.modules)\n")
+    fast = _run(str(venv / "bin" / "dynfault"), "run", "probe.py", cwd=tmp_path)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (0, "False\n", "")
 
     removed = _run(str(py), "-m", "pip", "uninstall", "-y", "-q", "dynfault", cwd=tmp_path)
     assert removed.returncode == 0, removed.stderr

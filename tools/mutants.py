@@ -465,6 +465,52 @@ _m("powercut", "settings-kill-check-leaves-state", "examples/settings.py",
    "            if os.path.exists(path):\n                os.unlink(path)", "            pass",
    ["tests/test_powercut_settings.py"])
 
+# -- startup (stop 30) -----------------------------------------------------------------------------
+FAST_T = "tests/test_fastpath.py"
+IMPORTS_T = "tests/test_child_imports.py"
+FAST = "dynfault/cli/fastpath.py"
+_m("startup", "fast-double-dash-kept", FAST,
+   "        if word == \"--\":  # click drops it; all that follows is the program's\n            at += 1\n            break",
+   "        if word == \"--\":  # click drops it; all that follows is the program's\n            break",
+   [FAST_T])
+_m("startup", "fast-flag-takes-a-value", FAST,
+   "        if name in _FLAGS and not equals:", "        if name in _FLAGS:", [FAST_T])
+_m("startup", "fast-value-like-an-option", FAST,
+   "            if at + 1 >= len(rest) or rest[at + 1].startswith(\"-\"):",
+   "            if at + 1 >= len(rest):", [FAST_T])
+_m("startup", "fast-report-json-first-wins", FAST,
+   "            found[key] = value  # the last one given, as click keeps it",
+   "            found[key] = found[key] or value", [FAST_T])
+_m("startup", "fast-error-unworded", FAST,
+   "        say(f\"dynfault run: {flat(str(error)) or type(error).__name__}\")",
+   "        say(flat(str(error)))", [FAST_T])
+_m("startup", "fast-error-exit-1", FAST,
+   "        sys.exit(error.exit_code)", "        sys.exit(1)", [FAST_T])
+_m("startup", "child-starts-at-once", "dynfault/child.py",
+   "        startup.defer(_started)", "        startup.defer(_started)\n        startup.start()",
+   [IMPORTS_T])
+_m("startup", "toml-key-after-dot-missed", "dynfault/cli/rules.py",
+   "        if follows in (b\"=\", b\".\"):", "        if follows == b\"=\":", [FAST_T])
+_m("startup", "seeded-child-deferred", "dynfault/child.py",
+   " or environ.get(_SEED, \"\").strip():", ":", ["tests/test_sweep_find.py"])
+_m("startup", "deferred-error-silent", "dynfault/child.py",
+   "        sys.stderr.write(\"dynfault: child process not instrumented: %s\\n\"",
+   "        len(\"dynfault: child process not instrumented: %s\\n\"", ["tests/test_child.py"])
+_m("startup", "deferred-report-never-connected", "dynfault/child.py",
+   "            from dynfault.sweep.child import connect\n\n            connect()",
+   "            pass", [IMPORTS_T])
+_m("startup", "start-lock-kept-after-fork", "dynfault/startup.py",
+   "        os.register_at_fork(after_in_child=_renew_lock)", "        pass", [IMPORTS_T])
+_m("startup", "sweep-report-imports-runtime", "dynfault/sweep/child.py",
+   "    if \"dynfault.runtime.sites\" not in sys.modules:\n        return []\n", "", [IMPORTS_T])
+_m("startup", "to-json-unescaped", "dynfault/sweep/child.py",
+   "        elif \" \" <= char <= \"~\":", "        elif True:", [IMPORTS_T])
+_m("startup", "plain-code-any-source", "dynfault/cli/runner.py",
+   "        if data[:12] == identity and", "        if data[:4] == identity[:4] and", [FAST_T])
+_m("startup", "plain-code-any-path", "dynfault/cli/runner.py",
+   "_imp.source_hash(key, source + b\"\\0\" +\n                                                        os.fsencode(path))",
+   "_imp.source_hash(key, source)", [FAST_T])
+
 # -- ctl/paths ------------------------------------------------------------------------------------
 CT = "tests/test_mutation_holes_ctl.py"
 PATHS = "dynfault/ctl/paths.py"

@@ -20,13 +20,16 @@ from typing import Any, NoReturn
 
 import click
 
+from dynfault.cli.launch import flat as _flat
+from dynfault.cli.launch import say as _say
 from dynfault.errors import DynfaultError, ExitCode
 from dynfault.version import __version__
 
 __all__ = ["main", "DynfaultGroup", "ENVIRONMENT_HELP", "COMPLETE_VAR"]
 
 # Shell completion is click's: `eval "$(_DYNFAULT_COMPLETE=bash_source dynfault)"`. Named here
-# because under `python -m dynfault` click would derive the variable from "python -m dynfault".
+# because under `python -m dynfault` click would derive the variable from "python -m dynfault"
+# (the fast path, dynfault.cli.fastpath, leaves a command line with it set to click).
 COMPLETE_VAR = "_DYNFAULT_COMPLETE"
 
 ENVIRONMENT_HELP = (
@@ -49,19 +52,6 @@ _COMMANDS = {  # name -> module that defines the click command of that name
     "warm": "dynfault.cli.warm",
 }
 _ATTRIBUTE = {"list": "list_sites"}  # `list` the module defines `list_sites`, not a builtin
-
-
-def _flat(text: str) -> str:
-    """Click's multi-line messages as one line."""
-    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
-
-
-def _say(message: str) -> None:
-    try:
-        sys.stderr.write(f"{message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _no_such_option(name: str, possibilities: Sequence[str]) -> str:
@@ -165,3 +155,7 @@ def main() -> None:
       dynfault run --enable 'btree:race oneshot' app.py
       DYNFAULT_ENABLE=btree:race python -m pytest
     """
+
+
+if __name__ == "__main__":  # `python -m dynfault` always through click (tests, benchmarks)
+    main(prog_name="python -m dynfault")

@@ -8,14 +8,19 @@ of the main script or module comes from the hook, so its sites are rewritten lik
 
 from __future__ import annotations
 
+import _imp  # builtins, loaded already: the import system's own
+import marshal
 import os
 import sys
 import types
-from collections.abc import Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
-from typing import NoReturn
 
 from dynfault.errors import UsageError
+
+TYPE_CHECKING = False  # not collections.abc nor typing: every `dynfault run` loads this
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
 
 __all__ = ["RunError", "NoSource", "NoModule", "Program", "script_program", "module_program",
            "main_program", "run_program", "load", "print_exception", "finish_interrupted"]
@@ -94,7 +99,7 @@ def script_program(path: str) -> Program:
     if _is_zip(full):
         return main_program(path)
     if b"dynamic_fault" not in source and not os.environ.get("DYNFAULT_CALLS"):
-        code = compile(source, full, "exec", dont_inherit=True)
+        code = plain_code(source, full)
     else:
         from dynfault.child import ensure_hook
 
@@ -106,6 +111,56 @@ def script_program(path: str) -> Program:
         "__file__": full, "__cached__": None, "__package__": None, "__spec__": None,
         "__loader__": SourceFileLoader("__main__", full),
     }))
+
+
+# -- a script without sites: its code kept, as python keeps an imported module's -------------------
+# The first compile() of a process costs ~1.5 ms on 3.12 and 3.13 (the AST types are made), most
+# of what a plain `dynfault run app.py` adds to `python app.py`, which never calls it. The code
+# is kept beside the script's bytecode, under a name python never reads: magic number, a hash
+# of the source and the path, a hash of the code, then the code. Any failure to read it means
+# compiling in memory; any failure to write it is silent.
+_PLAIN_SUFFIX = ".dynfault-main.pyc"
+
+
+def plain_code(source: bytes, path: str) -> types.CodeType:
+    """The code of the script `path` (whose bytes are `source`), as python compiles it."""
+    external = sys.modules["_frozen_importlib_external"]
+    key = external._RAW_MAGIC_NUMBER
+    try:
+        pyc = external.cache_from_source(path)[:-len(".pyc")] + _PLAIN_SUFFIX
+    except (NotImplementedError, ValueError):  # no cache_tag, or an odd path
+        return compile(source, path, "exec", dont_inherit=True)
+    identity = external.MAGIC_NUMBER + _imp.source_hash(key, source + b"\0" +
+                                                        os.fsencode(path))
+    try:
+        with open(pyc, "rb") as f:
+            data = f.read()
+        body = data[20:]
+        if data[:12] == identity and data[12:20] == _imp.source_hash(key, body):
+            code = marshal.loads(body)
+            if isinstance(code, types.CodeType):
+                return code
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    code = compile(source, path, "exec", dont_inherit=True)
+    if not sys.dont_write_bytecode:
+        body = marshal.dumps(code)
+        _keep(pyc, identity + _imp.source_hash(key, body) + body)
+    return code
+
+
+def _keep(pyc: str, data: bytes) -> None:
+    temporary = f"{pyc}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(pyc), exist_ok=True)
+        with open(temporary, "xb") as f:
+            f.write(data)
+        os.replace(temporary, pyc)
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
 
 
 def module_program(name: str) -> Program:

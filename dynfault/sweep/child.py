@@ -12,7 +12,7 @@ escaped from the frame where the site fired, and it deselects every test but tho
 `DYNFAULT_SWEEP_TESTS` (a targeted run).
 
 Every process of a run imports this at start, so it imports only what Python has already
-loaded, and builtins (json is imported only when the report is written).
+loaded, and builtins; the runtime when something first needs it (`connect()`), and never json.
 (PYTEST_DONT_REWRITE)
 """
 
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 __all__ = ["REPORT_DIR_ENV", "TESTS_ENV", "CHECK_CALL_ENV", "STACKS_SIGNAL", "INJECTED",
-           "is_injected", "report_to", "split_tests", "join_tests", "check_failed"]
+           "is_injected", "report_to", "connect", "to_json", "split_tests", "join_tests",
+           "check_failed"]
 
 REPORT_DIR_ENV = "DYNFAULT_SWEEP_DIR"
 TESTS_ENV = "DYNFAULT_SWEEP_TESTS"
@@ -109,17 +110,18 @@ def _test_word(test: str) -> str:
     return f'"{escaped}"'
 
 
-def report_to(directory: str) -> None:
-    """Count every site's hits in this process and write them to `directory` when it ends."""
+def report_to(directory: str, connect_now: bool = True) -> None:
+    """Count every site's hits in this process and write them to `directory` when it ends.
+    `connect_now` False: the runtime is not loaded for it; `connect()` hooks it up when
+    something first needs it (`dynfault.child`), and a process that never does writes a report
+    with no site."""
     global _report_dir, _report_pid
-    from dynfault.runtime.sites import set_reporting
-
     if _report_dir is not None:
         return
     _report_dir, _report_pid = directory, _getpid()
     _new_token()
-    set_reporting(True)
-    _listen_to_fires()
+    if connect_now:
+        connect()
     atexit.register(_write_report)
     previous = sys.excepthook
 
@@ -133,7 +135,31 @@ def report_to(directory: str) -> None:
     os._exit = _exit
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
-    _stacks_on_signal()
+    _stacks_on_signal()  # every process of a run, the runtime or not: it may hang all the same
+
+
+def connect() -> None:
+    """Hook the report up to the runtime (loading it): disabled sites count their hits, and
+    every fire is heard."""
+    if _connected or _report_dir is None:
+        return
+    from dynfault.runtime.sites import set_reporting
+
+    _connected.append(True)
+    set_reporting(True)
+    _listen_to_fires()
+
+
+_connected: list[bool] = []
+
+
+def _live_sites() -> list[Any]:
+    """The runtime's sites; none where it was never loaded (nothing to import at exit)."""
+    if "dynfault.runtime.sites" not in sys.modules:
+        return []
+    from dynfault.runtime.sites import sites
+
+    return sites()
 
 
 def _stacks_on_signal() -> None:
@@ -330,9 +356,7 @@ def _checkpoint() -> dict[Key, int]:
     grown: dict[Key, int] = {}
     if _report_dir is None:
         return grown
-    from dynfault.runtime.sites import sites
-
-    for site in sites():
+    for site in _live_sites():
         key = _key(site)
         hits, fired = _last.get(key, (0, 0))
         total = _totals.setdefault(key, [0, 0])
@@ -351,8 +375,6 @@ def _outside_tests() -> None:
 def _after_fork() -> None:
     # A forked child inherits its parent's counters and records: it reports only its own.
     global _report_pid
-    from dynfault.runtime.sites import sites
-
     _report_pid = _getpid()
     _new_token()
     _default_sigterm()
@@ -360,7 +382,7 @@ def _after_fork() -> None:
         table.clear()
     del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:], _causes[:]
     del _check_failures[:]
-    for site in sites():
+    for site in _live_sites():
         _last[_key(site)] = (site.hits, site.fired)
     if _fds[0] >= 0:
         _close(_fds[0])
@@ -507,10 +529,8 @@ def _write_report() -> None:
 
 
 def _record() -> bytes:
-    from dynfault.runtime.sites import sites
-
     entries = []
-    for site in sites():
+    for site in _live_sites():
         key = _key(site)
         entry = site.as_dict()
         entry["hits"], entry["fired"] = _totals.get(key, (0, 0))
@@ -524,9 +544,64 @@ def _record() -> bytes:
               "durations": _durations, "failing": _failing, "escaped": _escaped_tests,
               "uncaught": _uncaught[-1] if _uncaught else None, "crashing": _crashing,
               "causes": _causes, "check_failures": _check_failures}
-    import json
-
     try:
-        return json.dumps(record).encode("utf-8")
-    except (TypeError, ValueError):
+        return to_json(record).encode("ascii")
+    except (TypeError, ValueError, RecursionError):
         return b'{"pid": %d, "sites": []}' % _getpid()
+
+
+# -- JSON without json: `import json` loads re (and enum), ~9 ms at the exit of every run ----------
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+            "\b": "\\b", "\f": "\\f"}
+
+
+def to_json(value: object) -> str:
+    """`json.dumps(value)`, the same text, for what a report holds (None, bools, ints, floats,
+    strings, lists, tuples and dicts with string keys); TypeError for anything else."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)  # type: ignore[arg-type]
+    if kind is int:
+        return int.__repr__(value)  # type: ignore[arg-type]
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"  # type: ignore[operator]
+        return float.__repr__(value)  # type: ignore[arg-type]
+    if kind is list or kind is tuple:
+        return "[" + ", ".join(to_json(item) for item in value) + "]"  # type: ignore[attr-defined]
+    if kind is dict:
+        items = value.items()  # type: ignore[attr-defined]
+        if any(type(key) is not str for key, _ in items):
+            raise TypeError("keys must be str")
+        return "{" + ", ".join(f"{_json_str(key)}: {to_json(item)}" for key, item in items) + "}"
+    raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
+
+
+def _json_str(text: str) -> str:
+    """A JSON string, every character outside printable ASCII escaped (json's ensure_ascii)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = []
+    for char in text:
+        escape = _ESCAPES.get(char)
+        if escape is not None:
+            out.append(escape)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            code = ord(char)
+            if code > 0xFFFF:  # a surrogate pair, as json writes it
+                code -= 0x10000
+                out.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
