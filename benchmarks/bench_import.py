@@ -173,7 +173,7 @@ t0 = time.process_time()
 for name in names:
     importlib.import_module(name)
 elapsed = time.process_time() - t0
-rewritten = sum(1 for n in names if hasattr(sys.modules[n], "_dynfault_s0"))
+rewritten = sum(1 for n in names if hasattr(sys.modules[n], "_dynfault_S"))
 print(json.dumps({"seconds": elapsed, "rewritten": rewritten, "libcst": "libcst" in sys.modules}))
 """
 

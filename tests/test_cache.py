@@ -16,7 +16,7 @@ MAIN = """\
 import dynfault
 dynfault.install_import_hook()
 import mod
-print(mod.VALUE, hasattr(mod, "_dynfault_s0"))
+print(mod.VALUE, hasattr(mod, "_dynfault_S"))
 """
 
 
@@ -135,9 +135,9 @@ TEST = """\
 import thirdparty, thirdparty.plain, project_mod
 
 def test_imports():
-    assert not hasattr(thirdparty, "_dynfault_s0")  # outside the roots: not rewritten
+    assert not hasattr(thirdparty, "_dynfault_S")  # outside the roots: not rewritten
     assert thirdparty.plain.Y == 1
-    assert hasattr(project_mod, "_dynfault_s0")
+    assert hasattr(project_mod, "_dynfault_S")
 """
 
 

@@ -18,7 +18,7 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_a_child_gets_the_hook(tmp_path: Path) -> None:
     write(tmp_path, {"mod.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n'})
-    proc = python("-c", "import mod; print(hasattr(mod, '_dynfault_s0'), mod.X)", cwd=tmp_path,
+    proc = python("-c", "import mod; print(hasattr(mod, '_dynfault_S'), mod.X)", cwd=tmp_path,
                   env=child_env(tmp_path, DYNFAULT_ENABLE="class k"))
     assert (proc.stdout, proc.stderr) == ("True True\n", "")
 
@@ -38,7 +38,7 @@ LIBS = {
     "app.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n',
     "lib.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n',
 }
-REWRITTEN = "import app, lib; print(hasattr(app, '_dynfault_s0'), hasattr(lib, '_dynfault_s0'))"
+REWRITTEN = "import app, lib; print(hasattr(app, '_dynfault_S'), hasattr(lib, '_dynfault_S'))"
 
 
 def test_run_include_holds_in_a_subprocess_child(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_run_include_holds_in_multiprocessing_children(tmp_path: Path, method: s
 
         def probe(_):
             import app, lib, __main__
-            return (hasattr(app, '_dynfault_s0'), hasattr(lib, '_dynfault_s0'),
+            return (hasattr(app, '_dynfault_S'), hasattr(lib, '_dynfault_S'),
                     '_dynfault_f0' in vars(__main__), __main__.__name__)
 
         def here():
@@ -141,7 +141,7 @@ def test_a_child_loads_the_hook_only_once_a_module_may_have_sites(tmp_path: Path
     write(tmp_path, {"plain.py": "X = 1\n", **LIBS})
     probe = ("import sys, plain; print('dynfault.instrument.hook' in sys.modules); "
              "import app; print('dynfault.instrument.hook' in sys.modules, "
-             "hasattr(app, '_dynfault_s0'))")
+             "hasattr(app, '_dynfault_S'))")
     done = python("-c", probe, cwd=tmp_path, env=child_env(tmp_path))
     assert (done.returncode, done.stdout, done.stderr) == (0, "False\nTrue True\n", "")
 

@@ -332,10 +332,10 @@ def test_site_in_every_place(place: Place, places: tuple[Path, dict[str, Any]]) 
         got = results[run][place.name]
         assert got["value"] == (place.on if run.endswith("on") else place.off), run
         assert got["doc"] == place.doc, run
-    # rewritten under the hook, one descriptor and one flag per site; untouched without it
+    # rewritten under the hook, one flag per site and one table; untouched without it
     count = len(expected)
     assert results["hook-on"][place.name]["rewritten"] == sorted(
-        [f"_dynfault_f{i}" for i in range(count)] + [f"_dynfault_s{i}" for i in range(count)])
+        [f"_dynfault_f{i}" for i in range(count)] + ["_dynfault_S"])
     assert results["plain-on"][place.name]["rewritten"] == []
 
     def sites(run: str) -> list[dict[str, Any]]:
@@ -391,7 +391,7 @@ print(json.dumps({
     "source": [inspect.getsource(lf.fail), inspect.getsource(lf.K), inspect.getsource(lf.coro)],
     "lines": lines(lf.__loader__.get_code("lf")),
     "firstlineno": [lf.fail.__code__.co_firstlineno, lf.K.prop.fget.__code__.co_firstlineno],
-    "rewritten": hasattr(lf, "_dynfault_s0"),
+    "rewritten": hasattr(lf, "_dynfault_S"),
 }))
 """
 
@@ -488,7 +488,7 @@ def test_a_rewrite_failure_runs_the_original_with_one_warning(
         "they run through the slower runtime function\n"]
     namespace: dict[str, Any] = {"__name__": "fallback"}
     exec(code, namespace)
-    assert "_dynfault_s0" not in namespace
+    assert "_dynfault_S" not in namespace
     with dynfault.faults("class fb"):
         assert namespace["check"]() is True
     assert [(s.fault_class, s.function, s.line) for s in dynfault.sites(f"file {path}")] == [
@@ -508,7 +508,7 @@ import json, sys
 import dynfault
 dynfault.install_import_hook()
 import app.mod
-print(json.dumps({"libcst": "libcst" in sys.modules, "rewritten": hasattr(app.mod, "_dynfault_s0"),
+print(json.dumps({"libcst": "libcst" in sys.modules, "rewritten": hasattr(app.mod, "_dynfault_S"),
                   "classes": [s.fault_class for s in dynfault.sites()], "debug": app.mod.DEBUG}))
 """
 
@@ -562,7 +562,7 @@ def test_runpy_uses_our_cache_and_never_the_plain_pyc(project: Path) -> None:
         import dynfault
         dynfault.install_import_hook()
         found = runpy.run_module("app.mod", run_name="__main__")
-        print(json.dumps({"rewritten": "_dynfault_s0" in found}))
+        print(json.dumps({"rewritten": "_dynfault_S" in found}))
     """)
     assert json.loads(run_python(["runner.py"], project).stdout) == {"rewritten": True}
     assert f"mod.{TAG}.pyc" not in pycache(project)
@@ -767,8 +767,8 @@ sys.meta_path.insert(0, EditableFinder())
 hook = dynfault.install_import_hook()
 print(sys.meta_path.index(hook.finder) == sys.meta_path.index(PathFinder) - 1)
 import editable_mod, found_mod
-print(type(editable_mod.__loader__).__name__, hasattr(editable_mod, "_dynfault_s0"))
-print(type(found_mod.__loader__).__name__, hasattr(found_mod, "_dynfault_s0"))
+print(type(editable_mod.__loader__).__name__, hasattr(editable_mod, "_dynfault_S"))
+print(type(found_mod.__loader__).__name__, hasattr(found_mod, "_dynfault_S"))
 """
 
 
@@ -794,15 +794,15 @@ second = dynfault.install_import_hook()
 print(first is second, sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path),
       sys.meta_path[sys.meta_path.index(PathFinder) - 1] is first.finder)
 import app.late
-print(hasattr(app.late, "_dynfault_s0"))
+print(hasattr(app.late, "_dynfault_S"))
 narrower = dynfault.install_import_hook(include="other")
 print(narrower is first, sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path))
 import app.not_included
-print(hasattr(app.not_included, "_dynfault_s0"))
+print(hasattr(app.not_included, "_dynfault_S"))
 dynfault.uninstall_import_hook()
 print(sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path))
 import app.after
-print(hasattr(app.after, "_dynfault_s0"))
+print(hasattr(app.after, "_dynfault_S"))
 """
 
 
@@ -840,7 +840,7 @@ import app.other
 app_dir = os.path.join(os.getcwd(), "app", "")
 print(json.dumps({"read": sorted(p[len(app_dir):] for p in read if p.startswith(app_dir)
                                  and p.endswith(".py")),
-                  "rewritten": hasattr(app.other, "_dynfault_s0"), "value": app.other.VALUE}))
+                  "rewritten": hasattr(app.other, "_dynfault_S"), "value": app.other.VALUE}))
 """
 
 
@@ -941,7 +941,7 @@ import json, sys
 from dynfault.instrument.hook import install_import_hook
 install_import_hook(include=["*"], calls=["@fs"])
 import iniconfig, pluggy, pytest_local, mine
-print(json.dumps({name: any(k.startswith("_dynfault_s") for k in vars(sys.modules[name]))
+print(json.dumps({name: any(k == "_dynfault_S" for k in vars(sys.modules[name]))
                   for name in ("iniconfig", "pluggy", "pytest_local", "mine")}))
 """
 

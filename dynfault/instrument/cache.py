@@ -35,7 +35,11 @@ __all__ = [
 ]
 
 Stamp = tuple[int, int, int, int]
-_FLAGS = 0b11  # checked-hash, as `py_compile --invalidation-mode checked-hash` marks it
+# checked-hash, as `py_compile --invalidation-mode checked-hash` marks it, and above it the
+# format of the code inside: a rewrite whose emitted names changed (2: the descriptors in one
+# table per module) never loads a body the same version of dynfault wrote before.
+_FORMAT = 2
+_FLAGS = 0b11 | _FORMAT << 8
 # magic, flags, a check, the source hash, the stamp (four signed 64-bit numbers), then the
 # marshalled code. The check is a hash of all that follows it: a damaged file (a flipped byte, a
 # truncation, another module's body or header spliced in) is never handed to marshal, which can

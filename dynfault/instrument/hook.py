@@ -27,7 +27,7 @@ from dynfault.instrument.compile import (
     insert_header,
     may_have_sites,
 )
-from dynfault.instrument.names import DESCRIPTOR
+from dynfault.instrument.names import TABLE
 from dynfault.util import warn as _warn
 
 TYPE_CHECKING = False  # typing and collections.abc would cost every child process
@@ -416,7 +416,7 @@ def imported_before(finder: DynfaultFinder) -> list[str]:
 
 def _imported_with_sites(finder: DynfaultFinder, name: str, module: object) -> bool:
     namespace = getattr(module, "__dict__", None)
-    if not isinstance(namespace, dict) or f"{DESCRIPTOR}0" in namespace:
+    if not isinstance(namespace, dict) or TABLE in namespace:
         return False
     if not any(_is_ours(value) for value in list(namespace.values())):
         return False
