@@ -335,7 +335,7 @@ def test_site_in_every_place(place: Place, places: tuple[Path, dict[str, Any]]) 
     # rewritten under the hook, one flag per site and one table; untouched without it
     count = len(expected)
     assert results["hook-on"][place.name]["rewritten"] == sorted(
-        [f"_dynfault_f{i}" for i in range(count)] + ["_dynfault_S"])
+        [f"_dynfault_f{i}" for i in range(count)] + ["_dynfault_S"] * bool(count))
     assert results["plain-on"][place.name]["rewritten"] == []
 
     def sites(run: str) -> list[dict[str, Any]]:
@@ -454,6 +454,50 @@ def test_syntax_errors_are_exactly_pythons(tmp_path: Path) -> None:
     assert len(blocks) == len(BAD) and all("SyntaxError" in b or "ValueError" in b
                                            for b in blocks), hooked.stdout
     assert "dynfault" not in hooked.stdout.replace("from dynfault import", "")
+
+
+@pytest.mark.parametrize("gains", ["nothing", "a_site"])
+def test_a_known_source_edited_to_a_syntax_error_fails_as_pythons(tmp_path: Path,
+                                                                   gains: str) -> None:
+    """A source the index knows keeps Python's loader, its stamp checked in path_stats: edited
+    to a syntax error (with or without a site), it fails with Python's own traceback."""
+    write(tmp_path / "bad" / "__init__.py", "")
+    path = write(tmp_path / "bad" / "edited.py", "x = 1\n")
+    write(tmp_path / "driver.py", BAD_DRIVER)
+    run_python(["driver.py", "hook", "edited"], tmp_path)  # the index now knows it
+    assert "edited.py" in cache.read_index(str(tmp_path / "bad" / "__pycache__" / INDEX))
+    write(path, (HEAD + 'x = dynamic_fault("bad")\n' if gains == "a_site" else "") + "y = (1,\n")
+    hooked = run_python(["driver.py", "hook", "edited"], tmp_path)
+    plain = run_python(["driver.py", "plain", "edited"], tmp_path)
+    assert hooked.stdout == plain.stdout
+    assert "SyntaxError" in hooked.stdout
+    assert "dynfault" not in hooked.stdout.replace("from dynfault import", "")
+
+
+KNOWN = """
+import json, os, sys
+import dynfault
+dynfault.install_import_hook()
+stats = []
+real_stat = os.stat
+os.stat = lambda path, *a, **k: (stats.append(str(path)), real_stat(path, *a, **k))[1]
+import app.other
+os.stat = real_stat
+print(json.dumps({"loader": type(app.other.__loader__).__name__, "value": app.other.VALUE,
+                  "stats": sorted(os.path.basename(p) for p in stats if p.endswith(".py"))}))
+"""
+
+
+def test_a_known_source_keeps_pythons_loader_and_one_stat(project: Path) -> None:
+    """Warm, a source without sites loads through SourceFileLoader's own get_code: the finder
+    takes no stat of its own, the loader one (as Python's does)."""
+    write(project / "app" / "other.py", NO_SITES)
+    write(project / "known.py", KNOWN)
+    cold = run_main(project, script="known.py")
+    assert cold["loader"] == "DynfaultLoader"
+    warm = run_main(project, script="known.py")
+    assert warm == {"loader": "CheckedLoader", "value": cold["value"],
+                    "stats": ["__init__.py", "other.py"]}  # one stat each
 
 
 @pytest.mark.parametrize("name", list(BAD))

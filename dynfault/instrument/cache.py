@@ -30,8 +30,8 @@ from dynfault.version import __version__
 
 __all__ = [
     "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path", "indexes",
-    "known_without_sites", "read_cache", "read_index", "record_without_sites", "split",
-    "stamp", "write_cache",
+    "known_without_sites", "load_index", "read_cache", "read_index", "record_without_sites",
+    "split", "stamp", "write_cache",
 ]
 
 Stamp = tuple[int, int, int, int]
@@ -179,11 +179,13 @@ _index_lock = threading.Lock()
 
 def index_path(source_path: str, key: str = "") -> str | None:
     """The index file for the directory of this source, or None where there is no cache."""
-    return _index(source_path, split(source_path)[0], key)[0]
+    return load_index(source_path, split(source_path)[0], key)[0]
 
 
-def _index(source_path: str, directory: str,
-           key: str) -> tuple[str | None, dict[str, Stamp]]:
+def load_index(source_path: str, directory: str,
+               key: str) -> tuple[str | None, dict[str, Stamp]]:
+    """The index of a source's directory (`split(source_path)[0]`): its file, or None where
+    there is none, and its entries; read once per directory and calls key."""
     found = indexes.get((directory, sys.pycache_prefix, key))
     if found is not None:
         return found
@@ -220,7 +222,7 @@ def known_without_sites(source_path: str, source_stamp: Stamp, key: str = "") ->
     directory, name = split(source_path)
     entries = indexes.get((directory, sys.pycache_prefix, key))
     if entries is None:
-        entries = _index(source_path, directory, key)
+        entries = load_index(source_path, directory, key)
     return entries[1].get(name) == source_stamp
 
 
@@ -229,7 +231,7 @@ def record_without_sites(source_path: str, source_stamp: Stamp, key: str = "",
     """Note that this version of the source has no sites; the index is written at exit
     (never with PYTHONDONTWRITEBYTECODE, nor when `write` is False)."""
     directory, name = split(source_path)
-    where, entries = _index(source_path, directory, key)
+    where, entries = load_index(source_path, directory, key)
     with _index_lock:
         if entries.get(name) == source_stamp:
             return  # known already, from the index file as it was read
