@@ -54,6 +54,31 @@ def test_a_sleeping_registry_keeps_only_the_newest_namespace_of_a_module() -> No
         ("/b/sleepy.py", 0), ("/b/sleepy.py", 1), ("/b/sleepy.py", 2), ("/b/other.py", 0)]
 
 
+def test_a_packed_table_binds_as_the_tuple_does() -> None:
+    """The hook's header gives the table marshalled, with the flags' names and the non-literal
+    sites: asleep, nothing is unpacked; woken, the same sites register, and a non-literal site
+    keeps the class it was first called with while pending."""
+    import marshal
+
+    table = (*TABLE, (3, 11, "h", None))
+    flags = ("_dynfault_f0", "_dynfault_f1", "_dynfault_f2", "_dynfault_f3")
+    registry = Registry()
+    namespace: dict[str, object] = {"__name__": "packed"}
+    registry.bind(namespace, "/b/packed.py", marshal.dumps(table), flags, ((3, 3),))
+    assert [namespace[flag] for flag in flags] == [False] * 4
+    descriptors = namespace["_dynfault_S"]
+    assert isinstance(descriptors, list) and len(descriptors) == 4
+    assert descriptors[0].fire("bulk:a") is False
+    assert descriptors[3].dynamic("late:class") is False  # noted for its registration
+    sites = registry.select(parse_query(None))
+    assert [(s.index, s.line, s.function, s.fault_class) for s in sites] == [
+        *TABLE, (3, 11, "h", "late:class")]
+    assert namespace["_dynfault_S"] == sites
+    again: dict[str, object] = {"__name__": "packed"}
+    registry.bind(again, "/b/packed.py", marshal.dumps(table), flags, ((3, 3),))
+    assert again["_dynfault_S"] == sites and len(registry.sites) == 4
+
+
 PIECES = st.sampled_from(["a", "b", "ab", "_", ".", "/", ":", "x.py", "get", "*", "?", "[ab]",
                           "[!a]", "[", "]", "[]a]", "[!]a]", "[a-c]", "!", "-", "**"])
 NAMES = st.text(alphabet="abc_.:/xpygetC[]!-", max_size=12)

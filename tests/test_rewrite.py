@@ -20,8 +20,8 @@ GOLDEN = [
     ("x = dynamic_fault( 'a' )\n",
      "x = (_dynfault_f0 and _dynfault_S[0].fire( 'a' ))\n"),
     ('if dynamic_fault("a") or dynamic_fault("b"):\n    pass\n',
-     'if (_dynfault_f0 and _dynfault_S[0].fire("a")) or (_dynfault_f1 and _dynfault_S[1].fire("b")):\n'
-     '    pass\n'),
+     'if (_dynfault_f0 and _dynfault_S[0].fire("a")) or '
+     '(_dynfault_f1 and _dynfault_S[1].fire("b")):\n    pass\n'),
     ('x = dynamic_fault(\n    "a",\n)\n',
      'x = (_dynfault_f0 and _dynfault_S[0].fire(\n    "a",\n))\n'),
     ('x = ((dynamic_fault("a")))\n',
@@ -111,6 +111,24 @@ def test_header_binds_every_site_with_its_identity() -> None:
     assert result.sites == scan_source(source, "m.py")
     ast.parse(result.header)  # one statement
     assert len(ast.parse(result.header).body) == 1
+
+
+def test_the_compiled_header_packs_the_table_into_one_constant() -> None:
+    """As compiled, the table is one bytes constant (a warm import unmarshals one object, not
+    five per site), and the non-literal sites ride beside the flags."""
+    import marshal
+
+    from dynfault.instrument.compile import compile_with_sites
+
+    source = IMPORT + "x = dynamic_fault('a')\ny = dynamic_fault(name)\n"
+    code, cacheable = compile_with_sites(source.encode(), "m.py")
+    assert cacheable
+    packed = [c for c in code.co_consts if isinstance(c, bytes)]
+    assert [marshal.loads(c) for c in packed] == [
+        ((0, 2, "<module>", "a"), (1, 3, "<module>", None))]
+    assert ((1, 1),) in code.co_consts
+    assert not any(isinstance(c, tuple) and c and isinstance(c[0], tuple) and len(c[0]) == 4
+                   for c in code.co_consts)
 
 
 def test_no_sites_returns_the_source_unchanged() -> None:

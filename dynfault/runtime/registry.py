@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     Table = tuple[tuple[int, int, str, str | None], ...]
     Flags = tuple[str, ...]
+    Dynamic = tuple[tuple[int, int], ...]
 
 __all__ = ["Registry", "Layer", "Rule", "Entry", "PROCESS", "SESSION", "TEST", "BLOCK"]
 
@@ -141,10 +142,11 @@ class Registry:
         self.awake = False  # has the program asked for its sites yet?
         # (module name, filename) -> the newest namespace and table: a module re-imported while
         # the registry sleeps keeps one entry, at its first import's place in the order.
-        self._pending: dict[tuple[str, str], tuple[dict[str, Any], Table, Flags]] = {}
+        self._pending: dict[tuple[str, str],
+                            tuple[dict[str, Any], Table | bytes, Flags, Dynamic]] = {}
         # filename -> the table its sites registered from, and those sites (a module's table of
         # descriptors): a re-import of the same table registers nothing
-        self._tables: dict[str, tuple[Table, list[Site]]] = {}
+        self._tables: dict[str, tuple[Table | bytes, list[Site]]] = {}
         self._names: dict[tuple[int, str | None], str] = {}  # (index, class) -> its flag
         # Files whose code called the runtime function while nothing was armed (plain python):
         # filename -> module name; their sites register when the program asks (sites, control).
@@ -203,30 +205,37 @@ class Registry:
                     names[key] = FLAG + slot(entry[0], entry[3])
         return tuple([names[(entry[0], entry[3])] for entry in table])
 
-    def bind(self, namespace: dict[str, Any], filename: str, table: Table,
-             flags: Flags | None = None) -> None:
+    def bind(self, namespace: dict[str, Any], filename: str, table: Table | bytes,
+             flags: Flags | None = None, dynamic: Dynamic | None = None) -> None:
         """A rewritten module's sites, in one call: its flags (`flags`, one name per row of
         `table`) and its table of descriptors now, registration once the program asks (or at
-        once, while any rule or report exists)."""
+        once, while any rule or report exists).
+
+        The hook's header gives the table marshalled (bytes: one object to unmarshal with the
+        module's code, not five per site), unpacked only to register; with it, the flags'
+        names and the (position, index) of each non-literal site (`dynamic`)."""
         from dynfault.instrument.names import TABLE
 
-        if flags is None:
-            flags = self._flags_of(table)
+        if flags is None or dynamic is None:
+            rows = _rows(table)
+            if flags is None:
+                flags = self._flags_of(rows)
+            if dynamic is None:
+                dynamic = tuple([(position, entry[0]) for position, entry in enumerate(rows)
+                                 if entry[3] is None])
         with self.lock:
             if not (self.awake or self.slow):
                 # Asleep, no flag can be on: a literal or call site never reaches its
                 # descriptor, so one shared stand-in serves them all; a non-literal site keeps
                 # its own, to note the class it is first called with.
                 namespace.update(dict.fromkeys(flags, False))
-                descriptors: list[Any] = [_QUIET] * len(table)
-                if None in [entry[3] for entry in table]:
-                    for position, entry in enumerate(table):
-                        if entry[3] is None:
-                            descriptors[position] = PendingSite(entry[0])
+                descriptors: list[Any] = [_QUIET] * len(flags)
+                for position, index in dynamic:
+                    descriptors[position] = PendingSite(index)
                 namespace[TABLE] = descriptors
                 key = (namespace.get("__name__", "?"), filename)
                 self._pending.pop(key, None)  # keeps the newest, at its first import's place
-                self._pending[key] = (namespace, table, flags)
+                self._pending[key] = (namespace, table, flags, dynamic)
                 return
             module = namespace.get("__name__", "?")
             known = self._tables.get(filename)
@@ -240,15 +249,16 @@ class Registry:
             namespace[TABLE] = sites
 
     def _register_table(self, pending: object, module: str, filename: str,
-                        table: Table) -> list[Site]:
+                        table: Table | bytes) -> list[Site]:
         sites = []
-        for position, (index, line, function, fault_class) in enumerate(table):
+        rows = _rows(table)
+        for position, (index, line, function, fault_class) in enumerate(rows):
             if fault_class is None and isinstance(pending, list) and position < len(pending):
                 standin = pending[position]
                 if isinstance(standin, PendingSite):
                     fault_class = standin.named  # a non-literal site called while pending
             sites.append(self.register(module, function, filename, line, fault_class, index))
-        if all(entry[3] is not None for entry in table):
+        if all(entry[3] is not None for entry in rows):
             self._tables[filename] = (table, sites)  # a re-import registers nothing
         return sites
 
@@ -257,8 +267,8 @@ class Registry:
             return
         self.awake = True
         pending, self._pending = self._pending, {}
-        for (_, filename), (namespace, table, flags) in pending.items():
-            self.bind(namespace, filename, table, flags)
+        for (_, filename), (namespace, table, flags, dynamic) in pending.items():
+            self.bind(namespace, filename, table, flags, dynamic)
 
     def _index_class(self, site: Site) -> None:
         if site.fault_class is not None:
@@ -608,6 +618,16 @@ class Registry:
 
 # The descriptor of every literal and call site of a module bound while the registry sleeps.
 _QUIET = PendingSite(-1)
+
+
+def _rows(table: Table | bytes) -> Table:
+    """A bind table, unpacked: the hook's header gives it marshalled."""
+    if isinstance(table, bytes):
+        import marshal
+
+        rows: Table = marshal.loads(table)
+        return rows
+    return table
 
 
 def _step(registry: Registry, arm: Arm) -> bool:

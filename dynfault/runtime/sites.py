@@ -59,11 +59,14 @@ def register(module: str, function: str, filename: str, line: int, fault_class: 
     return REGISTRY.register(module, function, filename, line, fault_class, index)
 
 
-def bind(namespace: dict[str, Any], table: tuple[tuple[int, int, str, str | None], ...],
-         flags: tuple[str, ...] | None = None) -> None:
+def bind(namespace: dict[str, Any],
+         table: tuple[tuple[int, int, str, str | None], ...] | bytes,
+         flags: tuple[str, ...] | None = None,
+         dynamic: tuple[tuple[int, int], ...] | None = None) -> None:
     """Called by a rewritten module's first statement: its flags and its table of descriptors
-    now, its sites once the program asks for them (or at once while any rule exists)."""
-    REGISTRY.bind(namespace, sys._getframe(1).f_code.co_filename, table, flags)
+    now, its sites once the program asks for them (or at once while any rule exists). The
+    hook's header gives the table marshalled, the flags' names and the non-literal sites."""
+    REGISTRY.bind(namespace, sys._getframe(1).f_code.co_filename, table, flags, dynamic)
 
 
 def dynamic_fault(fault_class: str) -> bool:
