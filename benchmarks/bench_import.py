@@ -10,10 +10,12 @@ same files.
 The `calls200` rows import, warm, CALL_COPIES modules of 200 call sites each (bench_calls'
 module: `open`, `.write`, `.flush`, `os.fsync`, `os.replace`), with the hook naming those calls,
 against plain python importing the same files; both with dynfault's runtime already loaded (what
-the first module with sites costs a process is part 4's start-up figure). The `*_ratio` rows are what the goals gate: each
-value is the mean of dynfault / plain over pairs of fresh interpreters run back to back (the
-order alternating), so that a load that comes and goes on the machine weighs on both sides of
-every ratio alike; the plain and dynfault rows alone are measured minutes apart.
+the first module with sites costs a process is part 4's start-up figure).
+
+The `*_ratio` rows are what the goals gate: each value is the mean of dynfault / plain over
+pairs of fresh interpreters run back to back (the order alternating), so that a load that comes
+and goes on the machine weighs on both sides of every ratio alike; the plain and dynfault rows
+alone are measured minutes apart.
 
     python benchmarks/bench_import.py -o import.json [pyperf options]
 """

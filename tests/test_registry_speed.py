@@ -60,23 +60,25 @@ def test_a_packed_table_binds_as_the_tuple_does() -> None:
     keeps the class it was first called with while pending."""
     import marshal
 
-    table = (*TABLE, (3, 11, "h", None))
-    flags = ("_dynfault_f0", "_dynfault_f1", "_dynfault_f2", "_dynfault_f3")
+    table = (*TABLE, (3, 11, "h", None), (4, 12, "h", None))
+    flags = ("_dynfault_f0", "_dynfault_f1", "_dynfault_f2", "_dynfault_f3", "_dynfault_f4")
     registry = Registry()
     namespace: dict[str, object] = {"__name__": "packed"}
-    registry.bind(namespace, "/b/packed.py", marshal.dumps(table), flags, ((3, 3),))
-    assert [namespace[flag] for flag in flags] == [False] * 4
+    dynamic = ((3, 3), (4, 4))
+    registry.bind(namespace, "/b/packed.py", marshal.dumps(table), flags, dynamic)
+    assert [namespace[flag] for flag in flags] == [False] * 5
     descriptors = namespace["_dynfault_S"]
-    assert isinstance(descriptors, list) and len(descriptors) == 4
+    assert isinstance(descriptors, list) and len(descriptors) == 5
     assert descriptors[0].fire("bulk:a") is False
-    assert descriptors[3].dynamic("late:class") is False  # noted for its registration
+    assert descriptors[3].dynamic("late:one") is False  # noted for its registration
+    assert descriptors[4].dynamic("late:two") is False  # each its own
     sites = registry.select(parse_query(None))
     assert [(s.index, s.line, s.function, s.fault_class) for s in sites] == [
-        *TABLE, (3, 11, "h", "late:class")]
+        *TABLE, (3, 11, "h", "late:one"), (4, 12, "h", "late:two")]
     assert namespace["_dynfault_S"] == sites
     again: dict[str, object] = {"__name__": "packed"}
-    registry.bind(again, "/b/packed.py", marshal.dumps(table), flags, ((3, 3),))
-    assert again["_dynfault_S"] == sites and len(registry.sites) == 4
+    registry.bind(again, "/b/packed.py", marshal.dumps(table), flags, dynamic)
+    assert again["_dynfault_S"] == sites and len(registry.sites) == 5
 
 
 PIECES = st.sampled_from(["a", "b", "ab", "_", ".", "/", ":", "x.py", "get", "*", "?", "[ab]",
