@@ -104,7 +104,7 @@ def test_header_binds_every_site_with_its_identity() -> None:
     )
     result = rewrite(source, "m.py")
     assert result.header == (
-        '__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), '
+        '__import__("dynfault.runtime.sites").runtime.sites.bind(globals(), '
         "((0, 4, 'C.get', 'btree:race'), (1, 4, 'C.get', None), (2, 5, '<module>', 'top')), "
         "('_dynfault_f0', '_dynfault_f1', '_dynfault_f2'))"
     )

@@ -84,7 +84,7 @@ def cache_path(source_path: str, key: str = "") -> str | None:
     if pycache is not None and name.endswith(".py") and len(name) > 3:
         optimize = sys.flags.optimize
         level = f".opt-{optimize}" if optimize else ""
-        return os.path.join(pycache, f"{name[:-3]}.{tag}-dynfault-{__version__}{key}{level}.pyc")
+        return f"{pycache}{os.sep}{name[:-3]}.{tag}-dynfault-{__version__}{key}{level}.pyc"
     try:
         plain = cache_from_source(source_path)
     except (NotImplementedError, ValueError):

@@ -91,9 +91,10 @@ def header(sites: list[ScannedSite]) -> str:
     once), so that a warm import's bind spells none of them."""
     table = tuple((s.index, s.line, s.function, s.fault_class) for s in sites)
     flags = tuple(FLAG + slot(s.index, s.fault_class) for s in sites)
-    # `fromlist` makes __import__ return the submodule itself; the package attribute `sites`
-    # is the public function of that name, not the submodule.
-    return (f'__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), '
+    # __import__ without a fromlist returns the package `dynfault` (no frame of importlib's
+    # _handle_fromlist per module); `dynfault.runtime.sites` is the submodule, set on its
+    # package by the import (the root's own `sites` is the public function of that name).
+    return (f'__import__("dynfault.runtime.sites").runtime.sites.bind(globals(), '
             f'{table!r}, {flags!r})')
 
 
