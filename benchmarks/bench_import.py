@@ -174,6 +174,7 @@ def write_package(workdir: Path, modules: int = MODULES) -> tuple[Path, list[str
 
 
 CALL_COPIES = 10  # modules of bench_calls.SITES call sites each, in the calls200 rows
+PAIRS = 4  # pairs of interpreters per value of a *_ratio row (pyperf's inner loops)
 CALLS_PACKAGE = "dfbench_calls"
 
 
@@ -288,8 +289,9 @@ def warm(root: Path, names: list[str], mode: str, calls: tuple[str, ...],
 
 def warm_ratio(root: Path, names: list[str], calls: tuple[str, ...],
                expected: int) -> Callable[[int], float]:
-    """Each loop: a plain and a dynfault child back to back (which goes first alternates); the
-    value is the sum of dynfault / plain, so the benchmark's mean is the mean ratio."""
+    """Each loop: PAIRS of a plain and a dynfault child back to back (which goes first
+    alternates); the value is the sum of dynfault / plain, which pyperf divides by loops and
+    inner loops (PAIRS): the benchmark's mean is the mean ratio."""
     primed: list[bool] = []
 
     def time_func(loops: int) -> float:
@@ -298,7 +300,7 @@ def warm_ratio(root: Path, names: list[str], calls: tuple[str, ...],
                 run_child(root, mode, names, calls)
             primed.append(True)
         total = 0.0
-        for n in range(loops):
+        for n in range(loops * PAIRS):
             seconds = {}
             for mode in ("plain", "dynfault") if n % 2 else ("dynfault", "plain"):
                 seconds[mode] = checked_child(root, mode, names, calls, expected)
@@ -350,14 +352,16 @@ def main() -> None:
     runner.bench_time_func("import.plain_warm", importer(root, names, "plain", cold=False))
     runner.bench_time_func("import.dynfault_warm", importer(root, names, "dynfault", cold=False))
     with_sites = len(range(0, len(names), SITE_EVERY))
-    runner.bench_time_func("import.warm_ratio", warm_ratio(root, names, (), with_sites))
+    runner.bench_time_func("import.warm_ratio", warm_ratio(root, names, (), with_sites),
+                           inner_loops=PAIRS)
     calls = bench_calls.CALLS
     runner.bench_time_func("import.calls200_plain_warm",
                            warm(calls_root, calls_names, "plain", calls, len(calls_names)))
     runner.bench_time_func("import.calls200_dynfault_warm",
                            warm(calls_root, calls_names, "dynfault", calls, len(calls_names)))
     runner.bench_time_func("import.calls200_warm_ratio",
-                           warm_ratio(calls_root, calls_names, calls, len(calls_names)))
+                           warm_ratio(calls_root, calls_names, calls, len(calls_names)),
+                           inner_loops=PAIRS)
     runner.bench_time_func("import.plain_cold", importer(root, names, "plain", cold=True))
     runner.bench_time_func("import.dynfault_cold", importer(root, names, "dynfault", cold=True))
     runner.bench_time_func("import.rewrite", rewrite_all, metadata={"dynfault_lines": lines})
