@@ -7,6 +7,16 @@ package first; "warm" runs on the caches the previous run left. The rewrite thro
 time instrument.rewrite.rewrite() and libcst's bare parse_module() in this process, over the
 same files.
 
+The `calls200` rows import, warm, CALL_COPIES modules of 200 call sites each (bench_calls'
+module: `open`, `.write`, `.flush`, `os.fsync`, `os.replace`), with the hook naming those calls,
+against plain python importing the same files; both with dynfault's runtime already loaded (what
+the first module with sites costs a process is part 4's start-up figure).
+
+The `*_ratio` rows are what the goals gate: each value is the mean of dynfault / plain over
+pairs of fresh interpreters run back to back (the order alternating), so that a load that comes
+and goes on the machine weighs on both sides of every ratio alike; the plain and dynfault rows
+alone are measured minutes apart.
+
     python benchmarks/bench_import.py -o import.json [pyperf options]
 """
 
@@ -25,6 +35,7 @@ import pyperf  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+import bench_calls
 
 MODULES = 300
 SITE_EVERY = 10  # one module in ten has sites: most real modules have none
@@ -162,18 +173,38 @@ def write_package(workdir: Path, modules: int = MODULES) -> tuple[Path, list[str
     return root, names
 
 
+CALL_COPIES = 10  # modules of bench_calls.SITES call sites each, in the calls200 rows
+PAIRS = 4  # pairs of interpreters per value of a *_ratio row (pyperf's inner loops)
+CALLS_PACKAGE = "dfbench_calls"
+
+
+def write_calls_package(workdir: Path, copies: int = CALL_COPIES) -> tuple[Path, list[str]]:
+    root = workdir / "import_calls"
+    package = root / CALLS_PACKAGE
+    _common.write_if_changed(package / "__init__.py", "")
+    names = []
+    for n in range(copies):
+        _common.write_if_changed(package / f"c{n:02d}.py",
+                                 bench_calls.import_source(bench_calls.SITES))
+        names.append(f"{CALLS_PACKAGE}.c{n:02d}")
+    return root, names
+
+
 CHILD = """\
 import importlib, json, sys, time
 root, mode, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+calls = sys.argv[4].split(",") if len(sys.argv) > 4 else []
 sys.path.insert(0, root)
 import dynfault  # both modes: the modules with sites import it, and it is not what we time
+if calls:  # call sites import no dynfault in plain python: loading the runtime is start-up's
+    import dynfault.runtime.sites  # cost (part 4), once per process, not this row's
 if mode == "dynfault":
-    dynfault.install_import_hook()
+    dynfault.install_import_hook(calls=calls)
 t0 = time.process_time()
 for name in names:
     importlib.import_module(name)
 elapsed = time.process_time() - t0
-rewritten = sum(1 for n in names if hasattr(sys.modules[n], "_dynfault_s0"))
+rewritten = sum(1 for n in names if hasattr(sys.modules[n], "_dynfault_S"))
 print(json.dumps({"seconds": elapsed, "rewritten": rewritten, "libcst": "libcst" in sys.modules}))
 """
 
@@ -188,8 +219,10 @@ def dynfault_cache_files(package: Path) -> int:
     return len(list((package / "__pycache__").glob(f"*.{tag}-dynfault*")))
 
 
-def run_child(root: Path, mode: str, names: list[str]) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(root), mode, ",".join(names)],
+def run_child(root: Path, mode: str, names: list[str],
+              calls: tuple[str, ...] = ()) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(root), mode, ",".join(names),
+                           *([",".join(calls)] if calls else [])],
                           capture_output=True, text=True, env=_common.clean_env())
     if done.returncode != 0:
         raise SystemExit(f"bench_import: the {mode} import failed:\n{done.stderr}")
@@ -229,6 +262,54 @@ def importer(root: Path, names: list[str], mode: str, cold: bool) -> Callable[[i
     return time_func
 
 
+def checked_child(root: Path, mode: str, names: list[str], calls: tuple[str, ...],
+                  expected: int) -> float:
+    """A warm child's seconds, once it shows what the table claims: the modules with sites
+    rewritten, the cache used (no libcst)."""
+    result = run_child(root, mode, names, calls)
+    if mode == "dynfault" and (result["rewritten"] != expected or result["libcst"]):
+        raise SystemExit(f"bench_import: {result['rewritten']} modules rewritten (expected "
+                         f"{expected}), libcst loaded: {result['libcst']}")
+    return float(result["seconds"])  # type: ignore[arg-type]
+
+
+def warm(root: Path, names: list[str], mode: str, calls: tuple[str, ...],
+         expected: int) -> Callable[[int], float]:
+    """One warm import per value (the calls200 rows' plain and dynfault values)."""
+    primed: list[bool] = []
+
+    def time_func(loops: int) -> float:
+        if not primed:
+            run_child(root, mode, names, calls)  # the caches this mode leaves behind
+            primed.append(True)
+        return sum(checked_child(root, mode, names, calls, expected) for _ in range(loops))
+
+    return time_func
+
+
+def warm_ratio(root: Path, names: list[str], calls: tuple[str, ...],
+               expected: int) -> Callable[[int], float]:
+    """Each loop: PAIRS of a plain and a dynfault child back to back (which goes first
+    alternates); the value is the sum of dynfault / plain, which pyperf divides by loops and
+    inner loops (PAIRS): the benchmark's mean is the mean ratio."""
+    primed: list[bool] = []
+
+    def time_func(loops: int) -> float:
+        if not primed:
+            for mode in ("plain", "dynfault"):
+                run_child(root, mode, names, calls)
+            primed.append(True)
+        total = 0.0
+        for n in range(loops * PAIRS):
+            seconds = {}
+            for mode in ("plain", "dynfault") if n % 2 else ("dynfault", "plain"):
+                seconds[mode] = checked_child(root, mode, names, calls, expected)
+            total += seconds["dynfault"] / seconds["plain"]
+        return total
+
+    return time_func
+
+
 def site_sources(root: Path, names: list[str]) -> list[tuple[str, str]]:
     files = [root / (name.replace(".", "/") + ".py") for name in names]
     return [(str(f), f.read_text(encoding="utf-8")) for f in files
@@ -242,6 +323,8 @@ def main() -> None:
     _common.add_options(runner)
     args = runner.parse_args()
     root, names = write_package(Path(args.workdir), MODULES // 10 if args.small else MODULES)
+    calls_root, calls_names = write_calls_package(Path(args.workdir),
+                                                  2 if args.small else CALL_COPIES)
     sources = site_sources(root, names)
     lines = sum(text.count("\n") for _, text in sources)
     runner.metadata["dynfault_modules"] = len(names)
@@ -268,6 +351,17 @@ def main() -> None:
     # Warm before cold, so the cold runs' clearing never leaves a warm benchmark a cold cache.
     runner.bench_time_func("import.plain_warm", importer(root, names, "plain", cold=False))
     runner.bench_time_func("import.dynfault_warm", importer(root, names, "dynfault", cold=False))
+    with_sites = len(range(0, len(names), SITE_EVERY))
+    runner.bench_time_func("import.warm_ratio", warm_ratio(root, names, (), with_sites),
+                           inner_loops=PAIRS)
+    calls = bench_calls.CALLS
+    runner.bench_time_func("import.calls200_plain_warm",
+                           warm(calls_root, calls_names, "plain", calls, len(calls_names)))
+    runner.bench_time_func("import.calls200_dynfault_warm",
+                           warm(calls_root, calls_names, "dynfault", calls, len(calls_names)))
+    runner.bench_time_func("import.calls200_warm_ratio",
+                           warm_ratio(calls_root, calls_names, calls, len(calls_names)),
+                           inner_loops=PAIRS)
     runner.bench_time_func("import.plain_cold", importer(root, names, "plain", cold=True))
     runner.bench_time_func("import.dynfault_cold", importer(root, names, "dynfault", cold=True))
     runner.bench_time_func("import.rewrite", rewrite_all, metadata={"dynfault_lines": lines})

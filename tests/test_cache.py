@@ -16,7 +16,7 @@ MAIN = """\
 import dynfault
 dynfault.install_import_hook()
 import mod
-print(mod.VALUE, hasattr(mod, "_dynfault_s0"))
+print(mod.VALUE, hasattr(mod, "_dynfault_S"))
 """
 
 
@@ -135,9 +135,9 @@ TEST = """\
 import thirdparty, thirdparty.plain, project_mod
 
 def test_imports():
-    assert not hasattr(thirdparty, "_dynfault_s0")  # outside the roots: not rewritten
+    assert not hasattr(thirdparty, "_dynfault_S")  # outside the roots: not rewritten
     assert thirdparty.plain.Y == 1
-    assert hasattr(project_mod, "_dynfault_s0")
+    assert hasattr(project_mod, "_dynfault_S")
 """
 
 
@@ -201,3 +201,28 @@ def test_another_modules_body_is_compiled_around(tmp_path: Path) -> None:
     assert python("main.py", cwd=tmp_path, env=env).stdout == "aaaa True\nzzzz\n"
     mine.write_bytes(theirs.read_bytes()[:24] + ours[24:56] + body)  # and their check too
     assert python("main.py", cwd=tmp_path, env=env).stdout == "aaaa True\nzzzz\n"
+
+
+def test_a_body_of_an_older_format_never_loads(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole, checked body that the same version of dynfault wrote with its previous emission
+    (one global per descriptor, flags word 0b11) is compiled around, never run: its code would
+    read names the runtime no longer binds."""
+    from importlib.util import MAGIC_NUMBER, source_hash
+
+    from dynfault.instrument import cache
+    from dynfault.instrument.compile import cached_code
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    source = tmp_path / "mod.py"
+    source.write_text(MOD)
+    stamp = cache.stamp(os.stat(source))
+    pyc = cache.cache_path(str(source))
+    assert pyc is not None
+    code = cached_code(str(source), source.read_bytes(), stamp)
+    good = Path(pyc).read_bytes()
+    assert cache.read_cache(pyc, stamp) == code
+    checked = good[16:]
+    old = MAGIC_NUMBER + (0b11).to_bytes(4, "little") + source_hash(checked) + checked
+    Path(pyc).write_bytes(old)
+    assert cache.read_cache(pyc, stamp) is None

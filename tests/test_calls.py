@@ -18,7 +18,7 @@ from dynfault.errors import UsageError
 from dynfault.instrument import cache, hook
 from dynfault.instrument.calls import GROUPS, expand_calls
 from dynfault.instrument.compile import compile_source, may_have_sites
-from dynfault.instrument.names import DESCRIPTOR, slot
+from dynfault.instrument.names import FLAG, slot
 from dynfault.instrument.scan import scan_source
 
 
@@ -240,7 +240,7 @@ def load(source: str, path: Path, *calls: str) -> dict[str, Any]:
 
 def test_disabled_a_call_site_is_the_call(tmp_path: Path) -> None:
     ns = load(CALLER, tmp_path / "caller.py", "json.loads", "os.fsync")
-    assert "_dynfault_s0_json__loads" in ns and "_dynfault_s0_os__fsync" in ns
+    assert "_dynfault_f0_json__loads" in ns and "_dynfault_f0_os__fsync" in ns
     assert ns["parse"]('{"a": [1, 2]}', []) == {"a": [1, 2]}
     with pytest.raises(json.JSONDecodeError) as raised:
         ns["parse"]("{", [])
@@ -304,7 +304,7 @@ def test_the_cache_is_keyed_by_the_calls(tmp_path: Path, monkeypatch: pytest.Mon
         ns: dict[str, Any] = {"__name__": "cached"}
         exec(code, ns)
         return sorted(str(s.fault_class) for s in dynfault.sites(f"file {path}")
-                      if DESCRIPTOR + slot(s.index, s.fault_class) in ns)
+                      if FLAG + slot(s.index, s.fault_class) in ns)
 
     assert bound(plain) == []
     assert bound(with_fsync) == bound(again) == ["call:os.fsync"]
@@ -355,7 +355,7 @@ def test_list_and_show_take_calls(tmp_path: Path) -> None:
     shown = dynfault_cli("show", "--calls", "os.fsync", "app.py", cwd=tmp_path)
     assert shown.returncode == 0
     assert shown.stdout.splitlines()[4] == (
-        "    (_dynfault_s0_os__fsync.guard(os.fsync)(fd) if _dynfault_f0_os__fsync "
+        "    (_dynfault_S[0].guard(os.fsync)(fd) if _dynfault_f0_os__fsync "
         "else os.fsync(fd))")
     assert shown.stdout.count("\n") == APP.count("\n") + 1  # the header line, nothing moved
     bad = dynfault_cli("list", "--calls", "os..x", "app.py", cwd=tmp_path)
@@ -401,7 +401,7 @@ for n in range(4):
         colcalls.shapes(n)
     except Exception:
         traceback.print_exc(file=sys.stdout)
-print("rewritten:", any(name.startswith("_dynfault_s") for name in vars(colcalls)))
+print("rewritten:", any(name == "_dynfault_S" for name in vars(colcalls)))
 """
 
 

@@ -18,7 +18,7 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_a_child_gets_the_hook(tmp_path: Path) -> None:
     write(tmp_path, {"mod.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n'})
-    proc = python("-c", "import mod; print(hasattr(mod, '_dynfault_s0'), mod.X)", cwd=tmp_path,
+    proc = python("-c", "import mod; print(hasattr(mod, '_dynfault_S'), mod.X)", cwd=tmp_path,
                   env=child_env(tmp_path, DYNFAULT_ENABLE="class k"))
     assert (proc.stdout, proc.stderr) == ("True True\n", "")
 
@@ -27,7 +27,7 @@ def test_a_bad_enable_in_a_child_prints_one_line_and_the_program_runs(tmp_path: 
     # The rules wait until the runtime is needed (SPEC §6 as amended): a module that may have
     # sites is imported, the bad value is found then, said once, and nothing is rewritten.
     write(tmp_path, {"marked.py": "# dynamic_fault\nX = 1\n"})
-    proc = python("-c", "print('ran'); import marked, sys; print(hasattr(marked, '_dynfault_s0'),"
+    proc = python("-c", "print('ran'); import marked, sys; print(hasattr(marked, '_dynfault_S'),"
                   " 'dynfault.instrument.hook' in sys.modules)", cwd=tmp_path,
                   env=child_env(tmp_path, DYNFAULT_ENABLE="bogus (("))
     assert proc.returncode == 0
@@ -62,7 +62,7 @@ LIBS = {
     "app.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n',
     "lib.py": 'from dynfault import dynamic_fault\nX = dynamic_fault("k")\n',
 }
-REWRITTEN = "import app, lib; print(hasattr(app, '_dynfault_s0'), hasattr(lib, '_dynfault_s0'))"
+REWRITTEN = "import app, lib; print(hasattr(app, '_dynfault_S'), hasattr(lib, '_dynfault_S'))"
 
 
 def test_run_include_holds_in_a_subprocess_child(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_run_include_holds_in_multiprocessing_children(tmp_path: Path, method: s
 
         def probe(_):
             import app, lib, __main__
-            return (hasattr(app, '_dynfault_s0'), hasattr(lib, '_dynfault_s0'),
+            return (hasattr(app, '_dynfault_S'), hasattr(lib, '_dynfault_S'),
                     '_dynfault_f0' in vars(__main__), __main__.__name__)
 
         def here():
@@ -165,7 +165,7 @@ def test_a_child_loads_the_hook_only_once_a_module_may_have_sites(tmp_path: Path
     write(tmp_path, {"plain.py": "X = 1\n", **LIBS})
     probe = ("import sys, plain; print('dynfault.instrument.hook' in sys.modules); "
              "import app; print('dynfault.instrument.hook' in sys.modules, "
-             "hasattr(app, '_dynfault_s0'))")
+             "hasattr(app, '_dynfault_S'))")
     done = python("-c", probe, cwd=tmp_path, env=child_env(tmp_path))
     assert (done.returncode, done.stdout, done.stderr) == (0, "False\nTrue True\n", "")
 

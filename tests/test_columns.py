@@ -56,7 +56,7 @@ for n in range(8):
         colmod.shapes(n)
     except Exception:
         traceback.print_exc(file=sys.stdout)
-print("rewritten:", any(name.startswith("_dynfault_s") for name in vars(colmod)))
+print("rewritten:", any(name == "_dynfault_S" for name in vars(colmod)))
 """
 
 

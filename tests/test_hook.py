@@ -332,10 +332,10 @@ def test_site_in_every_place(place: Place, places: tuple[Path, dict[str, Any]]) 
         got = results[run][place.name]
         assert got["value"] == (place.on if run.endswith("on") else place.off), run
         assert got["doc"] == place.doc, run
-    # rewritten under the hook, one descriptor and one flag per site; untouched without it
+    # rewritten under the hook, one flag per site and one table; untouched without it
     count = len(expected)
     assert results["hook-on"][place.name]["rewritten"] == sorted(
-        [f"_dynfault_f{i}" for i in range(count)] + [f"_dynfault_s{i}" for i in range(count)])
+        [f"_dynfault_f{i}" for i in range(count)] + ["_dynfault_S"] * bool(count))
     assert results["plain-on"][place.name]["rewritten"] == []
 
     def sites(run: str) -> list[dict[str, Any]]:
@@ -391,7 +391,7 @@ print(json.dumps({
     "source": [inspect.getsource(lf.fail), inspect.getsource(lf.K), inspect.getsource(lf.coro)],
     "lines": lines(lf.__loader__.get_code("lf")),
     "firstlineno": [lf.fail.__code__.co_firstlineno, lf.K.prop.fget.__code__.co_firstlineno],
-    "rewritten": hasattr(lf, "_dynfault_s0"),
+    "rewritten": hasattr(lf, "_dynfault_S"),
 }))
 """
 
@@ -456,6 +456,50 @@ def test_syntax_errors_are_exactly_pythons(tmp_path: Path) -> None:
     assert "dynfault" not in hooked.stdout.replace("from dynfault import", "")
 
 
+@pytest.mark.parametrize("gains", ["nothing", "a_site"])
+def test_a_known_source_edited_to_a_syntax_error_fails_as_pythons(tmp_path: Path,
+                                                                   gains: str) -> None:
+    """A source the index knows keeps Python's loader, its stamp checked in path_stats: edited
+    to a syntax error (with or without a site), it fails with Python's own traceback."""
+    write(tmp_path / "bad" / "__init__.py", "")
+    path = write(tmp_path / "bad" / "edited.py", "x = 1\n")
+    write(tmp_path / "driver.py", BAD_DRIVER)
+    run_python(["driver.py", "hook", "edited"], tmp_path)  # the index now knows it
+    assert "edited.py" in cache.read_index(str(tmp_path / "bad" / "__pycache__" / INDEX))
+    write(path, (HEAD + 'x = dynamic_fault("bad")\n' if gains == "a_site" else "") + "y = (1,\n")
+    hooked = run_python(["driver.py", "hook", "edited"], tmp_path)
+    plain = run_python(["driver.py", "plain", "edited"], tmp_path)
+    assert hooked.stdout == plain.stdout
+    assert "SyntaxError" in hooked.stdout
+    assert "dynfault" not in hooked.stdout.replace("from dynfault import", "")
+
+
+KNOWN = """
+import json, os, sys
+import dynfault
+dynfault.install_import_hook()
+stats = []
+real_stat = os.stat
+os.stat = lambda path, *a, **k: (stats.append(str(path)), real_stat(path, *a, **k))[1]
+import app.other
+os.stat = real_stat
+print(json.dumps({"loader": type(app.other.__loader__).__name__, "value": app.other.VALUE,
+                  "stats": sorted(os.path.basename(p) for p in stats if p.endswith(".py"))}))
+"""
+
+
+def test_a_known_source_keeps_pythons_loader_and_one_stat(project: Path) -> None:
+    """Warm, a source without sites loads through SourceFileLoader's own get_code: the finder
+    takes no stat of its own, the loader one (as Python's does)."""
+    write(project / "app" / "other.py", NO_SITES)
+    write(project / "known.py", KNOWN)
+    cold = run_main(project, script="known.py")
+    assert cold["loader"] == "DynfaultLoader"
+    warm = run_main(project, script="known.py")
+    assert warm == {"loader": "CheckedLoader", "value": cold["value"],
+                    "stats": ["__init__.py", "other.py"]}  # one stat each
+
+
 @pytest.mark.parametrize("name", list(BAD))
 def test_code_for_path_raises_as_compile_does(tmp_path: Path, name: str) -> None:
     source = BAD[name]
@@ -488,7 +532,7 @@ def test_a_rewrite_failure_runs_the_original_with_one_warning(
         "they run through the slower runtime function\n"]
     namespace: dict[str, Any] = {"__name__": "fallback"}
     exec(code, namespace)
-    assert "_dynfault_s0" not in namespace
+    assert "_dynfault_S" not in namespace
     with dynfault.faults("class fb"):
         assert namespace["check"]() is True
     assert [(s.fault_class, s.function, s.line) for s in dynfault.sites(f"file {path}")] == [
@@ -508,7 +552,7 @@ import json, sys
 import dynfault
 dynfault.install_import_hook()
 import app.mod
-print(json.dumps({"libcst": "libcst" in sys.modules, "rewritten": hasattr(app.mod, "_dynfault_s0"),
+print(json.dumps({"libcst": "libcst" in sys.modules, "rewritten": hasattr(app.mod, "_dynfault_S"),
                   "classes": [s.fault_class for s in dynfault.sites()], "debug": app.mod.DEBUG}))
 """
 
@@ -562,7 +606,7 @@ def test_runpy_uses_our_cache_and_never_the_plain_pyc(project: Path) -> None:
         import dynfault
         dynfault.install_import_hook()
         found = runpy.run_module("app.mod", run_name="__main__")
-        print(json.dumps({"rewritten": "_dynfault_s0" in found}))
+        print(json.dumps({"rewritten": "_dynfault_S" in found}))
     """)
     assert json.loads(run_python(["runner.py"], project).stdout) == {"rewritten": True}
     assert f"mod.{TAG}.pyc" not in pycache(project)
@@ -767,8 +811,8 @@ sys.meta_path.insert(0, EditableFinder())
 hook = dynfault.install_import_hook()
 print(sys.meta_path.index(hook.finder) == sys.meta_path.index(PathFinder) - 1)
 import editable_mod, found_mod
-print(type(editable_mod.__loader__).__name__, hasattr(editable_mod, "_dynfault_s0"))
-print(type(found_mod.__loader__).__name__, hasattr(found_mod, "_dynfault_s0"))
+print(type(editable_mod.__loader__).__name__, hasattr(editable_mod, "_dynfault_S"))
+print(type(found_mod.__loader__).__name__, hasattr(found_mod, "_dynfault_S"))
 """
 
 
@@ -794,15 +838,15 @@ second = dynfault.install_import_hook()
 print(first is second, sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path),
       sys.meta_path[sys.meta_path.index(PathFinder) - 1] is first.finder)
 import app.late
-print(hasattr(app.late, "_dynfault_s0"))
+print(hasattr(app.late, "_dynfault_S"))
 narrower = dynfault.install_import_hook(include="other")
 print(narrower is first, sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path))
 import app.not_included
-print(hasattr(app.not_included, "_dynfault_s0"))
+print(hasattr(app.not_included, "_dynfault_S"))
 dynfault.uninstall_import_hook()
 print(sum(isinstance(f, hook.DynfaultFinder) for f in sys.meta_path))
 import app.after
-print(hasattr(app.after, "_dynfault_s0"))
+print(hasattr(app.after, "_dynfault_S"))
 """
 
 
@@ -840,7 +884,7 @@ import app.other
 app_dir = os.path.join(os.getcwd(), "app", "")
 print(json.dumps({"read": sorted(p[len(app_dir):] for p in read if p.startswith(app_dir)
                                  and p.endswith(".py")),
-                  "rewritten": hasattr(app.other, "_dynfault_s0"), "value": app.other.VALUE}))
+                  "rewritten": hasattr(app.other, "_dynfault_S"), "value": app.other.VALUE}))
 """
 
 
@@ -941,7 +985,7 @@ import json, sys
 from dynfault.instrument.hook import install_import_hook
 install_import_hook(include=["*"], calls=["@fs"])
 import iniconfig, pluggy, pytest_local, mine
-print(json.dumps({name: any(k.startswith("_dynfault_s") for k in vars(sys.modules[name]))
+print(json.dumps({name: any(k == "_dynfault_S" for k in vars(sys.modules[name]))
                   for name in ("iniconfig", "pluggy", "pytest_local", "mine")}))
 """
 

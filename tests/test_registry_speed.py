@@ -28,10 +28,10 @@ def test_bind_registers_a_modules_sites_in_order_and_sets_flags() -> None:
     registry.bind(namespace, "/b/bulkmod.py", TABLE)
     assert [(s.index, s.line, s.function, s.fault_class) for s in registry.sites] == list(TABLE)
     assert [namespace[f"_dynfault_f{n}"] for n in range(3)] == [True, False, True]
-    assert [namespace[f"_dynfault_s{n}"] for n in range(3)] == registry.sites
+    assert namespace["_dynfault_S"] == registry.sites
     again: dict[str, object] = {"__name__": "bulkmod"}  # a re-import: the same sites, rebound
     registry.bind(again, "/b/bulkmod.py", TABLE)
-    assert [again[f"_dynfault_s{n}"] for n in range(3)] == registry.sites
+    assert again["_dynfault_S"] == registry.sites
     assert len(registry.sites) == 3
 
 
@@ -52,6 +52,33 @@ def test_a_sleeping_registry_keeps_only_the_newest_namespace_of_a_module() -> No
     sites = registry.select(parse_query(None))
     assert [(s.filename, s.index) for s in sites] == [
         ("/b/sleepy.py", 0), ("/b/sleepy.py", 1), ("/b/sleepy.py", 2), ("/b/other.py", 0)]
+
+
+def test_a_packed_table_binds_as_the_tuple_does() -> None:
+    """The hook's header gives the table marshalled, with the flags' names and the non-literal
+    sites: asleep, nothing is unpacked; woken, the same sites register, and a non-literal site
+    keeps the class it was first called with while pending."""
+    import marshal
+
+    table = (*TABLE, (3, 11, "h", None), (4, 12, "h", None))
+    flags = ("_dynfault_f0", "_dynfault_f1", "_dynfault_f2", "_dynfault_f3", "_dynfault_f4")
+    registry = Registry()
+    namespace: dict[str, object] = {"__name__": "packed"}
+    dynamic = ((3, 3), (4, 4))
+    registry.bind(namespace, "/b/packed.py", marshal.dumps(table), flags, dynamic)
+    assert [namespace[flag] for flag in flags] == [False] * 5
+    descriptors = namespace["_dynfault_S"]
+    assert isinstance(descriptors, list) and len(descriptors) == 5
+    assert descriptors[0].fire("bulk:a") is False
+    assert descriptors[3].dynamic("late:one") is False  # noted for its registration
+    assert descriptors[4].dynamic("late:two") is False  # each its own
+    sites = registry.select(parse_query(None))
+    assert [(s.index, s.line, s.function, s.fault_class) for s in sites] == [
+        *TABLE, (3, 11, "h", "late:one"), (4, 12, "h", "late:two")]
+    assert namespace["_dynfault_S"] == sites
+    again: dict[str, object] = {"__name__": "packed"}
+    registry.bind(again, "/b/packed.py", marshal.dumps(table), flags, dynamic)
+    assert again["_dynfault_S"] == sites and len(registry.sites) == 5
 
 
 PIECES = st.sampled_from(["a", "b", "ab", "_", ".", "/", ":", "x.py", "get", "*", "?", "[ab]",

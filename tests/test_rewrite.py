@@ -16,48 +16,48 @@ IMPORT = "from dynfault import dynamic_fault, dynamic_fault_async\n"
 # white space and line structure.
 GOLDEN = [
     ('x = dynamic_fault("a")\n',
-     'x = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'x = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ("x = dynamic_fault( 'a' )\n",
-     "x = (_dynfault_f0 and _dynfault_s0.fire( 'a' ))\n"),
+     "x = (_dynfault_f0 and _dynfault_S[0].fire( 'a' ))\n"),
     ('if dynamic_fault("a") or dynamic_fault("b"):\n    pass\n',
-     'if (_dynfault_f0 and _dynfault_s0.fire("a")) or (_dynfault_f1 and _dynfault_s1.fire("b")):\n'
-     '    pass\n'),
+     'if (_dynfault_f0 and _dynfault_S[0].fire("a")) or '
+     '(_dynfault_f1 and _dynfault_S[1].fire("b")):\n    pass\n'),
     ('x = dynamic_fault(\n    "a",\n)\n',
-     'x = (_dynfault_f0 and _dynfault_s0.fire(\n    "a",\n))\n'),
+     'x = (_dynfault_f0 and _dynfault_S[0].fire(\n    "a",\n))\n'),
     ('x = ((dynamic_fault("a")))\n',
-     'x = (((_dynfault_f0 and _dynfault_s0.fire("a"))))\n'),
+     'x = (((_dynfault_f0 and _dynfault_S[0].fire("a"))))\n'),
     ('x = dynamic_fault(fault_class="a")\n',
-     'x = (_dynfault_f0 and _dynfault_s0.fire(fault_class="a"))\n'),
+     'x = (_dynfault_f0 and _dynfault_S[0].fire(fault_class="a"))\n'),
     ("x = dynamic_fault(name)\n",
-     "x = _dynfault_s0.dynamic(name)\n"),
+     "x = _dynfault_S[0].dynamic(name)\n"),
     ('x = dynamic_fault(f"{a}:b")\n',
-     'x = _dynfault_s0.dynamic(f"{a}:b")\n'),
+     'x = _dynfault_S[0].dynamic(f"{a}:b")\n'),
     ('async def f():\n    return await dynamic_fault_async("a")\n',
-     'async def f():\n    return await _dynfault_s0.fire_async("a")\n'),
+     'async def f():\n    return await _dynfault_S[0].fire_async("a")\n'),
     ("async def f():\n    return await dynamic_fault_async(name)\n",
-     "async def f():\n    return await _dynfault_s0.dynamic_async(name)\n"),
+     "async def f():\n    return await _dynfault_S[0].dynamic_async(name)\n"),
     ('x = [dynamic_fault("a") for _ in y]\n',
-     'x = [(_dynfault_f0 and _dynfault_s0.fire("a")) for _ in y]\n'),
+     'x = [(_dynfault_f0 and _dynfault_S[0].fire("a")) for _ in y]\n'),
     ('f = lambda: dynamic_fault("a")\n',
-     'f = lambda: (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'f = lambda: (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('if (hit := dynamic_fault("a")):\n    pass\n',
-     'if (hit := (_dynfault_f0 and _dynfault_s0.fire("a"))):\n    pass\n'),
+     'if (hit := (_dynfault_f0 and _dynfault_S[0].fire("a"))):\n    pass\n'),
     ('x = not dynamic_fault("a")\n',
-     'x = not (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'x = not (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     # an outer call on the result starts where the site does; only the site is replaced
     ('x = dynamic_fault("a").real\ny = dynamic_fault(dynamic_fault("b"))\n',
-     'x = (_dynfault_f0 and _dynfault_s0.fire("a")).real\n'
-     'y = _dynfault_s1.dynamic((_dynfault_f2 and _dynfault_s2.fire("b")))\n'),
+     'x = (_dynfault_f0 and _dynfault_S[0].fire("a")).real\n'
+     'y = _dynfault_S[1].dynamic((_dynfault_f2 and _dynfault_S[2].fire("b")))\n'),
     ('class C:\n    def __m(self):\n        return dynamic_fault("a")\n',
-     'class C:\n    def __m(self):\n        return (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'class C:\n    def __m(self):\n        return (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('x = f"{dynamic_fault(\'a\')}"\n',
-     'x = f"{(_dynfault_f0 and _dynfault_s0.fire(\'a\'))}"\n'),
+     'x = f"{(_dynfault_f0 and _dynfault_S[0].fire(\'a\'))}"\n'),
     # decorators stand before the span libcst gives their def or class
     ('class C:\n    @deco(dynamic_fault("a"))\n    @deco(\n        dynamic_fault("b"))\n'
      '    def f(self):\n        pass\n@deco(dynamic_fault("c"))\nclass D:\n    pass\n',
-     'class C:\n    @deco((_dynfault_f0 and _dynfault_s0.fire("a")))\n    @deco(\n'
-     '        (_dynfault_f1 and _dynfault_s1.fire("b")))\n    def f(self):\n        pass\n'
-     '@deco((_dynfault_f2 and _dynfault_s2.fire("c")))\nclass D:\n    pass\n'),
+     'class C:\n    @deco((_dynfault_f0 and _dynfault_S[0].fire("a")))\n    @deco(\n'
+     '        (_dynfault_f1 and _dynfault_S[1].fire("b")))\n    def f(self):\n        pass\n'
+     '@deco((_dynfault_f2 and _dynfault_S[2].fire("c")))\nclass D:\n    pass\n'),
     # not ours: a call with other arguments, another module's function, a shadowing local
     ('x = dynamic_fault("a", 1)\ny = other.dynamic_fault("b")\n',
      'x = dynamic_fault("a", 1)\ny = other.dynamic_fault("b")\n'),
@@ -75,16 +75,16 @@ def test_golden(source: str, expected: str) -> None:
 
 ALIASES = [
     ('import dynfault\nx = dynfault.dynamic_fault("a")\n',
-     'import dynfault\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'import dynfault\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('import dynfault as d\nx = d.dynamic_fault("a")\n',
-     'import dynfault as d\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'import dynfault as d\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('from dynfault import dynamic_fault as f\nx = f("a")\n',
-     'from dynfault import dynamic_fault as f\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'from dynfault import dynamic_fault as f\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('from dynfault.runtime.sites import dynamic_fault\nx = dynamic_fault("a")\n',
      'from dynfault.runtime.sites import dynamic_fault\n'
-     'x = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'x = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('from dynfault import *\nx = dynamic_fault("a")\n',
-     'from dynfault import *\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+     'from dynfault import *\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
     ('def dynamic_fault(c):\n    return c\nx = dynamic_fault("a")\n',
      'def dynamic_fault(c):\n    return c\nx = dynamic_fault("a")\n'),
 ]
@@ -104,12 +104,31 @@ def test_header_binds_every_site_with_its_identity() -> None:
     )
     result = rewrite(source, "m.py")
     assert result.header == (
-        '__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), '
-        "((0, 4, 'C.get', 'btree:race'), (1, 4, 'C.get', None), (2, 5, '<module>', 'top')))"
+        '__import__("dynfault.runtime.sites").runtime.sites.bind(globals(), '
+        "((0, 4, 'C.get', 'btree:race'), (1, 4, 'C.get', None), (2, 5, '<module>', 'top')), "
+        "('_dynfault_f0', '_dynfault_f1', '_dynfault_f2'))"
     )
     assert result.sites == scan_source(source, "m.py")
     ast.parse(result.header)  # one statement
     assert len(ast.parse(result.header).body) == 1
+
+
+def test_the_compiled_header_packs_the_table_into_one_constant() -> None:
+    """As compiled, the table is one bytes constant (a warm import unmarshals one object, not
+    five per site), and the non-literal sites ride beside the flags."""
+    import marshal
+
+    from dynfault.instrument.compile import compile_with_sites
+
+    source = IMPORT + "x = dynamic_fault('a')\ny = dynamic_fault(name)\n"
+    code, cacheable = compile_with_sites(source.encode(), "m.py")
+    assert cacheable
+    packed = [c for c in code.co_consts if isinstance(c, bytes)]
+    assert [marshal.loads(c) for c in packed] == [
+        ((0, 2, "<module>", "a"), (1, 3, "<module>", None))]
+    assert ((1, 1),) in code.co_consts
+    assert not any(isinstance(c, tuple) and c and isinstance(c[0], tuple) and len(c[0]) == 4
+                   for c in code.co_consts)
 
 
 def test_no_sites_returns_the_source_unchanged() -> None:
@@ -129,23 +148,23 @@ def _lines(text: str) -> int:
         (b'#!/usr/bin/env python\r\nfrom dynfault import dynamic_fault\r\n'
          b'x = dynamic_fault("a")\r\n',
          '#!/usr/bin/env python\r\nfrom dynfault import dynamic_fault\r\n'
-         'x = (_dynfault_f0 and _dynfault_s0.fire("a"))\r\n'),
+         'x = (_dynfault_f0 and _dynfault_S[0].fire("a"))\r\n'),
         # a latin-1 file is decoded as Python decodes it: the class is "é", not mojibake
         (b'# -*- coding: latin-1 -*-\nfrom dynfault import dynamic_fault\n'
          b'y = "\xe9\xe9"; x = dynamic_fault("\xe9")\n',
          '# -*- coding: latin-1 -*-\nfrom dynfault import dynamic_fault\n'
-         'y = "éé"; x = (_dynfault_f0 and _dynfault_s0.fire("é"))\n'),
+         'y = "éé"; x = (_dynfault_f0 and _dynfault_S[0].fire("é"))\n'),
         # the BOM belongs to the bytes, not to the text
         (b'\xef\xbb\xbffrom dynfault import dynamic_fault\nx = dynamic_fault("a")\n',
-         'from dynfault import dynamic_fault\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))\n'),
+         'from dynfault import dynamic_fault\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))\n'),
         # no newline at the end of the file
         (b'from dynfault import dynamic_fault\nx = dynamic_fault("a")',
-         'from dynfault import dynamic_fault\nx = (_dynfault_f0 and _dynfault_s0.fire("a"))'),
+         'from dynfault import dynamic_fault\nx = (_dynfault_f0 and _dynfault_S[0].fire("a"))'),
         # tabs and wide characters before a site on its line
         (b'from dynfault import dynamic_fault\nif 1:\n'
          b'\tz = "\xc3\xa9\xc3\xa9" + str(dynamic_fault("a"))\n',
          'from dynfault import dynamic_fault\nif 1:\n\tz = "éé" + str((_dynfault_f0 and '
-         '_dynfault_s0.fire("a")))\n'),
+         '_dynfault_S[0].fire("a")))\n'),
     ],
 )
 def test_encodings_and_newlines_round_trip(raw: bytes, expected: str) -> None:

@@ -227,7 +227,7 @@ for name, expressions in checks.items():
     result[name] = {
         "differ": [(e, outcome(e, original), outcome(e, copy)) for e in expressions
                    if outcome(e, original) != outcome(e, copy)],
-        "rewritten": hasattr(copy, "_dynfault_s0"),
+        "rewritten": hasattr(copy, "_dynfault_S"),
     }
 sites = [s for s in dynfault.sites() if s.module.startswith("corpus")]
 print(json.dumps({"modules": result, "sites": len(sites), "hits": sum(s.hits for s in sites),

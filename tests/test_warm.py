@@ -12,7 +12,7 @@ import sys
 import dynfault
 dynfault.install_import_hook()
 import pkg.sited, pkg.plain
-print(hasattr(pkg.sited, "_dynfault_s0"), "libcst" in sys.modules)
+print(hasattr(pkg.sited, "_dynfault_S"), "libcst" in sys.modules)
 """
 
 

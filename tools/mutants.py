@@ -255,6 +255,41 @@ _m("instrument", "index-recorded-under-dont-write", "dynfault/instrument/cache.p
 _m("instrument", "group-not-expanded", "dynfault/instrument/calls.py",
    "            out.update(dict.fromkeys(GROUPS[name]))", "            pass", ["tests/test_calls.py"])
 
+# -- warm (stop 30) ----------------------------------------------------------------------------
+HOOK = "dynfault/instrument/hook.py"
+_m("instrument", "checked-loader-trusts-the-name", HOOK,
+   "        if found is not None and found[1].get(name) == (st.st_mtime_ns, st.st_size, st.st_ino,\n"
+   "                                                        st.st_ctime_ns):",
+   "        if found is not None:", ["tests/test_stale.py", "tests/test_hook.py"])
+_m("instrument", "checked-loader-drops-the-rewrite", HOOK,
+   "        raise OSError(\"rewritten: not from the plain .pyc\")",
+   "        return super().path_stats(path)", ["tests/test_stale.py", "tests/test_hook.py"])
+_m("instrument", "finder-never-swaps-the-loader", HOOK,
+   "            if name in found[1]:\n                spec.loader.__class__ = self._checked",
+   "            if False:\n                spec.loader.__class__ = self._checked",
+   ["tests/test_hook.py"])
+_m("instrument", "checked-loader-forgets-the-calls", HOOK,
+   "        self._checked: type[CheckedLoader] = CheckedLoader if not self.calls else type(",
+   "        self._checked: type[CheckedLoader] = CheckedLoader if True else type(",
+   ["tests/test_stale.py"])
+_m("instrument", "header-table-not-packed", "dynfault/instrument/compile.py",
+   "        insert_header(rewritten.tree, rewritten.header, pack=True)",
+   "        insert_header(rewritten.tree, rewritten.header)", ["tests/test_rewrite.py"])
+_m("instrument", "descriptor-keyed-by-index", "dynfault/instrument/rewrite.py",
+   "        named = [(slot(sites[p].index, sites[p].fault_class), str(p))",
+   "        named = [(slot(sites[p].index, sites[p].fault_class), str(sites[p].index))",
+   ["tests/test_calls.py", "tests/test_hook.py"])
+_m("instrument", "cache-format-ignored", "dynfault/instrument/cache.py",
+   "_FLAGS = 0b11 | _FORMAT << 8", "_FLAGS = 0b11", ["tests/test_cache.py"])
+_m("runtime", "pending-dynamic-site-shares-the-stand-in", REG,
+   "                for position, index in dynamic:\n                    descriptors[position] = PendingSite(index)",
+   "                for position, index in ():\n                    descriptors[position] = PendingSite(index)",
+   ["tests/test_registry_speed.py", "tests/test_sites.py"])
+_m("runtime", "bind-flags-not-from-sites", REG,
+   "            namespace.update(zip(flags, [site._on for site in sites]))",
+   "            namespace.update(dict.fromkeys(flags, False))",
+   ["tests/test_registry_speed.py", "tests/test_sites.py"])
+
 # -- the sweep ------------------------------------------------------------------------------------
 SW = "tests/test_sweep.py"
 SWH = "tests/test_mutation_holes_sweep.py"

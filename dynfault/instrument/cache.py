@@ -30,12 +30,16 @@ from dynfault.version import __version__
 
 __all__ = [
     "Stamp", "cache_path", "calls_key", "fix_filename", "flush_index", "index_path", "indexes",
-    "known_without_sites", "read_cache", "read_index", "record_without_sites", "split",
-    "stamp", "write_cache",
+    "known_without_sites", "load_index", "read_cache", "read_index", "record_without_sites",
+    "split", "stamp", "write_cache",
 ]
 
 Stamp = tuple[int, int, int, int]
-_FLAGS = 0b11  # checked-hash, as `py_compile --invalidation-mode checked-hash` marks it
+# checked-hash, as `py_compile --invalidation-mode checked-hash` marks it, and above it the
+# format of the code inside: a rewrite whose emitted names changed (2: the descriptors in one
+# table per module) never loads a body the same version of dynfault wrote before.
+_FORMAT = 2
+_FLAGS = 0b11 | _FORMAT << 8
 # magic, flags, a check, the source hash, the stamp (four signed 64-bit numbers), then the
 # marshalled code. The check is a hash of all that follows it: a damaged file (a flipped byte, a
 # truncation, another module's body or header spliced in) is never handed to marshal, which can
@@ -80,7 +84,7 @@ def cache_path(source_path: str, key: str = "") -> str | None:
     if pycache is not None and name.endswith(".py") and len(name) > 3:
         optimize = sys.flags.optimize
         level = f".opt-{optimize}" if optimize else ""
-        return os.path.join(pycache, f"{name[:-3]}.{tag}-dynfault-{__version__}{key}{level}.pyc")
+        return f"{pycache}{os.sep}{name[:-3]}.{tag}-dynfault-{__version__}{key}{level}.pyc"
     try:
         plain = cache_from_source(source_path)
     except (NotImplementedError, ValueError):
@@ -176,11 +180,13 @@ hold_across_fork(_index_lock)  # a fork never inherits it held by another thread
 
 def index_path(source_path: str, key: str = "") -> str | None:
     """The index file for the directory of this source, or None where there is no cache."""
-    return _index(source_path, split(source_path)[0], key)[0]
+    return load_index(source_path, split(source_path)[0], key)[0]
 
 
-def _index(source_path: str, directory: str,
-           key: str) -> tuple[str | None, dict[str, Stamp]]:
+def load_index(source_path: str, directory: str,
+               key: str) -> tuple[str | None, dict[str, Stamp]]:
+    """The index of a source's directory (`split(source_path)[0]`): its file, or None where
+    there is none, and its entries; read once per directory and calls key."""
     found = indexes.get((directory, sys.pycache_prefix, key))
     if found is not None:
         return found
@@ -217,7 +223,7 @@ def known_without_sites(source_path: str, source_stamp: Stamp, key: str = "") ->
     directory, name = split(source_path)
     entries = indexes.get((directory, sys.pycache_prefix, key))
     if entries is None:
-        entries = _index(source_path, directory, key)
+        entries = load_index(source_path, directory, key)
     return entries[1].get(name) == source_stamp
 
 
@@ -226,7 +232,7 @@ def record_without_sites(source_path: str, source_stamp: Stamp, key: str = "",
     """Note that this version of the source has no sites; the index is written at exit
     (never with PYTHONDONTWRITEBYTECODE, nor when `write` is False)."""
     directory, name = split(source_path)
-    where, entries = _index(source_path, directory, key)
+    where, entries = load_index(source_path, directory, key)
     with _index_lock:
         if entries.get(name) == source_stamp:
             return  # known already, from the index file as it was read

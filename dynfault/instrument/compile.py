@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import ast
 
 __all__ = ["cached_code", "compile_plain", "compile_source", "compile_with_sites",
-           "insert_header", "may_have_sites", "warm_file"]
+           "insert_header", "may_have_sites", "pack_header", "warm_file"]
 
 
 def may_have_sites(source: bytes, calls: tuple[str, ...] = ()) -> bool:
@@ -52,9 +52,10 @@ def _first_line(statement: ast.stmt) -> int:
     return min([statement.lineno, *(d.lineno for d in decorators)])
 
 
-def insert_header(tree: ast.Module, header: str) -> None:
+def insert_header(tree: ast.Module, header: str, pack: bool = False) -> None:
     """Put the header after the docstring and `from __future__` imports, on the line of the
-    statement it precedes, so that no line number anywhere changes."""
+    statement it precedes, so that no line number anywhere changes. `pack`: as compiled, its
+    table marshalled (see `pack_header`)."""
     import ast
 
     body = tree.body
@@ -76,12 +77,33 @@ def insert_header(tree: ast.Module, header: str) -> None:
         line = 1
     with parse_lock:
         statements = ast.parse(header).body
+    if pack:
+        pack_header(statements)
     for statement in statements:
         for node in ast.walk(statement):
             if "lineno" in node._attributes:
                 node.lineno = node.end_lineno = line  # type: ignore[attr-defined]
                 node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
     body[position:position] = statements
+
+
+def pack_header(statements: list[ast.stmt]) -> None:
+    """The header's `bind(globals(), TABLE, FLAGS)` as it is compiled: TABLE (a tuple of a
+    tuple per site) marshalled into one bytes constant, and the (position, index) of each
+    non-literal site after FLAGS. A warm import then unmarshals one object for the table, not
+    five per site; the registry unpacks it only to register the sites."""
+    import ast
+    import marshal
+
+    for statement in statements:
+        call = statement.value if isinstance(statement, ast.Expr) else None
+        if isinstance(call, ast.Call) and len(call.args) == 3 \
+                and isinstance(call.args[1], ast.Tuple):
+            table = ast.literal_eval(call.args[1])
+            dynamic = tuple((position, entry[0]) for position, entry in enumerate(table)
+                            if entry[3] is None)
+            call.args[1] = ast.Constant(marshal.dumps(table))
+            call.args.append(ast.Constant(dynamic))  # type: ignore[arg-type]  # (a tuple is)
 
 
 def compile_plain(source: bytes, filename: str) -> types.CodeType:
@@ -102,7 +124,7 @@ def compile_with_sites(source: bytes, filename: str,
         rewritten = rewrite(source, filename, calls)
         if rewritten.tree is None:
             return compile_plain(source, filename), True
-        insert_header(rewritten.tree, rewritten.header)
+        insert_header(rewritten.tree, rewritten.header, pack=True)
         return compile(rewritten.tree, filename, "exec", dont_inherit=True), True
     except Exception as error:  # (anything failing here must not change behaviour)
         failure = error

@@ -27,7 +27,7 @@ from dynfault.instrument.compile import (
     insert_header,
     may_have_sites,
 )
-from dynfault.instrument.names import DESCRIPTOR
+from dynfault.instrument.names import TABLE
 from dynfault.util import hold_across_fork
 from dynfault.util import warn as _warn
 
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "NEVER", "DynfaultFinder", "DynfaultLoader", "ImportHook", "code_for_path", "compile_source",
-    "install_import_hook", "insert_header", "installed_hook", "never_rewritten",
+    "NEVER", "CheckedLoader", "DynfaultFinder", "DynfaultLoader", "ImportHook", "code_for_path",
+    "compile_source", "install_import_hook", "insert_header", "installed_hook", "never_rewritten",
     "uninstall_import_hook",
 ]
 
@@ -150,6 +150,58 @@ DynfaultLoader.get_code.__qualname__ = "DynfaultLoader.get_code"
 DynfaultLoader.get_code.__module__ = __name__
 
 
+class CheckedLoader(DynfaultLoader):
+    """The loader of a source the index once found without sites: PathFinder's own loader, its
+    class swapped in place (no call, no frame), so that the finder takes no stat of its own.
+
+    SourceFileLoader's own get_code runs; the one frame of ours is path_stats, which takes the
+    stat that get_code takes anyway (in one frame where Python's takes two) and checks it
+    against the index. A source changed since (edited to gain a site, or a named call) gets
+    the whole decision there: without sites, the stat goes on as Python's would; with sites,
+    path_stats fails (get_code then skips the plain .pyc) and source_to_code hands over the
+    rewritten code. Never a stale answer: the stamp is checked on every import.
+    """
+
+    _code: types.CodeType | None = None  # the rewritten code, from path_stats to source_to_code
+
+    def path_stats(self, path: str) -> Mapping[str, Any]:
+        if path != self.path:
+            return super().path_stats(path)
+        st = os.stat(path)
+        directory, _, name = path.rpartition(os.sep)
+        found = cache.indexes.get((directory, sys.pycache_prefix, self.key))
+        if found is not None and found[1].get(name) == (st.st_mtime_ns, st.st_size, st.st_ino,
+                                                        st.st_ctime_ns):
+            return {"mtime": st.st_mtime, "size": st.st_size}
+        code = self.rewritten_code(self.name)
+        stat, self._stat, self._source = self._stat, None, None
+        if code is None:
+            if stat is None:  # a syntax error, or a source that vanished: as Python would
+                return super().path_stats(path)
+            return {"mtime": stat.st_mtime, "size": stat.st_size}
+        # get_code goes on to read the source and compile it: no read, source_to_code has it
+        self._code, self._source = code, b""
+        raise OSError("rewritten: not from the plain .pyc")
+
+
+# Like get_code above, under importlib's file name: a syntax error passes through this frame.
+_SOURCE_TO_CODE = """
+def source_to_code(self, data, path, *, _optimize=-1):
+    code = self._code
+    if code is not None:
+        self._code = None
+        return code
+    return plain_source_to_code(self, data, path, _optimize=_optimize)
+"""
+_get_code_namespace["plain_source_to_code"] = SourceFileLoader.source_to_code
+exec(compile(_SOURCE_TO_CODE, SourceFileLoader.get_code.__code__.co_filename, "exec"),
+     _get_code_namespace)
+CheckedLoader.get_code = SourceFileLoader.get_code  # type: ignore[method-assign]
+CheckedLoader.source_to_code = _get_code_namespace["source_to_code"]  # type: ignore[method-assign]
+CheckedLoader.source_to_code.__qualname__ = "CheckedLoader.source_to_code"
+CheckedLoader.source_to_code.__module__ = __name__
+
+
 def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -212,6 +264,9 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
             and type(self).should_instrument is DynfaultFinder.should_instrument
         self._stdlib = _stdlib_dirs()
         self._dirs: dict[str, int] = {}  # a module's directory -> what the policy says there
+        # the class a known source's loader takes: CheckedLoader, with this finder's calls list
+        self._checked: type[CheckedLoader] = CheckedLoader if not self.calls else type(
+            "CheckedLoader", (CheckedLoader,), {"calls": self.calls, "key": self.key})
 
     def _directory_policy(self, directory: str) -> int:
         where = _norm(directory)
@@ -269,8 +324,16 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                 else _CACHED if self.should_instrument(fullname, origin) else _LEAVE
         else:
             decision = self.policy(fullname, origin)
-        if decision == _CACHED and self._known_without_sites(origin):
-            return spec  # Python's own loader, untouched: no frame of ours while it loads
+        if decision == _CACHED and os.altsep is None:
+            # A source the index knows (by name; its stamp is checked when it loads) keeps
+            # Python's own loader, its class swapped: no stat here, no frame of ours but one.
+            directory, _, name = origin.rpartition(os.sep)
+            found = cache.indexes.get((directory, sys.pycache_prefix, self.key))
+            if found is None:
+                found = cache.load_index(origin, directory, self.key)
+            if name in found[1]:
+                spec.loader.__class__ = self._checked
+                return spec
         if decision:
             loader = DynfaultLoader(fullname, origin)
             if self.calls:
@@ -279,20 +342,6 @@ class DynfaultFinder:  # any object with find_spec is a finder; importlib.abc co
                 loader.writes = False
             spec.loader = loader
         return spec
-
-    def _known_without_sites(self, origin: str) -> bool:
-        """Is this version of the source in the index of those without sites? One stat (the
-        loader takes its own again: a second stat costs less than our loader's frames)."""
-        try:
-            st = os.stat(origin)
-        except OSError:
-            return False
-        directory, _, name = origin.rpartition(os.sep)
-        found = cache.indexes.get((directory, sys.pycache_prefix, self.key))
-        source_stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-        if found is None or os.altsep is not None:
-            return cache.known_without_sites(origin, source_stamp, self.key)
-        return found[1].get(name) == source_stamp
 
     def invalidate_caches(self) -> None:
         self._dirs.clear()
@@ -422,7 +471,7 @@ def imported_before(finder: DynfaultFinder) -> list[str]:
 
 def _imported_with_sites(finder: DynfaultFinder, name: str, module: object) -> bool:
     namespace = getattr(module, "__dict__", None)
-    if not isinstance(namespace, dict) or f"{DESCRIPTOR}0" in namespace:
+    if not isinstance(namespace, dict) or TABLE in namespace:
         return False
     if not any(_is_ours(value) for value in list(namespace.values())):
         return False

@@ -1,7 +1,10 @@
 """The names a rewritten module's code uses, shared by the rewriter and the runtime.
 
 A site's flag `_dynfault_f<slot>` is a module global (the cheapest read there is: the hot
-path); its descriptor `_dynfault_s<slot>` is the Site object, which keeps the flag up to date.
+path); its descriptor, the Site object that keeps the flag up to date, is an item of the module's
+one table `_dynfault_S`, indexed by a constant (the site's position in the module's bind table):
+one more global name per module, not per site, so a warm import unmarshals no name per site
+beyond its flag.
 
 A site's `index` counts among the sites of its file of the same kind (SPEC 1): the
 `dynamic_fault()` sites, and the call sites of each called name (`call:open` #0, #1, ...). So the
@@ -11,7 +14,7 @@ and the same whatever calls list made the rewrite. The registry keys sites by (f
 """
 
 FLAG = "_dynfault_f"
-DESCRIPTOR = "_dynfault_s"
+TABLE = "_dynfault_S"  # the module's list of descriptors, in bind-table order
 CALL = "call:"  # the class prefix of a call site: its kind is its class
 
 

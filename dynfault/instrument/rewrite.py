@@ -3,11 +3,11 @@
 `dynfault.instrument.scan` decides which calls are sites (so `list`, the runtime function and this
 rewrite agree on every identity); this module only replaces each of them, in place:
 
-    dynamic_fault("x")          ->  (_dynfault_f3 and _dynfault_s3.fire("x"))
-    dynamic_fault(expr)         ->  _dynfault_s3.dynamic(expr)
-    dynamic_fault_async("x")    ->  _dynfault_s3.fire_async("x")
-    dynamic_fault_async(expr)   ->  _dynfault_s3.dynamic_async(expr)
-    os.fsync(fd)                ->  (_dynfault_s3.guard(os.fsync)(fd) if _dynfault_f3
+    dynamic_fault("x")          ->  (_dynfault_f3 and _dynfault_S[3].fire("x"))
+    dynamic_fault(expr)         ->  _dynfault_S[3].dynamic(expr)
+    dynamic_fault_async("x")    ->  _dynfault_S[3].fire_async("x")
+    dynamic_fault_async(expr)   ->  _dynfault_S[3].dynamic_async(expr)
+    os.fsync(fd)                ->  (_dynfault_S[4].guard(os.fsync)(fd) if _dynfault_f0_os__fsync
                                      else os.fsync(fd))
 
 The last is a call site (`--calls os.fsync`). Either branch evaluates the callee expression
@@ -19,8 +19,10 @@ sites are transformed in the `ast` tree directly, every new node at the position
 stands for, so tracebacks are the user's; libcst never sees them.
 
 `_dynfault_f3` is a module global that site 3 keeps equal to "armed", so a disabled site costs
-one global read and a branch. The names start with one underscore, which class-body name
-mangling never touches.
+one global read and a branch. `_dynfault_S` is the module's table of descriptors, indexed by the
+site's position in the header's table (a constant): the descriptors cost a warm import no name
+per site to unmarshal, only the firing branch's subscript. The names start with one underscore,
+which class-body name mangling never touches.
 
 libcst does only what it must: it parses the site calls themselves (each outermost site call's
 text, parenthesized, one module for the whole file) and regenerates them; the rest of the file
@@ -30,7 +32,7 @@ column) of the node it came from, so tracebacks, carets, inspect, pdb and covera
 user's own lines and columns. The rewrite must keep each call's line count and its arguments
 must match the originals' node for node: the check that nothing moved.
 
-`Rewritten.header` is the one statement that creates the descriptors and flags; the compile step
+`Rewritten.header` is the one statement that creates the table and the flags; the compile step
 inserts it (see `compile.insert_header`). Nothing here knows about the import system.
 """
 
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from dynfault.instrument.calls import expand_calls
-from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
+from dynfault.instrument.names import FLAG, TABLE, slot
 from dynfault.instrument.scan import FUNCTIONS, Scan, ScannedSite, analyse, parse_lock
 
 __all__ = ["Rewritten", "RewriteError", "header", "rewrite"]
@@ -84,11 +86,16 @@ def rewrite(source: str | bytes, filename: str = "<unknown>",
 
 def header(sites: list[ScannedSite]) -> str:
     """The statement that binds a module's sites: `bind` takes the filename from the calling
-    code object and the module name from the globals, so neither is baked in here."""
+    code object and the module name from the globals, so neither is baked in here. The flags'
+    names ride along (the same string objects as the code's own names: marshal writes each
+    once), so that a warm import's bind spells none of them."""
     table = tuple((s.index, s.line, s.function, s.fault_class) for s in sites)
-    # `fromlist` makes __import__ return the submodule itself; the package attribute `sites`
-    # is the public function of that name, not the submodule.
-    return f'__import__("dynfault.runtime.sites", fromlist=("bind",)).bind(globals(), {table!r})'
+    flags = tuple(FLAG + slot(s.index, s.fault_class) for s in sites)
+    # __import__ without a fromlist returns the package `dynfault` (no frame of importlib's
+    # _handle_fromlist per module); `dynfault.runtime.sites` is the submodule, set on its
+    # package by the import (the root's own `sites` is the public function of that name).
+    return (f'__import__("dynfault.runtime.sites").runtime.sites.bind(globals(), '
+            f'{table!r}, {flags!r})')
 
 
 def _decode(source: str | bytes) -> str:
@@ -159,15 +166,18 @@ def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
     tree (what is compiled) and as a text piece (what `show` prints). The disabled branch is
     the user's own call node, so it compiles to exactly the bytecode of the original (a method
     call stays a method call) after one global read."""
-    found = [(site, node) for site, node in zip(scan.sites, scan.nodes) if site.call is not None]
+    found = [(position, site, node)
+             for position, (site, node) in enumerate(zip(scan.sites, scan.nodes))
+             if site.call is not None]
     # Innermost first: the copy in the firing branch must hold its own call sites rewritten.
-    found.sort(key=lambda item: (item[1].end_lineno or 0, item[1].end_col_offset or 0))
+    found.sort(key=lambda item: (item[2].end_lineno or 0, item[2].end_col_offset or 0))
     pieces: list[_Piece] = []
-    for site, node in found:
+    for position, site, node in found:
         func = node.func
-        suffix = slot(site.index, site.fault_class)
-        flag, descriptor = f"{FLAG}{suffix}", f"{DESCRIPTOR}{suffix}"
-        holder = ast.Name(descriptor, ast.Load())
+        flag, descriptor = f"{FLAG}{slot(site.index, site.fault_class)}", f"{TABLE}[{position}]"
+        table = ast.Name(TABLE, ast.Load())
+        key = ast.Constant(position)
+        holder = ast.Subscript(value=table, slice=key, ctx=ast.Load())
         method = ast.Attribute(value=holder, attr="guard", ctx=ast.Load())
         guard = ast.Call(func=method, args=[copy.deepcopy(func)], keywords=[])
         firing = ast.Call(func=guard, args=copy.deepcopy(node.args),
@@ -175,7 +185,7 @@ def _rewrite_calls(text: str, scan: Scan, offset: _Offset) -> list[_Piece]:
         original = ast.Call(func=func, args=node.args, keywords=node.keywords)
         test = ast.Name(flag, ast.Load())
         choice = ast.IfExp(test=test, body=firing, orelse=original)
-        made: tuple[ast.AST, ...] = (test, guard, method, holder)
+        made: tuple[ast.AST, ...] = (test, guard, method, holder, table, key)
         for new in made:
             _place(new, func)
         made = (choice, firing, original)
@@ -242,9 +252,10 @@ def _orders(scan: Scan, outers: list[tuple[int, int, ast.Call]],
 
 
 # A site's names while libcst makes the text of a shape: the same text serves every site call
-# of that shape, with the placeholders replaced by each one's own slot.
+# of that shape, with the placeholders replaced by each one's own slot (in its flag's name) and
+# position (its descriptor's key in the table).
 _PLACEHOLDER = "DYNFAULTSLOT"
-_PLACED = re.compile(f"({FLAG}|{DESCRIPTOR}){_PLACEHOLDER}(\\d+)Z")
+_PLACED = re.compile(f"({FLAG}|{TABLE}\\[){_PLACEHOLDER}(\\d+)Z")
 _Shape = tuple[str, tuple["tuple[bool, bool] | None", ...]]  # text, (literal, async) per call
 
 
@@ -264,13 +275,15 @@ def _replacements(text: str, scan: Scan, outers: list[tuple[int, int, ast.Call]]
     made = _make_shapes(list(dict.fromkeys(shapes)), scan.names)
     out = []
     for shape, order in zip(shapes, orders):
-        suffixes = [slot(sites[p].index, sites[p].fault_class) for p in order if p is not None]
-        out.append(_PLACED.sub(_naming(suffixes), made[shape]))
+        named = [(slot(sites[p].index, sites[p].fault_class), str(p))
+                 for p in order if p is not None]
+        out.append(_PLACED.sub(_naming(named), made[shape]))
     return out
 
 
-def _naming(suffixes: list[str]) -> Callable[[re.Match[str]], str]:
-    return lambda placed: placed[1] + suffixes[int(placed[2])]
+def _naming(named: list[tuple[str, str]]) -> Callable[[re.Match[str]], str]:
+    """Each placeholder's replacement: the flag takes the site's slot, the table its position."""
+    return lambda placed: placed[1] + named[int(placed[2])][placed[1] != FLAG]
 
 
 def _make_shapes(shapes: list[_Shape], names: frozenset[str]) -> dict[_Shape, str]:
@@ -374,18 +387,19 @@ class _SiteTransformer(cst.CSTTransformer):
         if site is None:
             return updated_node
         self.replaced += 1
-        literal, is_async, suffix = site
+        literal, is_async, placeholder = site
         if is_async:
             method = "fire_async" if literal else "dynamic_async"
         else:
             method = "fire" if literal else "dynamic"
-        call = updated_node.with_changes(
-            func=cst.Attribute(value=cst.Name(f"{DESCRIPTOR}{suffix}"), attr=cst.Name(method)))
+        holder = cst.Subscript(value=cst.Name(TABLE),
+                               slice=[cst.SubscriptElement(cst.Index(cst.Name(placeholder)))])
+        call = updated_node.with_changes(func=cst.Attribute(value=holder, attr=cst.Name(method)))
         if is_async or not literal:
             return call
         # The flag read comes first and short-circuits: a disabled site makes no call at all.
         return cst.BooleanOperation(
-            left=cst.Name(f"{FLAG}{suffix}"),
+            left=cst.Name(f"{FLAG}{placeholder}"),
             operator=cst.And(),
             right=call.with_changes(lpar=(), rpar=()),
             lpar=(*updated_node.lpar, cst.LeftParen()),
@@ -402,16 +416,17 @@ class _Positions:
     """Gives every node of a rewritten statement the position of the node it came from."""
 
     def __init__(self, scan: Scan) -> None:
-        self.sites = {id(node): slot(site.index, site.fault_class)
-                      for site, node in zip(scan.sites, scan.nodes) if site.call is None}
+        self.sites = {id(node): position
+                      for position, (site, node) in enumerate(zip(scan.sites, scan.nodes))
+                      if site.call is None}
         self.mapped = 0
 
     def copy(self, old: ast.AST, new: ast.AST) -> None:
         if old.__class__ is not new.__class__:
-            suffix = self.sites.get(id(old))
-            if suffix is None or not isinstance(old, ast.Call):
+            position = self.sites.get(id(old))
+            if position is None or not isinstance(old, ast.Call):
                 raise RewriteError(f"line {getattr(old, 'lineno', '?')} changed shape")
-            self._site(old, new, suffix)
+            self._site(old, new, position)
             return
         if isinstance(old, ast.Call) and id(old) in self.sites:
             self._site(old, new, self.sites[id(old)])
@@ -437,23 +452,27 @@ class _Positions:
                     raise RewriteError("a node vanished")
                 self.copy(a, b)
 
-    def _site(self, old: ast.Call, new: ast.AST, suffix: str) -> None:
-        """`(flag and desc.fire(args))` or `desc.method(args)`: the call, its callee and the flag
-        all take the original call's and callee's positions."""
+    def _site(self, old: ast.Call, new: ast.AST, position: int) -> None:
+        """`(flag and table[k].fire(args))` or `table[k].method(args)`: the call, its callee and
+        the flag all take the original call's and callee's positions."""
         call = new
         if isinstance(new, ast.BoolOp):
             flag = new.values[0]
             _place(new, old)
             _place(flag, old.func)
             call = new.values[1]
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                and isinstance(call.func.value, ast.Name)
-                and call.func.value.id == f"{DESCRIPTOR}{suffix}"):
-            raise RewriteError(f"site {suffix} not where it was")
+        holder = call.func.value if isinstance(call, ast.Call) \
+            and isinstance(call.func, ast.Attribute) else None
+        if not (isinstance(holder, ast.Subscript) and isinstance(holder.value, ast.Name)
+                and holder.value.id == TABLE and isinstance(holder.slice, ast.Constant)
+                and holder.slice.value == position):
+            raise RewriteError(f"site {position} not where it was")
+        assert isinstance(call, ast.Call)
         _place(call, old)
         _place(call.func, old.func)
         inner = old.func.value if isinstance(old.func, ast.Attribute) else old.func
-        _place(call.func.value, inner)
+        for node in (holder, holder.value, holder.slice):
+            _place(node, inner)
         self.mapped += 1
         self._children(_Args(old), _Args(call))
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     Table = tuple[tuple[int, int, str, str | None], ...]
+    Flags = tuple[str, ...]
+    Dynamic = tuple[tuple[int, int], ...]
 
 __all__ = ["Registry", "Layer", "Rule", "Entry", "PROCESS", "SESSION", "TEST", "BLOCK"]
 
@@ -143,10 +145,12 @@ class Registry:
         self.awake = False  # has the program asked for its sites yet?
         # (module name, filename) -> the newest namespace and table: a module re-imported while
         # the registry sleeps keeps one entry, at its first import's place in the order.
-        self._pending: dict[tuple[str, str], tuple[dict[str, Any], Table]] = {}
-        self._tables: dict[str, Table] = {}  # filename -> the table its sites registered from
-        # (index, class) -> its (flag, descriptor) names, spelled once per slot
-        self._names: dict[tuple[int, str | None], tuple[str, str]] = {}
+        self._pending: dict[tuple[str, str],
+                            tuple[dict[str, Any], Table | bytes, Flags, Dynamic]] = {}
+        # filename -> the table its sites registered from, and those sites (a module's table of
+        # descriptors): a re-import of the same table registers nothing
+        self._tables: dict[str, tuple[Table | bytes, list[Site]]] = {}
+        self._names: dict[tuple[int, str | None], str] = {}  # (index, class) -> its flag
         # Files whose code called the runtime function while nothing was armed (plain python):
         # filename -> module name; their sites register when the program asks (sites, control).
         self.seen: dict[str, str] = {}
@@ -191,54 +195,74 @@ class Registry:
             self._take_rules(site)
             return site
 
-    def _names_of(self, table: Table) -> list[tuple[str, str]]:
-        """Each row's (flag, descriptor) names, by its slot (its index within its kind)."""
+    def _flags_of(self, table: Table) -> Flags:
+        """Each row's flag name, by its slot (its index within its kind): for a caller that
+        gives no names (the rewritten header gives them)."""
         names = self._names
         if any((entry[0], entry[3]) not in names for entry in table):
-            from dynfault.instrument.names import DESCRIPTOR, FLAG, slot
+            from dynfault.instrument.names import FLAG, slot
 
             for entry in table:
                 key = (entry[0], entry[3])
                 if key not in names:
-                    suffix = slot(entry[0], entry[3])
-                    names[key] = (FLAG + suffix, DESCRIPTOR + suffix)
-        return [names[(entry[0], entry[3])] for entry in table]
+                    names[key] = FLAG + slot(entry[0], entry[3])
+        return tuple([names[(entry[0], entry[3])] for entry in table])
 
-    def bind(self, namespace: dict[str, Any], filename: str, table: Table) -> None:
-        """A rewritten module's sites, in one call: flags now, registration once the program
-        asks (or at once, while any rule or report exists)."""
-        names = self._names_of(table)
+    def bind(self, namespace: dict[str, Any], filename: str, table: Table | bytes,
+             flags: Flags | None = None, dynamic: Dynamic | None = None) -> None:
+        """A rewritten module's sites, in one call: its flags (`flags`, one name per row of
+        `table`) and its table of descriptors now, registration once the program asks (or at
+        once, while any rule or report exists).
+
+        The hook's header gives the table marshalled (bytes: one object to unmarshal with the
+        module's code, not five per site), unpacked only to register; with it, the flags'
+        names and the (position, index) of each non-literal site (`dynamic`)."""
+        from dynfault.instrument.names import TABLE
+
+        if flags is None or dynamic is None:
+            rows = _rows(table)
+            if flags is None:
+                flags = self._flags_of(rows)
+            if dynamic is None:
+                dynamic = tuple([(position, entry[0]) for position, entry in enumerate(rows)
+                                 if entry[3] is None])
         with self.lock:
             if not (self.awake or self.slow):
-                namespace.update(dict.fromkeys([flag for flag, _ in names], False))
-                namespace.update({descriptor: PendingSite(entry[0])
-                                  for (_, descriptor), entry in zip(names, table)})
+                # Asleep, no flag can be on: a literal or call site never reaches its
+                # descriptor, so one shared stand-in serves them all; a non-literal site keeps
+                # its own, to note the class it is first called with.
+                namespace.update(dict.fromkeys(flags, False))
+                descriptors: list[Any] = [_QUIET] * len(flags)
+                for position, index in dynamic:
+                    descriptors[position] = PendingSite(index)
+                namespace[TABLE] = descriptors
                 key = (namespace.get("__name__", "?"), filename)
                 self._pending.pop(key, None)  # keeps the newest, at its first import's place
-                self._pending[key] = (namespace, table)
+                self._pending[key] = (namespace, table, flags, dynamic)
                 return
             module = namespace.get("__name__", "?")
-            if self._tables.get(filename) == table:
-                from dynfault.instrument.names import slot
-
-                sites = [self.by_key[(filename, slot(entry[0], entry[3]))] for entry in table]
+            known = self._tables.get(filename)
+            if known is not None and known[0] == table:
+                sites = known[1]
             else:
-                sites = self._register_table(namespace, module, filename, table, names)
-            for site, (flag, descriptor) in zip(sites, names):
+                sites = self._register_table(namespace.get(TABLE), module, filename, table)
+            for site in sites:
                 site._bindings[module] = namespace
-                namespace[descriptor] = site
-                namespace[flag] = site._on
+            namespace.update(zip(flags, [site._on for site in sites]))
+            namespace[TABLE] = sites
 
-    def _register_table(self, namespace: dict[str, Any], module: str, filename: str,
-                        table: Table, names: list[tuple[str, str]]) -> list[Site]:
+    def _register_table(self, pending: object, module: str, filename: str,
+                        table: Table | bytes) -> list[Site]:
         sites = []
-        for (index, line, function, fault_class), (_, descriptor) in zip(table, names):
-            pending = namespace.get(descriptor)
-            if fault_class is None and isinstance(pending, PendingSite):
-                fault_class = pending.named  # a non-literal site called while pending
+        rows = _rows(table)
+        for position, (index, line, function, fault_class) in enumerate(rows):
+            if fault_class is None and isinstance(pending, list) and position < len(pending):
+                standin = pending[position]
+                if isinstance(standin, PendingSite):
+                    fault_class = standin.named  # a non-literal site called while pending
             sites.append(self.register(module, function, filename, line, fault_class, index))
-        if all(entry[3] is not None for entry in table):
-            self._tables[filename] = table  # a re-import of the same table registers nothing
+        if all(entry[3] is not None for entry in rows):
+            self._tables[filename] = (table, sites)  # a re-import registers nothing
         return sites
 
     def _wake(self) -> None:
@@ -246,8 +270,8 @@ class Registry:
             return
         self.awake = True
         pending, self._pending = self._pending, {}
-        for (_, filename), (namespace, table) in pending.items():
-            self.bind(namespace, filename, table)
+        for (_, filename), (namespace, table, flags, dynamic) in pending.items():
+            self.bind(namespace, filename, table, flags, dynamic)
 
     def _index_class(self, site: Site) -> None:
         if site.fault_class is not None:
@@ -616,6 +640,20 @@ class Registry:
             self.resets += 1
             self._set_slow()
         _stall.release()
+
+
+# The descriptor of every literal and call site of a module bound while the registry sleeps.
+_QUIET = PendingSite(-1)
+
+
+def _rows(table: Table | bytes) -> Table:
+    """A bind table, unpacked: the hook's header gives it marshalled."""
+    if isinstance(table, bytes):
+        import marshal
+
+        rows: Table = marshal.loads(table)
+        return rows
+    return table
 
 
 def _step(registry: Registry, arm: Arm) -> bool:

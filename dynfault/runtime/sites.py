@@ -2,8 +2,8 @@
 runtime function, control, sites, faults, reset, seed.
 
 A rewritten module reads one module global per site, `_dynfault_f<index>`, that its Site keeps
-equal to "some layer arms me"; everything past that read is in dynfault.runtime.site and
-dynfault.runtime.registry.
+equal to "some layer arms me", and past that, its Site from the module's table `_dynfault_S`;
+everything past that read is in dynfault.runtime.site and dynfault.runtime.registry.
 """
 
 from __future__ import annotations
@@ -59,10 +59,14 @@ def register(module: str, function: str, filename: str, line: int, fault_class: 
     return REGISTRY.register(module, function, filename, line, fault_class, index)
 
 
-def bind(namespace: dict[str, Any], table: tuple[tuple[int, int, str, str | None], ...]) -> None:
-    """Called by a rewritten module's first statement: its flags now, its sites once the
-    program asks for them (or at once while any rule exists)."""
-    REGISTRY.bind(namespace, sys._getframe(1).f_code.co_filename, table)
+def bind(namespace: dict[str, Any],
+         table: tuple[tuple[int, int, str, str | None], ...] | bytes,
+         flags: tuple[str, ...] | None = None,
+         dynamic: tuple[tuple[int, int], ...] | None = None) -> None:
+    """Called by a rewritten module's first statement: its flags and its table of descriptors
+    now, its sites once the program asks for them (or at once while any rule exists). The
+    hook's header gives the table marshalled, the flags' names and the non-literal sites."""
+    REGISTRY.bind(namespace, sys._getframe(1).f_code.co_filename, table, flags, dynamic)
 
 
 def dynamic_fault(fault_class: str) -> bool:
