@@ -71,10 +71,24 @@ def over_pass(case: str) -> Callable[[dict[str, float]], Cell]:
 
 
 def run_share(f: dict[str, float]) -> Cell:
-    # The click floor is what `import click` adds to `python -c pass`; the run's own share is
-    # what `dynfault run hello.py` adds over `python hello.py` beyond that floor.
+    # The click floor is what `import click` adds to `python -c pass`. `run`'s common command
+    # lines never import click (cli/fastpath.py), so the issue's "own share beyond the floor"
+    # would come out negative; the stricter figure is everything run adds over `python
+    # hello.py`, as a share of the floor.
     floor = f["click"] - f["pass"]
-    own = f["dynfault_run"] - f["plain"] - floor
+    own = f["dynfault_run"] - f["plain"]
+    if floor <= 0:
+        return f"{ms(own)} (no click floor measured)", False
+    text = f"{own / floor:.0%} ({own * 1e3:+.1f} of {ms(floor)}"
+    if "dash_m" in f:  # what any `python -m` costs before its module runs: not ours
+        text += f"; `python -m` alone {(f['dash_m'] - f['plain']) * 1e3:+.1f}"
+    return text + ")", own / floor <= 0.15
+
+
+def run_share_click(f: dict[str, float]) -> Cell:
+    # Through click (help, an unusual command line): what it adds beyond the floor.
+    floor = f["click"] - f["pass"]
+    own = f["dynfault_run_click"] - f["plain"] - floor
     if floor <= 0:
         return f"{ms(own)} (no click floor measured)", False
     return f"{own / floor:.0%} ({own * 1e3:+.1f} of {ms(floor)})", own / floor <= 0.15
@@ -149,6 +163,8 @@ ROWS = [
         "startup", over_pass("sweep_child")),
     Row("run_share", "`dynfault run hello.py`: its own share of the click floor", "≤ 15%",
         "startup", run_share),
+    Row("run_share_click", "the same through click (help, an unusual command line), beyond "
+        "the floor", "≤ 15%", "startup", run_share_click),
     Row("warm_import", "warm import of 300 modules (30 with sites), vs plain", "≤ 1.03×",
         "warm", ratio("dynfault", "plain", 1.03)),
     Row("enabled_hit", "enabled site firing, vs libfiu's enabled `fail()`", "≤ 2×",
