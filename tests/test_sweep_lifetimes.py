@@ -20,27 +20,28 @@ from pathlib import Path
 from conftest import runs, sweep, write
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+STORE = '''\
+import os
+
+class Store:
+    def __init__(self, folder):
+        self.folder = folder
+
+    def save(self):
+        with open(os.path.join(self.folder, "data"), "w") as file:
+            file.write("x")
+            file.flush()
+            os.fsync(file.fileno())
+
+    def __del__(self):  # a temporary file's cleanup, as sqlitedict's
+        open(os.path.join(self.folder, "finalized"), "w").close()
+'''
 
 
 def test_an_object_in_the_frame_where_the_site_fired_is_finalized_as_without_the_sweep(
         tmp_path: Path) -> None:
     write(tmp_path, {
-        "app.py": '''\
-            import os
-
-            class Store:
-                def __init__(self, folder):
-                    self.folder = folder
-
-                def save(self):
-                    with open(os.path.join(self.folder, "data"), "w") as file:
-                        file.write("x")
-                        file.flush()
-                        os.fsync(file.fileno())
-
-                def __del__(self):  # a temporary file's cleanup, as sqlitedict's
-                    open(os.path.join(self.folder, "finalized"), "w").close()
-            ''',
+        "app.py": STORE,
         "tests/test_app.py": '''\
             import gc
             from app import Store
@@ -65,22 +66,7 @@ def test_an_object_dropped_in_one_test_is_finalized_before_the_next_starts(
         tmp_path: Path) -> None:
     # No gc.collect(): the store dies by reference count, so what lets it go is the test's end.
     write(tmp_path, {
-        "app.py": '''\
-            import os
-
-            class Store:
-                def __init__(self, folder):
-                    self.folder = folder
-
-                def save(self):
-                    with open(os.path.join(self.folder, "data"), "w") as file:
-                        file.write("x")
-                        file.flush()
-                        os.fsync(file.fileno())
-
-                def __del__(self):
-                    open(os.path.join(self.folder, "finalized"), "w").close()
-            ''',
+        "app.py": STORE,
         "tests/test_app.py": '''\
             import os
             from app import Store

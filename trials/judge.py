@@ -66,6 +66,22 @@ def run_key(run: dict) -> str:
     return f"{run['filename']}:{run['line']} {run['fault_class']}"
 
 
+def sweeps(out: str) -> list[tuple[str, dict, set[str], int]]:
+    """Each project's sweep found in OUT: (project, its JSON, the keys of the runs its table
+    puts first, how many groups those make)."""
+    found = []
+    for project in PROJECTS:
+        path = os.path.join(out, f"{project}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        with open(os.path.join(out, f"{project}.txt"), encoding="utf-8") as file:
+            listed, groups = put_first(file.read())
+        found.append((project, data, listed, groups))
+    return found
+
+
 def judge(out: str, verdicts: dict[tuple[str, str], tuple[str, str]]) -> int:
     totals = dict.fromkeys(("runs", "first", "groups", "real", "expected", "defect",
                             "missing", "unjudged"), 0)
@@ -73,15 +89,8 @@ def judge(out: str, verdicts: dict[tuple[str, str], tuple[str, str]]) -> int:
           "| dynfault defects | real gaps not put first | unjudged |")
     print("|---|---|---|---|---|---|---|---|")
     details = []
-    for project in PROJECTS:
-        path = os.path.join(out, f"{project}.json")
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
+    for project, data, listed, groups in sweeps(out):
         runs = data["runs"]
-        with open(os.path.join(out, f"{project}.txt"), encoding="utf-8") as file:
-            listed, groups = put_first(file.read())
         first = [run_key(run) in listed for run in runs]
         row = dict.fromkeys(totals, 0)
         row["runs"], row["first"], row["groups"] = len(runs), sum(first), groups

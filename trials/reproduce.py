@@ -10,14 +10,13 @@ again (a run that timed out in the sweep).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 
-from judge import PROJECTS, put_first, run_key
+from judge import run_key, sweeps
 
 TRIALS = os.environ.get("TRIALS", "/work/trials")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,14 +45,7 @@ def main(out: str) -> int:
     failures = 0
     print("| project | run | alone, under plain python |")
     print("|---|---|---|")
-    for project in PROJECTS:
-        path = os.path.join(out, f"{project}.json")
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        with open(os.path.join(out, f"{project}.txt"), encoding="utf-8") as file:
-            listed, _causes = put_first(file.read())
+    for project, data, listed, _groups in sweeps(out):
         for run in data["runs"]:
             if run_key(run) not in listed:
                 continue
