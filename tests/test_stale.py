@@ -49,6 +49,22 @@ def test_a_plain_run_leaves_no_answer_that_hides_a_call_site(tmp_path: Path) -> 
     assert (again.returncode, again.stdout) == (0, "saved\n")
 
 
+
+def test_the_no_sites_index_of_a_run_without_calls_hides_no_call_site(tmp_path: Path) -> None:
+    # A script with a site of its own installs the hook with no calls list: lib.py goes into
+    # the index kept for no calls list, which a --calls run must not read.
+    site = "from dynfault import dynamic_fault\ndynamic_fault('k')\n" + APP
+    write(tmp_path, {"lib.py": LIB, "app.py": site})
+    env = env_for(tmp_path)
+    plain = dynfault_cli("run", "app.py", cwd=tmp_path, env=env)
+    assert (plain.returncode, plain.stdout) == (0, "saved\n")
+    assert any(p.name.endswith(".nosites") for p in (tmp_path / "__pycache__").iterdir())
+    armed = dynfault_cli("run", "--calls", "os.fsync", "--enable", "class call:os.fsync",
+                         "app.py", cwd=tmp_path, env=env)
+    assert armed.returncode == 1
+    assert armed.stderr.splitlines()[-1] == (
+        "OSError: [Errno 5] dynfault: injected fault at lib.py:6 class:call:os.fsync")
+
 BEFORE = "import os\n\ndef save():\n    return 'saved'\n"
 GAINS = {
     "site": ("from dynfault import dynamic_fault\ndef save():\n"
