@@ -30,6 +30,15 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def assert_fsync_fires(tmp_path: Path, env: dict[str, str]) -> None:
+    """A --calls os.fsync run arms lib.py's call site, whatever a run before it left."""
+    armed = dynfault_cli("run", "--calls", "os.fsync", "--enable", "class call:os.fsync",
+                         "app.py", cwd=tmp_path, env=env)
+    assert armed.returncode == 1
+    assert armed.stderr.splitlines()[-1] == (
+        "OSError: [Errno 5] dynfault: injected fault at lib.py:6 class:call:os.fsync")
+
+
 def test_a_plain_run_leaves_no_answer_that_hides_a_call_site(tmp_path: Path) -> None:
     write(tmp_path, {"lib.py": LIB, "app.py": APP})
     env = env_for(tmp_path)
@@ -38,16 +47,11 @@ def test_a_plain_run_leaves_no_answer_that_hides_a_call_site(tmp_path: Path) -> 
     plain = dynfault_cli("run", "--calls", "os.getcwd", "app.py", cwd=tmp_path, env=env)
     assert (plain.returncode, plain.stdout) == (0, "saved\n")
     assert any(p.name.endswith(".nosites") for p in (tmp_path / "__pycache__").iterdir())
-    armed = dynfault_cli("run", "--calls", "os.fsync", "--enable", "class call:os.fsync",
-                         "app.py", cwd=tmp_path, env=env)
-    assert armed.returncode == 1
-    assert armed.stderr.splitlines()[-1] == (
-        "OSError: [Errno 5] dynfault: injected fault at lib.py:6 class:call:os.fsync")
+    assert_fsync_fires(tmp_path, env)
     # and the other way round: the call-site rewrite is not what a plain run loads
     again = dynfault_cli("run", "--enable", "class call:os.fsync", "app.py", cwd=tmp_path,
                          env=env)
     assert (again.returncode, again.stdout) == (0, "saved\n")
-
 
 
 def test_the_no_sites_index_of_a_run_without_calls_hides_no_call_site(tmp_path: Path) -> None:
@@ -59,11 +63,8 @@ def test_the_no_sites_index_of_a_run_without_calls_hides_no_call_site(tmp_path: 
     plain = dynfault_cli("run", "app.py", cwd=tmp_path, env=env)
     assert (plain.returncode, plain.stdout) == (0, "saved\n")
     assert any(p.name.endswith(".nosites") for p in (tmp_path / "__pycache__").iterdir())
-    armed = dynfault_cli("run", "--calls", "os.fsync", "--enable", "class call:os.fsync",
-                         "app.py", cwd=tmp_path, env=env)
-    assert armed.returncode == 1
-    assert armed.stderr.splitlines()[-1] == (
-        "OSError: [Errno 5] dynfault: injected fault at lib.py:6 class:call:os.fsync")
+    assert_fsync_fires(tmp_path, env)
+
 
 BEFORE = "import os\n\ndef save():\n    return 'saved'\n"
 GAINS = {
