@@ -625,7 +625,8 @@ _m("bench", "bench-share-over-all-of-click", RUN,
    '    own = f["dynfault_run"] - f["plain"]\n', '    own = f["dynfault_run"] - f["plain"] - floor\n',
    [BT])
 _m("bench", "bench-click-floor-over-hello", RUN,
-   '    floor = f["click"] - f["pass"]', '    floor = f["click"] - f["plain"]', [BT])
+   '    floor = f["click"] - f["pass"]\n    own = f["dynfault_run"] - f["plain"]\n',
+   '    floor = f["click"] - f["plain"]\n    own = f["dynfault_run"] - f["plain"]\n', [BT])
 _m("bench", "bench-gate-ignored", RUN,
    "    return 1 if args.gate and missed else 0", "    return 0", [BT])
 _m("bench", "bench-libfiu-stand-in-unmapped", RUN,
@@ -640,7 +641,7 @@ _m("sweep", "run-env-without-calls", "dynfault/env.py",
    "    _put(environ, DYNFAULT_CALLS, \",\".join(dict.fromkeys(calls)))", "    pass",
    [SWH, SW])
 _m("sweep", "call-site-rule-without-class", "dynfault/sweep/plan.py",
-   "    kind = f\" class {quote(kind)}\" if kind else \"\"", "    kind = \"\"", [SW])
+   "    kind = f\" class {_word(kind)}\" if kind else \"\"", "    kind = \"\"", [SW])
 _m("sweep", "key-without-kind", "dynfault/record.py",
    "    return (filename, site_kind(fault_class), index)", "    return (filename, \"\", index)",
    [SW, SWH])
