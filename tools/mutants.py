@@ -672,3 +672,14 @@ _m("sweep", "reproducer-without-check-call", "dynfault/sweep/plan.py",
 _m("runtime", "crash-through-mocked-kill", "dynfault/runtime/firing.py",
    "    _kill(_getpid(), _SIGKILL)", "    os.kill(os.getpid(), _SIGKILL)",
    ["tests/test_firing.py"])
+
+# -- lead (stop 31): the probe of a faster import design ----------------------------------------
+PROBE = "tools/probe_static_import.py"
+PT = "tests/test_probe_static_import.py"
+_m("bench", "probe-design-without-table", PROBE,
+   "    design = source + f\"\\n__import__({REGISTRY!r}).append({table[0]!r})\\n\"",
+   "    design = source", [PT])
+_m("bench", "probe-now-unchecked", PROBE, "        if name != \"plain\":",
+   "        if name == \"design\":", [PT])
+_m("bench", "probe-rounds-zero-accepted", PROBE, "    if args.rounds < 1:",
+   "    if args.rounds < 0:", [PT])
