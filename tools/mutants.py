@@ -649,7 +649,7 @@ _m("sweep", "check-env-keeps-the-rule", "dynfault/sweep/execute.py",
    "    env = {k: v for k, v in os.environ.items() if not k.startswith(\"DYNFAULT_\")}",
    "    env = dict(os.environ)", [SWH, SW])
 _m("sweep", "test-rule-counted-as-own", "dynfault/sweep/child.py",
-   "    return arm is not None and arm is REGISTRY.process.arms.get(site)",
+   "    return arm is not None and arm is registry.process.arms.get(site)",
    "    return arm is not None",
    ["tests/test_sweep_verdicts.py::test_a_site_that_only_the_tests_own_marker_fires_is_controlled"])
 _m("sweep", "targeted-tests-unquoted", "dynfault/sweep/child.py",
@@ -683,3 +683,16 @@ _m("bench", "probe-now-unchecked", PROBE, "        if name != \"plain\":",
    "        if name == \"design\":", [PT])
 _m("bench", "probe-rounds-zero-accepted", PROBE, "    if args.rounds < 1:",
    "    if args.rounds < 0:", [PT])
+
+# -- lead (stop 32): a fire while Python shuts down imports nothing -----------------------------
+SHUT = "tests/test_shutdown_fire.py"
+_m("sweep", "fire-record-imports-at-shutdown", "dynfault/sweep/child.py",
+   "    registry = _registry[0]",
+   "    from dynfault.runtime.sites import REGISTRY as registry", [SHUT])
+_m("runtime", "spent-flag-imports-at-shutdown", "dynfault/runtime/registry.py",
+   "            name = FLAG + slot(site.index, site.fault_class)",
+   "            from dynfault.instrument import names\n"
+   "            name = names.FLAG + names.slot(site.index, site.fault_class)", [SHUT])
+_m("runtime", "injected-error-imports-at-shutdown", "dynfault/runtime/firing.py",
+   "    text = message(site)\n    if name is None:",
+   "    import errno\n    text = message(site)\n    if name is None:", [SHUT])

@@ -6,6 +6,8 @@ are the effects, run by the entry point that made the hit, outside the lock.
 
 from __future__ import annotations
 
+import builtins
+import errno  # a builtin module (60 us); imported at a fire, it fails while Python shuts down
 import os
 
 from dynfault.util import shown_path
@@ -62,8 +64,6 @@ _classes: dict[str, type[BaseException] | str] = {}  # name -> class, or why it 
 
 def injected_error(site: Any, name: str | None) -> BaseException:
     """The exception a firing call site raises: OSError(EIO) unless `error` names another."""
-    import errno
-
     text = message(site)
     if name is None:
         return OSError(errno.EIO, text)
@@ -89,8 +89,6 @@ def _resolve(name: str) -> type[BaseException] | str:
 
             found: object = getattr(importlib.import_module(module_name), attr)
         else:
-            import builtins
-
             found = getattr(builtins, attr)
     except (ImportError, AttributeError, ValueError) as error:
         return f"cannot be imported: {type(error).__name__}"

@@ -14,6 +14,9 @@ import contextvars
 import sys
 import threading
 
+# At the top, not where a flag is first set: a site spent while Python shuts down (a finaliser's
+# call site) could import nothing there.
+from dynfault.instrument.names import FLAG, TABLE, slot
 from dynfault.lang import (
     DISABLED,
     ONESHOT,
@@ -169,8 +172,6 @@ class Registry:
                  fault_class: str | None, index: int) -> Site:
         """The site at (filename, index among its kind), created on first sight; a reload
         re-binds it."""
-        from dynfault.instrument.names import slot
-
         key = (filename, slot(index, fault_class))
         with self.lock:
             self._wake()
@@ -200,8 +201,6 @@ class Registry:
         gives no names (the rewritten header gives them)."""
         names = self._names
         if any((entry[0], entry[3]) not in names for entry in table):
-            from dynfault.instrument.names import FLAG, slot
-
             for entry in table:
                 key = (entry[0], entry[3])
                 if key not in names:
@@ -217,8 +216,6 @@ class Registry:
         The hook's header gives the table marshalled (bytes: one object to unmarshal with the
         module's code, not five per site), unpacked only to register; with it, the flags'
         names and the (position, index) of each non-literal site (`dynamic`)."""
-        from dynfault.instrument.names import TABLE
-
         if flags is None or dynamic is None:
             rows = _rows(table)
             if flags is None:
@@ -340,8 +337,6 @@ class Registry:
         on = site._live > 0 or self.reporting
         if on is not site._on:
             site._on = on
-            from dynfault.instrument.names import FLAG, slot
-
             name = FLAG + slot(site.index, site.fault_class)
             for namespace in site._bindings.values():
                 namespace[name] = on

@@ -151,15 +151,16 @@ def connect() -> None:
 
 
 _connected: list[bool] = []
+# The runtime's registry and `gc`, taken when the fires are first heard: a fire while the
+# interpreter shuts down (a finaliser's call site) can import nothing any more.
+_registry: list[Any] = []
 
 
 def _live_sites() -> list[Any]:
     """The runtime's sites; none where it was never loaded (nothing to import at exit)."""
-    if "dynfault.runtime.sites" not in sys.modules:
-        return []
-    from dynfault.runtime.sites import sites
-
-    return sites()
+    # Looked up, not imported: a `crash` in a finaliser writes this while Python shuts down.
+    module = sys.modules.get("dynfault.runtime.sites")
+    return [] if module is None else list(module.sites())
 
 
 def _stacks_on_signal() -> None:
@@ -193,9 +194,12 @@ def _new_token() -> None:
 
 
 def _listen_to_fires() -> None:
+    import gc  # a builtin module
+
     from dynfault.runtime.firing import add_fire_listener
     from dynfault.runtime.sites import REGISTRY
 
+    _registry[:] = [REGISTRY, gc]
     add_fire_listener(_on_fire)
     REGISTRY.count_hits(_on_hit)
 
@@ -236,10 +240,9 @@ def _on_hit(site: Any) -> None:
 def _decided_by_process(site: Any) -> bool:
     """Did the process layer (DYNFAULT_ENABLE: the sweep's own rule) decide this fire, rather
     than a rule of the test (marker, fixture, faults() block)?"""
-    from dynfault.runtime.sites import REGISTRY
-
-    arm = REGISTRY.arm_in_force(site)
-    return arm is not None and arm is REGISTRY.process.arms.get(site)
+    registry = _registry[0]
+    arm = registry.arm_in_force(site)
+    return arm is not None and arm is registry.process.arms.get(site)
 
 
 def _on_fire(site: Any, frame: FrameType | None, crashing: bool) -> None:
@@ -270,10 +273,9 @@ def _release_frames(*_gc_info: object) -> None:
 
 
 def _watch_collections() -> None:
-    import gc  # imported by the interpreter at start-up: no cost
-
-    if _release_frames not in gc.callbacks:
-        gc.callbacks.append(_release_frames)
+    callbacks = _registry[1].callbacks
+    if _release_frames not in callbacks:
+        callbacks.append(_release_frames)
 
 
 def _escaped(error: BaseException | None) -> bool:
