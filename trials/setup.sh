@@ -23,3 +23,6 @@ venv() {  # venv NAME SRC EXTRA...
 venv filelock filelock-3.16.1 pytest-asyncio pytest-mock pytest-timeout
 venv diskcache diskcache-5.6.3
 venv sqlitedict sqlitedict-2.1.0
+# sqlitedict's test_autocommit runs first and needs tests/db, which only its later tests make:
+# a fresh sdist's suite fails without it.
+mkdir -p "$TRIALS/src/sqlitedict-2.1.0/tests/db"

@@ -10,13 +10,17 @@ the test process, looked at after each test before its fixtures delete the tmp_p
   close whatever file reused the number).
 
 Only this process's objects and descriptors are looked at, so runs in parallel cannot blame
-each other.
+each other. The threads a test started are waited for first (up to 10 s in all): a test that
+fails at one thread's join leaves the others running, each holding its own thread-local lock's
+descriptor, which is no more left behind than a lock held by the main thread.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import threading
+import time
 
 from filelock import BaseFileLock, SoftFileLock
 
@@ -27,7 +31,15 @@ def _locks() -> list[BaseFileLock]:
     return [obj for obj in gc.get_objects() if isinstance(obj, BaseFileLock)]
 
 
+def _wait_for_threads(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def after_test(node_id: str) -> None:
+    _wait_for_threads(10.0)
     locks = _locks()
     held = {lock._context.lock_file_fd for lock in locks if lock.is_locked}
     leaked = []
