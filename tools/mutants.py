@@ -696,3 +696,31 @@ _m("runtime", "spent-flag-imports-at-shutdown", "dynfault/runtime/registry.py",
 _m("runtime", "injected-error-imports-at-shutdown", "dynfault/runtime/firing.py",
    "    text = message(site)\n    if name is None:",
    "    import errno\n    text = message(site)\n    if name is None:", [SHUT])
+
+# -- lead (stop 33): one escape no longer hides another test's failure; a failure that follows
+# the fault's own error ending a thread or a process of the test is propagation -------------------
+WRAP = "tests/test_sweep_wrapped.py"
+_m("sweep", "escape-hides-other-failures", "dynfault/sweep/findings.py",
+   "    if result.reason == ESCAPED and not result.causes:",
+   "    if result.reason == ESCAPED:", [WRAP])
+_m("sweep", "escaped-cause-not-propagated", "dynfault/sweep/child.py",
+   "    return [name, where, escaped or is_injected(error), _test_now()]",
+   "    return [name, where, is_injected(error), _test_now()]", ["tests/test_sweep_find.py"])
+_m("sweep", "thread-end-not-heard", "dynfault/sweep/child.py",
+   "            if test:\n                _explained.add(test)\n        previous(args)",
+   "        previous(args)", [WRAP])
+_m("sweep", "child-process-not-tied-to-its-test", "dynfault/sweep/child.py",
+   "    current = os.environ.get(\"PYTEST_CURRENT_TEST\", \"\")",
+   "    current = \"\"", [WRAP])
+_m("sweep", "explained-tests-not-read", "dynfault/sweep/reports.py",
+   "            self.explained.update(str(test) for test in explained)",
+   "            pass", [WRAP])
+_m("sweep", "consequence-titles-the-group", "dynfault/sweep/reports.py",
+   "        return direct + [c for c in after if c[2]] + [c for c in after if not c[2]]",
+   "        return [c for c in after if c[2]] + direct + [c for c in after if not c[2]]", [WRAP])
+_m("sweep", "no-check-read-as-check-failed", "dynfault/sweep/findings.py",
+   "(result.reason == ESCAPED and result.check not in (None, PASSED))",
+   "(result.reason == ESCAPED and result.check != PASSED)", [WRAP])
+_m("sweep", "group-named-by-first-cause", "dynfault/sweep/findings.py",
+   "    kind = (at_site or result.causes or [(\"exception\", \"\", False)])[0][0]",
+   "    kind = (result.causes or [(\"exception\", \"\", False)])[0][0]", [WRAP])

@@ -6,3 +6,7 @@ LABEL=${1:-main}
 OUT=$TRIALS/out/$LABEL
 mkdir -p "$OUT"
 export PYTHONPATH=$HERE/checks  # the --check-call modules
+# pytest's flags for the projects' suites. Default: the whole suite, as a user runs it (a run's
+# later tests show what its first failure hides: a value lost, not only a miss). X=-x stops
+# each run at its first failure, as the trial did up to stop 32.
+X=${X-}

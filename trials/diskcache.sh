@@ -9,7 +9,7 @@ rm -rf "$OUT/diskcache-logs"
 dynfault sweep --calls @fs,@sqlite -j 2 --timeout 120 \
   --check-call diskcache_check:after_test \
   --json "$OUT/diskcache.json" --log-dir "$OUT/diskcache-logs" \
-  -- python -m pytest -q -x -p no:cacheprovider tests/test_core.py tests/test_fanout.py \
+  -- python -m pytest -q $X -p no:cacheprovider tests/test_core.py tests/test_fanout.py \
      tests/test_deque.py tests/test_index.py tests/test_recipes.py \
   > "$OUT/diskcache.txt" 2>&1
 echo "diskcache: exit $? ($OUT/diskcache.txt)"

@@ -9,6 +9,6 @@ rm -rf "$OUT/filelock-logs"
 dynfault sweep --calls @fs -j 2 --timeout 60 \
   --check-call filelock_check:after_test \
   --json "$OUT/filelock.json" --log-dir "$OUT/filelock-logs" \
-  -- python -m pytest -q -x -p no:cacheprovider tests/test_filelock.py tests/test_error.py \
+  -- python -m pytest -q $X -p no:cacheprovider tests/test_filelock.py tests/test_error.py \
   > "$OUT/filelock.txt" 2>&1
 echo "filelock: exit $? ($OUT/filelock.txt)"

@@ -13,7 +13,7 @@ rm -rf "$TMPDIR" "$OUT/sqlitedict-logs"; mkdir -p "$TMPDIR"
 dynfault sweep --calls @fs,@sqlite -j "${JOBS:-1}" --timeout 30 \
   --check 'left=$(ls "$TMPDIR" | grep "^sqldict"); rm -f "$TMPDIR"/sqldict*; test -z "$left"' \
   --json "$OUT/sqlitedict.json" --log-dir "$OUT/sqlitedict-logs" \
-  -- python -m pytest -q -x -p no:cacheprovider tests \
+  -- python -m pytest -q $X -p no:cacheprovider tests \
      --deselect tests/test_core.py::SqliteDictTerminateFailTest \
   > "$OUT/sqlitedict.txt" 2>&1
 echo "sqlitedict: exit $? ($OUT/sqlitedict.txt)"

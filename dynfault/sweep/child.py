@@ -76,7 +76,13 @@ _failing: list[str] = []
 _escaped_tests: list[str] = []
 _escaping: set[str] = set()  # tests whose exception escaped, until their report is logged
 _uncaught: list[str] = []  # "escaped" or "failed": this process's uncaught exception
-_causes: list[list[object]] = []  # [type, innermost project frame, injected] of each failure
+# [type, innermost project frame, propagated, test] of each failure: propagated when it is the
+# fault's own error, raised from it, or raised where the site fired and escaped from there
+_causes: list[list[object]] = []
+# Tests in which the fault's own error ended a thread or a process (one the test started): a
+# failure of the test's own that follows (an assertion on the thread's work, a child's exit
+# status) is the fault reaching the test, not a finding.
+_explained: set[str] = set()
 _pending: dict[str, list[object]] = {}  # a test's cause, until its report says it failed
 _check_failures: list[str] = []  # --check-call: "NODEID: error" for each call that failed
 _fired_frames: list[FrameType] = []
@@ -127,8 +133,12 @@ def report_to(directory: str, connect_now: bool = True) -> None:
 
     def excepthook(kind: type[BaseException], error: BaseException,
                    tb: TracebackType | None) -> None:
-        _uncaught.append("escaped" if _escaped(error) else "failed")
-        _causes.append(_cause(error))
+        escaped = _escaped(error)
+        _uncaught.append("escaped" if escaped else "failed")
+        cause = _cause(error, escaped)
+        _causes.append(cause)
+        if cause[2] and cause[3]:
+            _explained.add(str(cause[3]))
         previous(kind, error, tb)
 
     sys.excepthook = excepthook
@@ -302,10 +312,11 @@ def _project(filename: str) -> bool:
         and not filename.startswith(_PACKAGE)
 
 
-def _cause(error: BaseException) -> list[object]:
-    """[exception type, innermost project frame (`FILE:LINE function`), injected]: failures
-    with the same first two have one cause; `injected` when it is the injected error itself
-    (or raised from it)."""
+def _cause(error: BaseException, escaped: bool) -> list[object]:
+    """[exception type, innermost project frame (`FILE:LINE function`), propagated, test]:
+    failures with the same first two have one cause; `propagated` when it `escaped` from the
+    frame where the site fired, or is the injected error itself (or raised from it); `test`
+    the one it failed (or, for a process's uncaught error, the one running)."""
     where = ""
     fallback = ""
     tb = error.__traceback__
@@ -323,7 +334,37 @@ def _cause(error: BaseException) -> list[object]:
     kind = type(error)
     name = kind.__qualname__ if kind.__module__ == "builtins" \
         else f"{kind.__module__}.{kind.__qualname__}"
-    return [name, where, is_injected(error)]
+    return [name, where, escaped or is_injected(error), _test_now()]
+
+
+def _test_now() -> str:
+    """The test running now: this pytest process's, or in a process a test started (a fork, a
+    subprocess), the one pytest names in the environment it inherited."""
+    if _test[0] is not None:
+        return str(_test[0])
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return current.rpartition(" (")[0] if current.endswith(")") else current
+
+
+def _hear_threads() -> None:
+    """Hear a thread of this process end by the fault's own error (threading.excepthook,
+    chained to whoever holds it: pytest's hook, the program's), whoever installed a hook since.
+    Only where `threading` is loaded already: it is not imported for this."""
+    threading: Any = sys.modules.get("threading")
+    if threading is None or getattr(threading.excepthook, "_dynfault_sweep", False):
+        return
+    previous = threading.excepthook
+
+    def excepthook(args: Any) -> None:
+        error = args.exc_value
+        if error is not None and (_escaped(error) or is_injected(error)):
+            test = _test_now()
+            if test:
+                _explained.add(test)
+        previous(args)
+
+    excepthook._dynfault_sweep = True  # type: ignore[attr-defined]
+    threading.excepthook = excepthook
 
 
 def is_injected(error: BaseException) -> bool:
@@ -383,6 +424,7 @@ def _after_fork() -> None:
     for table in (_totals, _last, _outside, _peak, _reach, _durations, _pending, _hit_counts):
         table.clear()
     del _failing[:], _escaped_tests[:], _uncaught[:], _fired_frames[:], _causes[:]
+    _explained.clear()
     del _check_failures[:]
     for site in _live_sites():
         _last[_key(site)] = (site.hits, site.fired)
@@ -447,6 +489,7 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     _outside_tests()
     _test[0], _test[1] = nodeid, time.monotonic()
+    _hear_threads()
     _note(f"dynfault: running {nodeid}\n")
 
 
@@ -467,13 +510,21 @@ def _test_ended(nodeid: str) -> None:
         _peak[key] = max(_peak.get(key, 0), _outside.get(key, 0) + hits)
 
 
+def pytest_runtest_call(item: Any) -> None:
+    # pytest before 8.4 puts a hook of its own in for the call alone (catch_threading_exception)
+    _hear_threads()
+
+
 def pytest_runtest_makereport(item: Any, call: Any) -> None:
     excinfo = call.excinfo
     if excinfo is None:
         return
-    if _escaped(excinfo.value):
+    escaped = _escaped(excinfo.value)
+    if escaped:
         _escaping.add(item.nodeid)
-    _pending.setdefault(item.nodeid, _cause(excinfo.value))
+    cause = _cause(excinfo.value, escaped)
+    cause[3] = item.nodeid
+    _pending.setdefault(item.nodeid, cause)
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -540,12 +591,14 @@ def _record() -> bytes:
         entry["outside"] = _outside.get(key, 0)
         entry["tests"] = _reach.get(key, [])
         entries.append(entry)
-    if not (entries or _pytest or _failing or _uncaught or _crashing or _check_failures):
+    if not (entries or _pytest or _failing or _uncaught or _crashing or _check_failures
+            or _explained):
         return b'{"pid": %d, "sites": []}' % _getpid()  # no json (nor re) at a plain exit
     record = {"pid": _getpid(), "sites": entries, "pytest": _pytest,
               "durations": _durations, "failing": _failing, "escaped": _escaped_tests,
               "uncaught": _uncaught[-1] if _uncaught else None, "crashing": _crashing,
-              "causes": _causes, "check_failures": _check_failures}
+              "causes": _causes, "check_failures": _check_failures,
+              "explained": sorted(_explained)}
     try:
         return to_json(record).encode("ascii")
     except (TypeError, ValueError, RecursionError):

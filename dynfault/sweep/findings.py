@@ -5,9 +5,10 @@ A finding: a failed `--check`, a timeout, a crash, or a failure with an exceptio
 the one the fault raised (a wrong result's AssertionError, an error raised while handling the
 fault). Runs whose failing tests raise the same exception type from the same innermost project
 frame have one cause: a hundred copies of one propagated error read as one line. Expected
-propagation: the fault's own exception reached the test unchanged (`escaped`), or every failing
-test's exception is the injected one or raised `from` it (`raise RuntimeError(...) from error`,
-a worker thread's error re-raised by its join), and the check, if any, passed.
+propagation: every failing test's exception is the fault's own, escaped from the frame where
+the site fired or raised `from` it (`raise RuntimeError(...) from error`, a worker thread's
+error re-raised by its join), or follows from it ending a thread or a process of that test (an
+assertion on the thread's work, on the child's exit status), and the check, if any, passed.
 """
 
 from __future__ import annotations
@@ -32,20 +33,23 @@ class Group:
 
 
 def expected(result: Result) -> bool:
+    """Every failure of the run is the fault propagating: its error escaped from where the site
+    fired, or reached the test wrapped or across a thread, or ended a thread or process of the
+    test that then failed. One failure of any other kind (another test's wrong result, say)
+    makes the run a finding, whatever the others did."""
     if result.outcome != FAILED or result.check not in (None, PASSED):
         return False
-    if result.reason == ESCAPED:
-        return True
-    # Wrapped by a caller or carried across a thread: the fault reached the test all the same.
-    return result.reason == FAILED and bool(result.causes) \
-        and all(injected for _kind, _where, injected in result.causes)
+    if result.reason == ESCAPED and not result.causes:
+        return True  # nothing known but the escape
+    return result.reason in (ESCAPED, FAILED) and bool(result.causes) \
+        and all(propagated for _kind, _where, propagated in result.causes)
 
 
 def cause_of(result: Result) -> str:
     """One line naming why a run that needs a person failed; equal lines, one cause."""
     if result.outcome == TIMED_OUT:
         return "timed out"
-    if result.reason == CHECK or (result.reason == ESCAPED and result.check != PASSED):
+    if result.reason == CHECK or (result.reason == ESCAPED and result.check not in (None, PASSED)):
         return "--check failed after the run" if result.check != TIMED_OUT \
             else "--check timed out after the run"
     if result.reason == CRASHED:
@@ -80,13 +84,17 @@ def propagations(results: Sequence[Result]) -> list[Group]:
 
 
 def _propagated(result: Result) -> str:
-    injected = [c for c in result.causes if c[2]]
-    if injected and result.reason != ESCAPED:
-        return f"the injected error reached the test as {injected[0][0]} (raised from it, " \
-               "or re-raised away from the site)"
-    if injected:
-        return f"the injected {injected[0][0]} propagated to the test unchanged"
-    kind = result.causes[0][0] if result.causes else "exception"
+    # The error raised at the site itself names the group, else the first that propagated
+    # (reports.RunReport.causes puts those first): a test helper's RuntimeError raised from it
+    # is not "the injected RuntimeError".
+    site = f"{result.site.filename}:{result.site.line} "
+    at_site = [c for c in result.causes if c[2] and c[1].startswith(site)]
+    kind = (at_site or result.causes or [("exception", "", False)])[0][0]
+    if result.reason != ESCAPED:
+        return f"the injected error reached the test as {kind} (raised from it, re-raised " \
+               "away from the site, or ending a thread or process of the test)"
+    if (result.site.fault_class or "").startswith("call:"):  # a call site raises it itself
+        return f"the injected {kind} propagated to the test unchanged"
     return f"the {kind} raised where the site fired propagated to the test unchanged"
 
 

@@ -38,8 +38,23 @@ class RunReport:
         self.crashing = False
         # Fires as each process recorded them at the fire: (own, by a rule of the test).
         self.fires: dict[Key, list[int]] = {}
-        self.causes: list[tuple[str, str, bool]] = []  # (type, frame, injected) per failure
+        # (type, frame, propagated, test) per failure, as each process recorded it
+        self._causes: list[tuple[str, str, bool, str]] = []
+        # Tests in which the fault's own error ended a thread or a process of the run
+        self.explained: set[str] = set()
         self.check_failures: list[str] = []  # --check-call: "NODEID: error" per failed call
+
+    @property
+    def causes(self) -> list[tuple[str, str, bool]]:
+        """(type, frame, propagated) per failure. A test's failure of its own is propagation
+        too when the fault's own error ended a thread or a process of that test (in any of
+        the run's processes); those come after the others, so a group's title names the
+        error that propagated, not its consequence."""
+        direct = [(kind, where, True) for kind, where, propagated, _test in self._causes
+                  if propagated]
+        after = [(kind, where, bool(test) and test in self.explained)
+                 for kind, where, propagated, test in self._causes if not propagated]
+        return direct + [c for c in after if c[2]] + [c for c in after if not c[2]]
 
     @property
     def escaped(self) -> bool:
@@ -81,8 +96,9 @@ class RunReport:
 
     def _add_causes(self, causes: object) -> None:
         for cause in causes if isinstance(causes, list) else ():
-            if isinstance(cause, list) and len(cause) == 3:
-                self.causes.append((str(cause[0]), str(cause[1]), cause[2] is True))
+            if isinstance(cause, list) and len(cause) in (3, 4):
+                test = str(cause[3]) if len(cause) == 4 else ""
+                self._causes.append((str(cause[0]), str(cause[1]), cause[2] is True, test))
 
     def _add(self, record: dict[str, object], cwd: str | None) -> None:
         self.processes += 1
@@ -100,6 +116,9 @@ class RunReport:
             self.uncaught.append(str(record["uncaught"]))
         self.crashing = self.crashing or record.get("crashing") is True
         self._add_causes(record.get("causes"))
+        explained = record.get("explained")
+        if isinstance(explained, list):
+            self.explained.update(str(test) for test in explained)
         checks = record.get("check_failures")
         if isinstance(checks, list):
             self.check_failures.extend(str(c) for c in checks)
