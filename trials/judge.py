@@ -2,7 +2,8 @@
 
     python trials/judge.py OUT_DIR [VERDICTS]
         OUT_DIR holds filelock.json and .txt, diskcache.*, sqlitedict.* (the scripts' output);
-        VERDICTS defaults to trials/verdicts.txt (verdicts-main.txt: the runs on main)
+        VERDICTS defaults to trials/verdicts.txt (whole suites; verdicts-x.txt: the runs
+        stopped at their first failure, X=-x; verdicts-main.txt: the runs on main)
 
 verdicts.txt has one line per run a person judged by rerunning its reproducer:
     PROJECT FILE:LINE CLASS VERDICT reason...
