@@ -428,19 +428,20 @@ _m("sweep", "paths-without-calls", "dynfault/sweep/orchestrate.py",
 # -- trial21 (stop 30) -----------------------------------------------------------------------------
 SWW = "tests/test_sweep_wrapped.py"
 _m("sweep", "wrapped-is-a-finding", "dynfault/sweep/findings.py",
-   "    return result.reason == FAILED and bool(result.causes) \\\n        and all(injected for _kind, _where, injected in result.causes)",
+   "    return result.reason in (ESCAPED, FAILED) and bool(result.causes) \\\n"
+   "        and all(propagated for _kind, _where, propagated in result.causes)",
    "    return False", [SWW])
 _m("sweep", "one-wrapped-cause-is-enough", "dynfault/sweep/findings.py",
-   "        and all(injected for _kind, _where, injected in result.causes)",
-   "        and any(injected for _kind, _where, injected in result.causes)", [SWW])
+   "        and all(propagated for _kind, _where, propagated in result.causes)",
+   "        and any(propagated for _kind, _where, propagated in result.causes)", [SWW])
 _m("sweep", "no-cause-is-propagation", "dynfault/sweep/findings.py",
-   "    return result.reason == FAILED and bool(result.causes) \\\n",
-   "    return result.reason == FAILED and True \\\n", [SWW])
+   "    return result.reason in (ESCAPED, FAILED) and bool(result.causes) \\\n",
+   "    return result.reason in (ESCAPED, FAILED) and True \\\n", [SWW])
 
 # -- lead (stop 30): fired frames let go ------------------------------------------------------
 LT = "tests/test_sweep_lifetimes.py"
 _m("sweep", "frames-kept-past-collections", "dynfault/sweep/child.py",
-   "    if _release_frames not in gc.callbacks:\n        gc.callbacks.append(_release_frames)",
+   "    if _release_frames not in callbacks:\n        callbacks.append(_release_frames)",
    "    pass", [LT])
 _m("sweep", "frames-kept-past-the-test", "dynfault/sweep/child.py",
    "def _test_ended(nodeid: str) -> None:\n    _release_frames()\n",
