@@ -206,8 +206,8 @@ def test_a_tests_failure_is_propagation_when_its_thread_or_child_ended_by_the_er
     from dynfault.sweep.reports import RunReport
 
     report = RunReport()
-    # the pytest process: two tests failed of their own; a child process of test_a ended by
-    # the injected error (its own record names the test pytest ran when it started)
+    # the pytest process: two tests failed of their own; a process forked by test_a, in which
+    # a thread ended by the injected error and which then ended by it too
     a, b = "tests/t.py::test_a", "tests/t.py::test_b"
     report._add({"causes": [["AssertionError", "tests/t.py:3 test_a", False, a],
                             ["AssertionError", "tests/t.py:7 test_b", False, b]]}, None)
@@ -220,3 +220,17 @@ def test_a_tests_failure_is_propagation_when_its_thread_or_child_ended_by_the_er
                              ("AssertionError", "tests/t.py:7 test_b", False)]
     report._add({"causes": [["ValueError", "app.py:9 load", False]]}, None)  # an older record
     assert report.causes[-1] == ("ValueError", "app.py:9 load", False)
+
+
+def test_a_child_process_ended_by_the_error_ties_to_the_test_that_started_it() -> None:
+    from dynfault.sweep.reports import RunReport
+
+    report = RunReport()
+    a = "tests/t.py::test_a"
+    report._add({"causes": [["AssertionError", "tests/t.py:3 test_a", False, a]]}, None)
+    # the child's record: its uncaught error's cause names the test (PYTEST_CURRENT_TEST)
+    report._add({"causes": [["OSError", "app.py:6 save", True, a]], "uncaught": "escaped"},
+                None)
+    assert report.explained == set()
+    assert report.causes == [("OSError", "app.py:6 save", True),
+                             ("AssertionError", "tests/t.py:3 test_a", True)]

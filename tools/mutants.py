@@ -725,3 +725,7 @@ _m("sweep", "no-check-read-as-check-failed", "dynfault/sweep/findings.py",
 _m("sweep", "group-named-by-first-cause", "dynfault/sweep/findings.py",
    "    kind = (at_site or result.causes or [(\"exception\", \"\", False)])[0][0]",
    "    kind = (result.causes or [(\"exception\", \"\", False)])[0][0]", [WRAP])
+_m("sweep", "child-cause-not-tied-to-its-test", "dynfault/sweep/reports.py",
+   "        ended = self.explained | {test for _k, _w, propagated, test in self._causes\n"
+   "                                  if propagated and test}",
+   "        ended = self.explained", [WRAP])

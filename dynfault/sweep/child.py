@@ -79,9 +79,9 @@ _uncaught: list[str] = []  # "escaped" or "failed": this process's uncaught exce
 # [type, innermost project frame, propagated, test] of each failure: propagated when it is the
 # fault's own error, raised from it, or raised where the site fired and escaped from there
 _causes: list[list[object]] = []
-# Tests in which the fault's own error ended a thread or a process (one the test started): a
-# failure of the test's own that follows (an assertion on the thread's work, a child's exit
-# status) is the fault reaching the test, not a finding.
+# Tests in which the fault's own error ended a thread: a failure of the test's own that follows
+# (an assertion on the thread's work) is the fault reaching the test, not a finding. A process's
+# uncaught error says its test in its cause (reports.RunReport.causes ties the two).
 _explained: set[str] = set()
 _pending: dict[str, list[object]] = {}  # a test's cause, until its report says it failed
 _check_failures: list[str] = []  # --check-call: "NODEID: error" for each call that failed
@@ -135,10 +135,7 @@ def report_to(directory: str, connect_now: bool = True) -> None:
                    tb: TracebackType | None) -> None:
         escaped = _escaped(error)
         _uncaught.append("escaped" if escaped else "failed")
-        cause = _cause(error, escaped)
-        _causes.append(cause)
-        if cause[2] and cause[3]:
-            _explained.add(str(cause[3]))
+        _causes.append(_cause(error, escaped))
         previous(kind, error, tb)
 
     sys.excepthook = excepthook

@@ -40,7 +40,7 @@ class RunReport:
         self.fires: dict[Key, list[int]] = {}
         # (type, frame, propagated, test) per failure, as each process recorded it
         self._causes: list[tuple[str, str, bool, str]] = []
-        # Tests in which the fault's own error ended a thread or a process of the run
+        # Tests in which the fault's own error ended a thread (as the processes heard it)
         self.explained: set[str] = set()
         self.check_failures: list[str] = []  # --check-call: "NODEID: error" per failed call
 
@@ -50,9 +50,12 @@ class RunReport:
         too when the fault's own error ended a thread or a process of that test (in any of
         the run's processes); those come after the others, so a group's title names the
         error that propagated, not its consequence."""
+        # a process ended by the fault's own error: its cause names the test that started it
+        ended = self.explained | {test for _k, _w, propagated, test in self._causes
+                                  if propagated and test}
         direct = [(kind, where, True) for kind, where, propagated, _test in self._causes
                   if propagated]
-        after = [(kind, where, bool(test) and test in self.explained)
+        after = [(kind, where, bool(test) and test in ended)
                  for kind, where, propagated, test in self._causes if not propagated]
         return direct + [c for c in after if c[2]] + [c for c in after if not c[2]]
 
